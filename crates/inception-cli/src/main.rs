@@ -1,0 +1,253 @@
+//! `inception`: the command-line face of the `inception` library. Every subcommand is a thin layer
+//! over the library's public API.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use inception::models::{Arch, ModelConfig, Pooling};
+use inception::summary::{Summary, group_digits};
+
+#[derive(Parser)]
+#[command(
+    name = "inception",
+    version,
+    about = "GoogLeNet and Inception v3 in Rust: exact torchvision/Keras architectures, summaries, diagrams",
+    long_about = "GoogLeNet (Inception v1) and Inception v3 in Rust, on Burn.\n\n\
+        Models: googlenet (torchvision layout), googlenet-bvlc (paper / Caffe / ONNX zoo),\n\
+        inception-v3 (torchvision / timm), inception-v3-keras (keras.applications).\n\
+        Options mirror keras.applications: --no-top (include_top=False), --pooling, --classes,\n\
+        --input-size; and torchvision: --aux (aux_logits), --transform-input.",
+    after_help = "Examples:\n  inception models\n  inception summary googlenet --aux\n  inception summary inception-v3-keras --json\n  inception diagram googlenet --aux -o googlenet.svg"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the built-in architectures with their parameter counts and input sizes.
+    Models {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a Keras-style summary: layers, output shapes, parameters, multiply-accumulates.
+    Summary {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// One row per block (stem, inception modules, heads) instead of per layer.
+        #[arg(long)]
+        blocks: bool,
+        /// Print one JSON object (trainable_params, non_trainable_params, total_params, macs, layers, …).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the architecture as the paper draws it (SVG, or PNG by the output's extension).
+    Diagram {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Output file: .svg or .png.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// PNG scale factor (pixels per SVG unit).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f32,
+    },
+}
+
+/// The model and its Keras / torchvision options, shared by the subcommands.
+#[derive(Args)]
+struct ModelArgs {
+    /// Architecture: googlenet, googlenet-bvlc, inception-v3, inception-v3-keras.
+    model: String,
+    /// Build the auxiliary classifiers (torchvision aux_logits=True).
+    #[arg(long)]
+    aux: bool,
+    /// Square input size in pixels (default 224 for GoogLeNet, 299 for Inception v3).
+    #[arg(long, value_name = "N")]
+    input_size: Option<usize>,
+    /// Input channels.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    in_channels: usize,
+    /// Number of classes of the classifier.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    classes: usize,
+    /// Drop the classifier head (Keras include_top=False).
+    #[arg(long)]
+    no_top: bool,
+    /// Global pooling without the top: none, avg or max (Keras pooling=).
+    #[arg(long, value_name = "MODE")]
+    pooling: Option<String>,
+    /// Dropout rate before the classifier (default per architecture).
+    #[arg(long, value_name = "RATE")]
+    dropout: Option<f64>,
+    /// Prepend torchvision's transform_input (what the published torchvision weights expect).
+    #[arg(long)]
+    transform_input: bool,
+}
+
+impl ModelArgs {
+    fn config(&self) -> Result<ModelConfig> {
+        let arch = Arch::from_name(&self.model)?;
+        let mut cfg = ModelConfig::new(arch)
+            .with_aux_logits(self.aux)
+            .with_classes(self.classes)
+            .with_in_channels(self.in_channels)
+            .with_include_top(!self.no_top)
+            .with_transform_input(self.transform_input);
+        if let Some(s) = self.input_size {
+            cfg = cfg.with_input_size(s);
+        }
+        if let Some(p) = &self.pooling {
+            cfg = cfg.with_pooling(Pooling::parse(p)?);
+        }
+        if let Some(d) = self.dropout {
+            cfg = cfg.with_dropout(d);
+        }
+        Ok(cfg)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Models { json } => models(json),
+        Command::Summary { model, blocks, json } => {
+            let cfg = model.config()?;
+            let graph = cfg.graph()?;
+            let summary = if blocks {
+                Summary::by_block(&graph)
+            } else {
+                Summary::of(&graph)
+            };
+            if json {
+                let mut value = serde_json::to_value(&summary)?;
+                value["config"] = serde_json::to_value(&cfg)?;
+                value["feature_info"] = serde_json::to_value(cfg.feature_info()?)?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", summary.to_table());
+            }
+            Ok(())
+        }
+        Command::Diagram { model, output, scale } => {
+            let graph = model.config()?.graph()?;
+            let svg = inception::diagram::to_svg(&graph);
+            let ext = output
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            let bytes = match ext.as_deref() {
+                Some("svg") => svg.into_bytes(),
+                Some("png") => {
+                    if !(scale > 0.0 && scale <= 8.0) {
+                        bail!("--scale {scale} must be in (0, 8]");
+                    }
+                    inception::diagram::svg_to_png(&svg, scale).map_err(anyhow::Error::msg)?
+                }
+                _ => bail!(
+                    "{}: unknown diagram format; use a .svg or .png file name",
+                    output.display()
+                ),
+            };
+            write_atomically(&output, &bytes)?;
+            eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
+            Ok(())
+        }
+    }
+}
+
+fn models(json: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for arch in Arch::ALL {
+        let cfg = ModelConfig::new(arch);
+        let graph = cfg.graph()?;
+        let p = graph.params();
+        let aux = (arch != Arch::InceptionV3Keras)
+            .then(|| cfg.clone().with_aux_logits(true).graph())
+            .transpose()?
+            .map(|g| g.params().trainable);
+        let min = cfg.min_input_size();
+        rows.push(serde_json::json!({
+            "name": arch.name(),
+            "description": arch.description(),
+            "trainable_params": p.trainable,
+            "non_trainable_params": p.non_trainable,
+            "trainable_params_with_aux": aux,
+            "input_size": arch.default_input_size(),
+            "min_input_size": min,
+            "macs": graph.macs_for(&[graph.main_output().node]),
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:>12} {:>14} {:>7} {:>5} {:>7}  description",
+        "model", "params", "with aux", "input", "min", "GMACs"
+    );
+    for r in rows {
+        let aux = r["trainable_params_with_aux"]
+            .as_u64()
+            .map_or("-".to_string(), group_digits);
+        println!(
+            "{:<20} {:>12} {:>14} {:>7} {:>5} {:>7.2}  {}",
+            r["name"].as_str().unwrap_or_default(),
+            group_digits(r["trainable_params"].as_u64().unwrap_or_default()),
+            aux,
+            r["input_size"],
+            r["min_input_size"],
+            r["macs"].as_u64().unwrap_or_default() as f64 / 1e9,
+            r["description"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so an
+/// interrupted run never leaves a half-written file behind.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "{}: directory {} does not exist; create it first",
+            path.display(),
+            dir.display()
+        );
+    }
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("output path has no file name")?;
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("{}: cannot write: {e}", path.display());
+    }
+    Ok(())
+}

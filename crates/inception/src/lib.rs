@@ -1,0 +1,41 @@
+//! # inception
+//!
+//! The Inception family of convolutional networks — GoogLeNet (Inception v1) and Inception v3 —
+//! on [Burn](https://burn.dev): exact architectures that match torchvision, Keras and the Caffe /
+//! ONNX-zoo layouts parameter for parameter, the building blocks to write your own, a Keras-style
+//! functional and sequential graph API, summaries and diagrams.
+//!
+//! ```
+//! use inception::models::{Arch, ModelConfig};
+//!
+//! let cfg = ModelConfig::new(Arch::GoogLeNet).with_aux_logits(true);
+//! let graph = cfg.graph().unwrap();
+//! assert_eq!(graph.params().trainable, 13_004_888);
+//! ```
+//!
+//! Modules mirror the concepts:
+//! - [`graph`]: the network representation (functional and sequential APIs, shape inference);
+//! - [`blocks`]: inception modules, aux classifiers, stems;
+//! - [`models`]: the built-in architectures and their Keras-style options;
+//! - [`network`]: [`Network`], the trainable Burn module that executes a graph;
+//! - [`summary`] and [`diagram`]: the Keras-style table and the paper-style picture.
+
+#![warn(missing_docs)]
+
+pub mod blocks;
+pub mod diagram;
+pub mod error;
+pub mod graph;
+pub mod models;
+pub mod network;
+pub mod nn;
+pub mod summary;
+
+pub use error::{Error, Result};
+pub use graph::{Graph, GraphBuilder};
+pub use models::{Arch, ModelConfig, Pooling};
+pub use network::{ModelOutput, Network};
+pub use nn::Value;
+
+/// Re-export of the Burn version this crate is built on, so users name the same types.
+pub use burn;

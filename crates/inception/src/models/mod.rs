@@ -1,0 +1,404 @@
+//! The built-in architectures and their Keras-style options.
+//!
+//! ```
+//! use inception::models::{Arch, ModelConfig, Pooling};
+//!
+//! // keras.applications.InceptionV3(include_top=False, pooling="avg", input_shape=(160, 160, 3))
+//! let cfg = ModelConfig::new(Arch::InceptionV3Keras)
+//!     .with_include_top(false)
+//!     .with_pooling(Some(Pooling::Avg))
+//!     .with_input_size(160);
+//! let graph = cfg.graph().unwrap();
+//! assert_eq!(graph.nodes[graph.main_output().node].shape.channels(), 2048);
+//! ```
+
+pub mod googlenet;
+pub mod inception_v3;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::graph::{BlockKind, Graph, GraphBuilder, NodeId, Shape};
+use crate::network::Network;
+use burn::tensor::Device;
+
+/// A built-in architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Arch {
+    /// GoogLeNet in torchvision's layout (`googlenet`).
+    GoogLeNet,
+    /// GoogLeNet as in the paper / Caffe `bvlc_googlenet` / the ONNX zoo (`googlenet-bvlc`).
+    GoogLeNetBvlc,
+    /// Inception v3 in torchvision's / timm's layout (`inception-v3`).
+    InceptionV3,
+    /// Inception v3 in keras.applications' layout (`inception-v3-keras`).
+    InceptionV3Keras,
+}
+
+impl Arch {
+    /// Every built-in architecture.
+    pub const ALL: [Arch; 4] = [
+        Arch::GoogLeNet,
+        Arch::GoogLeNetBvlc,
+        Arch::InceptionV3,
+        Arch::InceptionV3Keras,
+    ];
+
+    /// The registry name used on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::GoogLeNet => "googlenet",
+            Arch::GoogLeNetBvlc => "googlenet-bvlc",
+            Arch::InceptionV3 => "inception-v3",
+            Arch::InceptionV3Keras => "inception-v3-keras",
+        }
+    }
+
+    /// One line on what it is and where its weights come from.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Arch::GoogLeNet => "GoogLeNet, torchvision layout (conv+BN, 3x3 branch-3 quirk); torchvision weights",
+            Arch::GoogLeNetBvlc => "GoogLeNet as in the paper: LRN, true 5x5, biased convs; Caffe bvlc / ONNX zoo weights",
+            Arch::InceptionV3 => "Inception v3, torchvision/timm layout, optional aux head; torchvision and timm weights",
+            Arch::InceptionV3Keras => "Inception v3, keras.applications layout (BN without scale); Keras .h5 weights",
+        }
+    }
+
+    /// Looks an architecture up by name; common spellings are accepted
+    /// (`inception_v3`, `InceptionV3`, `bvlc_googlenet`, `inception-v1`).
+    pub fn from_name(name: &str) -> Result<Arch> {
+        let key: String = name
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        match key.as_str() {
+            "googlenet" | "inceptionv1" | "googlenettv" | "googlenettorchvision" => Ok(Arch::GoogLeNet),
+            "googlenetbvlc" | "bvlcgooglenet" | "googlenetpaper" | "googlenetcaffe" => {
+                Ok(Arch::GoogLeNetBvlc)
+            }
+            "inceptionv3" | "inception3" | "inceptionv3tv" | "inceptionv3torchvision" => {
+                Ok(Arch::InceptionV3)
+            }
+            "inceptionv3keras" | "kerasinceptionv3" => Ok(Arch::InceptionV3Keras),
+            _ => Err(Error::Unknown(format!(
+                "unknown model '{name}'; choose one of: {}",
+                Arch::ALL.map(|a| a.name()).join(", ")
+            ))),
+        }
+    }
+
+    /// The input size the reference weights were trained at.
+    pub fn default_input_size(&self) -> usize {
+        match self {
+            Arch::GoogLeNet | Arch::GoogLeNetBvlc => 224,
+            Arch::InceptionV3 | Arch::InceptionV3Keras => 299,
+        }
+    }
+
+    /// Default dropout before the classifier.
+    pub fn default_dropout(&self) -> f64 {
+        match self {
+            Arch::GoogLeNet => 0.2,
+            Arch::GoogLeNetBvlc => 0.4,
+            Arch::InceptionV3 => 0.5,
+            Arch::InceptionV3Keras => 0.0,
+        }
+    }
+
+    /// Layers for multi-scale feature extraction, shallowest first (as timm's `feature_info`).
+    pub fn feature_layers(&self) -> [&'static str; 5] {
+        match self {
+            Arch::GoogLeNet => ["conv1", "conv3", "inception3b", "inception4e", "inception5b"],
+            Arch::GoogLeNetBvlc => [
+                "conv1/7x7_s2_relu",
+                "conv2/3x3_relu",
+                "inception_3b",
+                "inception_4e",
+                "inception_5b",
+            ],
+            Arch::InceptionV3 => ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"],
+            Arch::InceptionV3Keras => ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "mixed2", "mixed7", "mixed10"],
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Global pooling on top of the last feature map when `include_top` is false (Keras `pooling`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Global average pooling: a vector per image (1024 for GoogLeNet, 2048 for Inception v3).
+    Avg,
+    /// Global max pooling.
+    Max,
+}
+
+impl Pooling {
+    /// Parses `avg`, `max` (or `none`, which gives `None`).
+    pub fn parse(s: &str) -> Result<Option<Pooling>> {
+        match s.to_ascii_lowercase().as_str() {
+            "avg" | "average" | "mean" => Ok(Some(Pooling::Avg)),
+            "max" => Ok(Some(Pooling::Max)),
+            "none" | "" => Ok(None),
+            _ => Err(Error::Config(format!("pooling '{s}' is not one of none, avg, max"))),
+        }
+    }
+}
+
+/// How to build a built-in model: the Keras `applications` signature plus the torchvision options.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelConfig {
+    /// Which architecture.
+    pub arch: Arch,
+    /// Keep the classifier (global pool, dropout, dense). Default true.
+    pub include_top: bool,
+    /// Global pooling when `include_top` is false. Default none (the last feature map).
+    pub pooling: Option<Pooling>,
+    /// Classifier outputs. Default 1000.
+    pub classes: usize,
+    /// Square input size. Default 224 (GoogLeNet) or 299 (Inception v3).
+    pub input_size: [usize; 2],
+    /// Input channels. Default 3.
+    pub in_channels: usize,
+    /// Dropout before the classifier. Default per architecture (0.2, 0.4, 0.5, none).
+    pub dropout: f64,
+    /// Build the auxiliary classifiers (GoogLeNet: two, after 4a and 4d; Inception v3: one,
+    /// after `Mixed_6e`). Default false.
+    pub aux_logits: bool,
+    /// torchvision's `transform_input` as the first layer (the published torchvision
+    /// checkpoints expect it). Default false: it is an explicit choice here, never implied.
+    pub transform_input: bool,
+}
+
+impl ModelConfig {
+    /// The defaults for `arch`.
+    pub fn new(arch: Arch) -> Self {
+        let s = arch.default_input_size();
+        Self {
+            arch,
+            include_top: true,
+            pooling: None,
+            classes: 1000,
+            input_size: [s, s],
+            in_channels: 3,
+            dropout: arch.default_dropout(),
+            aux_logits: false,
+            transform_input: false,
+        }
+    }
+
+    /// Sets `include_top`.
+    pub fn with_include_top(mut self, include_top: bool) -> Self {
+        self.include_top = include_top;
+        self
+    }
+
+    /// Sets `pooling`.
+    pub fn with_pooling(mut self, pooling: Option<Pooling>) -> Self {
+        self.pooling = pooling;
+        self
+    }
+
+    /// Sets `classes`.
+    pub fn with_classes(mut self, classes: usize) -> Self {
+        self.classes = classes;
+        self
+    }
+
+    /// Sets a square input size.
+    pub fn with_input_size(mut self, size: usize) -> Self {
+        self.input_size = [size, size];
+        self
+    }
+
+    /// Sets the input channels.
+    pub fn with_in_channels(mut self, channels: usize) -> Self {
+        self.in_channels = channels;
+        self
+    }
+
+    /// Sets the dropout rate before the classifier.
+    pub fn with_dropout(mut self, dropout: f64) -> Self {
+        self.dropout = dropout;
+        self
+    }
+
+    /// Turns the auxiliary classifiers on or off.
+    pub fn with_aux_logits(mut self, aux: bool) -> Self {
+        self.aux_logits = aux;
+        self
+    }
+
+    /// Turns torchvision's `transform_input` on or off.
+    pub fn with_transform_input(mut self, transform: bool) -> Self {
+        self.transform_input = transform;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        let arch = self.arch;
+        if self.include_top && self.pooling == Some(Pooling::Max) {
+            return Err(Error::Config(format!(
+                "{arch}: pooling=max applies only without the top (include_top=false); \
+                 the classifier head always averages"
+            )));
+        }
+        if self.aux_logits && !self.include_top {
+            return Err(Error::Config(format!(
+                "{arch}: auxiliary classifiers need the top (include_top=true)"
+            )));
+        }
+        if self.aux_logits && arch == Arch::InceptionV3Keras {
+            return Err(Error::Config(
+                "inception-v3-keras has no auxiliary classifier (keras.applications has none); \
+                 use inception-v3 for aux heads"
+                    .into(),
+            ));
+        }
+        if self.transform_input && !matches!(arch, Arch::GoogLeNet | Arch::InceptionV3) {
+            return Err(Error::Config(format!(
+                "{arch}: transform_input is a torchvision option (googlenet, inception-v3)"
+            )));
+        }
+        if self.transform_input && self.in_channels != 3 {
+            return Err(Error::Config("transform_input needs 3 input channels".into()));
+        }
+        if self.include_top && self.classes == 0 {
+            return Err(Error::Config(format!("{arch}: classes must be at least 1")));
+        }
+        if self.in_channels == 0 {
+            return Err(Error::Config(format!("{arch}: in_channels must be at least 1")));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!(
+                "{arch}: dropout {} must be in [0, 1)",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// The architecture as a shape-checked [`Graph`]. A too-small input is an error that names
+    /// the smallest size that works.
+    pub fn graph(&self) -> Result<Graph> {
+        self.check()?;
+        self.build().map_err(|e| match e {
+            Error::Shape(why) => {
+                let min = self.min_input_size();
+                let [h, w] = self.input_size;
+                Error::Shape(match min {
+                    Some(m) => format!(
+                        "input {h}x{w} is too small for {}{}: {why}; the smallest input it accepts is {m}x{m}",
+                        self.arch,
+                        if self.aux_logits { " with aux heads" } else { "" }
+                    ),
+                    None => why,
+                })
+            }
+            other => other,
+        })
+    }
+
+    fn build(&self) -> Result<Graph> {
+        let sep = if self.arch == Arch::GoogLeNetBvlc { "/" } else { "." };
+        let mut g = GraphBuilder::new(self.arch.name()).with_separator(sep);
+        let [h, w] = self.input_size;
+        let x = g.input([self.in_channels, h, w]);
+        let (main, aux) = match self.arch {
+            Arch::GoogLeNet => googlenet::torchvision(&mut g, self, x),
+            Arch::GoogLeNetBvlc => googlenet::paper(&mut g, self, x),
+            Arch::InceptionV3 => inception_v3::torchvision(&mut g, self, x),
+            Arch::InceptionV3Keras => inception_v3::keras(&mut g, self, x),
+        };
+        g.output(if self.include_top { "logits" } else { "features" }, main);
+        for (i, a) in aux.iter().enumerate() {
+            g.aux_output(&format!("aux{}", i + 1), *a);
+        }
+        g.finish()
+    }
+
+    /// The smallest square input this configuration accepts (torchvision: 15 for GoogLeNet,
+    /// 75 for Inception v3), found by shape inference.
+    pub fn min_input_size(&self) -> Option<usize> {
+        (1..=self.arch.default_input_size())
+            .find(|&s| self.clone().with_input_size(s).build().is_ok())
+    }
+
+    /// Builds the network with freshly initialised parameters on `device`.
+    pub fn init(&self, device: &Device) -> Result<Network> {
+        Ok(Network::new(self.graph()?, device))
+    }
+
+    /// The feature-extraction table: for each tap layer, its channels and reduction (stride
+    /// relative to the input), as timm's `feature_info`.
+    pub fn feature_info(&self) -> Result<Vec<FeatureInfo>> {
+        let graph = self.clone().with_include_top(false).with_pooling(None).with_aux_logits(false).graph()?;
+        self.arch
+            .feature_layers()
+            .iter()
+            .map(|layer| {
+                let id = graph.resolve(layer)?;
+                let (channels, size) = match graph.nodes[id].shape {
+                    Shape::Map([c, h, w]) => (c, [h, w]),
+                    Shape::Flat(n) => (n, [1, 1]),
+                };
+                let ratio = self.input_size[0] as f64 / size[0] as f64;
+                Ok(FeatureInfo {
+                    layer: layer.to_string(),
+                    channels,
+                    reduction: 1 << ratio.log2().round() as u32,
+                    size,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One row of a feature-info table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FeatureInfo {
+    /// Layer (or block) name to ask [`Network::features`] for.
+    pub layer: String,
+    /// Channels of its output.
+    pub channels: usize,
+    /// Nominal stride relative to the input (2, 4, 8, 16, 32).
+    pub reduction: usize,
+    /// Output `[height, width]` at the configured input size.
+    pub size: [usize; 2],
+}
+
+/// The classifier head shared by the built-in models: global pool → dropout → dense, or,
+/// without a top, optional global pooling.
+pub(crate) struct Head {
+    pub pool_name: &'static str,
+    pub max_pool_name: &'static str,
+    pub dropout_name: &'static str,
+    pub fc_name: &'static str,
+}
+
+impl Head {
+    pub fn build(&self, g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> NodeId {
+        if !cfg.include_top {
+            return match cfg.pooling {
+                None => x,
+                Some(Pooling::Avg) => g.global_avg_pool(self.pool_name, x),
+                Some(Pooling::Max) => g.global_max_pool(self.max_pool_name, x),
+            };
+        }
+        g.group("head", BlockKind::Head, "global avgpool → dropout → fc", |g| {
+            let x = g.global_avg_pool(self.pool_name, x);
+            let x = if cfg.dropout > 0.0 {
+                g.dropout(self.dropout_name, x, cfg.dropout)
+            } else {
+                x
+            };
+            g.dense(self.fc_name, x, cfg.classes, true)
+        })
+    }
+}

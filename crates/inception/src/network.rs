@@ -1,0 +1,296 @@
+//! [`Network`]: a trainable Burn module that executes a [`Graph`].
+
+use std::sync::Arc;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::LocalResponseNormConfig;
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, activation};
+
+use crate::error::{Error, Result};
+use crate::graph::{GlobalPool, Graph, NodeId, Op, ParamCount, PoolSpec};
+use crate::nn::{LayerModule, Value};
+
+/// What a forward pass returns, in training and in evaluation alike.
+///
+/// The type never changes with the mode (the torchvision pain point where GoogLeNet returns a
+/// namedtuple in training and a tensor in evaluation): `aux` is simply empty for a network built
+/// without auxiliary classifiers, and [`Network::infer`] skips them when they are not wanted.
+#[derive(Clone, Debug)]
+pub struct ModelOutput {
+    /// The main output: logits `[N, classes]` with a top, pooled features `[N, C]` with
+    /// `pooling`, or the last feature map `[N, C, H, W]` without either.
+    pub output: Value,
+    /// Auxiliary-classifier logits `[N, classes]`, shallowest first (GoogLeNet: aux1 after 4a,
+    /// aux2 after 4d — not torchvision's reversed order).
+    pub aux: Vec<Tensor<2>>,
+}
+
+impl ModelOutput {
+    /// The main output as `[N, F]` (logits, or flattened features).
+    pub fn logits(&self) -> Tensor<2> {
+        self.output.clone().flat()
+    }
+}
+
+/// A network: a [`Graph`] plus the parameters of its layers, as one Burn [`Module`].
+///
+/// The same value trains (on an autodiff device, e.g. `Device::flex().autodiff()`) and
+/// evaluates (after [`Module::valid`], or on a plain device); BatchNorm and dropout follow the
+/// device and the module's training flags, never a separate model type.
+#[derive(Module, Debug)]
+pub struct Network {
+    /// One entry per graph node; `None` for parameter-free operations.
+    pub layers: Vec<Option<LayerModule>>,
+    #[module(skip)]
+    graph: Arc<Graph>,
+}
+
+impl Network {
+    /// Allocates freshly initialised parameters for `graph` on `device`.
+    pub fn new(graph: Graph, device: &Device) -> Self {
+        let layers = graph
+            .nodes
+            .iter()
+            .map(|n| LayerModule::for_op(&n.op, device))
+            .collect();
+        Self {
+            layers,
+            graph: Arc::new(graph),
+        }
+    }
+
+    /// The architecture this network executes.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Checks that a batch of the given dimensions fits the network's input.
+    pub fn check_input(&self, dims: [usize; 4]) -> Result<()> {
+        let want = self.graph.input_shape();
+        if dims[1..] != want {
+            return Err(Error::Shape(format!(
+                "{} takes input [N, {}, {}, {}] but got {:?}; build the model with this input size \
+                 (e.g. --input-size {})",
+                self.graph.name, want[0], want[1], want[2], dims, dims[2]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Main output and auxiliary logits (when the network has aux heads).
+    ///
+    /// # Panics
+    /// If the input does not have the shape the network was built for (see
+    /// [`Network::check_input`] to check first).
+    pub fn forward(&self, input: Tensor<4>) -> ModelOutput {
+        let mut wanted = vec![self.graph.main_output().node];
+        wanted.extend(self.graph.aux_outputs().map(|o| o.node));
+        let mut values = self.run(input, &wanted).into_iter();
+        let output = values.next().expect("the main output is always computed");
+        ModelOutput {
+            output,
+            aux: values.map(Value::flat).collect(),
+        }
+    }
+
+    /// The main output only; auxiliary heads are not computed (inference).
+    pub fn infer(&self, input: Tensor<4>) -> Value {
+        let main = self.graph.main_output().node;
+        self.run(input, &[main]).remove(0)
+    }
+
+    /// The outputs of the named layers (feature extraction); only the layers they depend on run.
+    pub fn features(&self, input: Tensor<4>, layers: &[&str]) -> Result<Vec<Value>> {
+        let ids = layers
+            .iter()
+            .map(|name| {
+                self.graph.find(name).ok_or_else(|| {
+                    Error::Unknown(format!(
+                        "no layer named '{name}' in {}; `inception summary` lists the layer names",
+                        self.graph.name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.check_input(input.dims())?;
+        Ok(self.run(input, &ids))
+    }
+
+    /// Runs the graph and returns the values of `wanted` nodes, in order. Intermediate values are
+    /// dropped as soon as their last consumer has run.
+    pub fn run(&self, input: Tensor<4>, wanted: &[NodeId]) -> Vec<Value> {
+        if let Err(e) = self.check_input(input.dims()) {
+            panic!("{e}");
+        }
+        let graph = &*self.graph;
+        let needed = graph.needed(wanted);
+        let mut uses = vec![0usize; graph.nodes.len()];
+        for (node, _) in graph.nodes.iter().zip(&needed).filter(|(_, n)| **n) {
+            for &j in &node.inputs {
+                uses[j] += 1;
+            }
+        }
+        for &w in wanted {
+            uses[w] += 1;
+        }
+        let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
+        let mut input = Some(input);
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if !needed[i] {
+                continue;
+            }
+            let mut args = Vec::with_capacity(node.inputs.len());
+            for &j in &node.inputs {
+                uses[j] -= 1;
+                let v = if uses[j] == 0 {
+                    values[j].take()
+                } else {
+                    values[j].clone()
+                };
+                args.push(v.expect("inputs run before their consumers"));
+            }
+            let out = match &node.op {
+                Op::Input { .. } => Value::Map(input.take().expect("one input node")),
+                _ => self.apply(i, &node.op, args),
+            };
+            values[i] = Some(out);
+        }
+        wanted
+            .iter()
+            .map(|&w| values[w].clone().expect("wanted nodes are computed"))
+            .collect()
+    }
+
+    fn apply(&self, i: usize, op: &Op, args: Vec<Value>) -> Value {
+        let module = self.layers[i].as_ref();
+        let mut args = args.into_iter();
+        let first = args.next().expect("every operation but the input has an input");
+        match (op, module) {
+            (Op::Conv2d(_), Some(LayerModule::Conv(c))) => Value::Map(c.forward(first.map())),
+            (Op::BatchNorm(_), Some(LayerModule::Norm(bn))) => match first {
+                Value::Map(t) => Value::Map(bn.forward(t)),
+                Value::Flat(t) => Value::Flat(bn.forward(t)),
+            },
+            (Op::Dense(_), Some(LayerModule::Dense(d))) => Value::Flat(d.forward(first.flat())),
+            (Op::Dropout { .. }, Some(LayerModule::Dropout(d))) => match first {
+                Value::Map(t) => Value::Map(d.forward(t)),
+                Value::Flat(t) => Value::Flat(d.forward(t)),
+            },
+            (Op::Relu, _) => match first {
+                Value::Map(t) => Value::Map(activation::relu(t)),
+                Value::Flat(t) => Value::Flat(activation::relu(t)),
+            },
+            (Op::MaxPool(p), _) => Value::Map(max_pool2d(first.map(), max_options(p))),
+            (Op::AvgPool(p), _) => Value::Map(avg_pool2d(first.map(), avg_options(p))),
+            (Op::AdaptiveAvgPool { size }, _) => Value::Map(adaptive_avg_pool2d(first.map(), *size)),
+            (Op::GlobalPool(kind), _) => {
+                let t = first.map();
+                let [n, c, _, _] = t.dims();
+                let pooled = match kind {
+                    GlobalPool::Avg => t.flatten::<3>(2, 3).mean_dim(2),
+                    GlobalPool::Max => t.flatten::<3>(2, 3).max_dim(2),
+                };
+                Value::Flat(pooled.reshape([n, c]))
+            }
+            (Op::Lrn(l), _) => Value::Map(
+                LocalResponseNormConfig::new(l.size)
+                    .with_alpha(l.alpha)
+                    .with_beta(l.beta)
+                    .with_k(l.k)
+                    .init()
+                    .forward(first.map()),
+            ),
+            (Op::Concat, _) => {
+                let maps: Vec<Tensor<4>> = std::iter::once(first)
+                    .chain(args)
+                    .map(Value::map)
+                    .collect();
+                Value::Map(Tensor::cat(maps, 1))
+            }
+            (Op::Add, _) => {
+                let mut acc = first;
+                for v in args {
+                    acc = match (acc, v) {
+                        (Value::Map(a), b) => Value::Map(a + b.map()),
+                        (Value::Flat(a), b) => Value::Flat(a + b.flat()),
+                    };
+                }
+                acc
+            }
+            (Op::Flatten { channels_last }, _) => match first {
+                Value::Map(t) if *channels_last => Value::Flat(t.permute([0, 2, 3, 1]).flatten(1, 3)),
+                other => Value::Flat(other.flat()),
+            },
+            (Op::Softmax, _) => Value::Flat(activation::softmax(first.flat(), 1)),
+            (Op::ChannelAffine { scale, shift }, _) => {
+                let t = first.map();
+                let device = t.device();
+                let c = scale.len();
+                let s = Tensor::<1>::from_floats(scale.as_slice(), &device).reshape([1, c, 1, 1]);
+                let b = Tensor::<1>::from_floats(shift.as_slice(), &device).reshape([1, c, 1, 1]);
+                Value::Map(t * s + b)
+            }
+            (op, _) => panic!(
+                "layer '{}' ({}) has no parameters allocated",
+                self.graph.nodes[i].name,
+                op.type_name()
+            ),
+        }
+    }
+
+    /// Trainable and non-trainable parameter counts measured on the allocated tensors.
+    pub fn param_count(&self) -> ParamCount {
+        let mut v = CountVisitor::default();
+        self.visit(&mut v);
+        v.count
+    }
+}
+
+fn max_options(p: &PoolSpec) -> MaxPoolOptions<2> {
+    MaxPoolOptions::new(p.kernel)
+        .with_stride(p.stride)
+        .with_padding_pairs([
+            (p.padding[0][0], p.padding[0][1]),
+            (p.padding[1][0], p.padding[1][1]),
+        ])
+        .with_ceil_mode(p.ceil_mode)
+}
+
+fn avg_options(p: &PoolSpec) -> AvgPoolOptions<2> {
+    AvgPoolOptions::new(p.kernel)
+        .with_stride(p.stride)
+        .with_padding_pairs([
+            (p.padding[0][0], p.padding[0][1]),
+            (p.padding[1][0], p.padding[1][1]),
+        ])
+        .with_ceil_mode(p.ceil_mode)
+        .with_count_include_pad(p.count_include_pad)
+}
+
+/// Counts parameters by walking the module tree; BatchNorm running statistics (visited as float
+/// tensors too) are told apart by their field names.
+#[derive(Default)]
+struct CountVisitor {
+    path: Vec<String>,
+    count: ParamCount,
+}
+
+impl ModuleVisitor for CountVisitor {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let n = param.lazy_shape().num_elements();
+        match self.path.last().map(String::as_str) {
+            Some("running_mean") | Some("running_var") => self.count.non_trainable += n,
+            _ => self.count.trainable += n,
+        }
+    }
+}
