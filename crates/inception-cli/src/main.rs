@@ -127,7 +127,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Models { json } => models(json),
-        Command::Summary { model, blocks, json } => {
+        Command::Summary {
+            model,
+            blocks,
+            json,
+        } => {
             let cfg = model.config()?;
             let graph = cfg.graph()?;
             let summary = if blocks {
@@ -145,7 +149,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Diagram { model, output, scale } => {
+        Command::Diagram {
+            model,
+            output,
+            scale,
+        } => {
             let graph = model.config()?.graph()?;
             let svg = inception::diagram::to_svg(&graph);
             let ext = output
@@ -211,8 +219,10 @@ fn models(json: bool) -> Result<()> {
             r["name"].as_str().unwrap_or_default(),
             group_digits(r["trainable_params"].as_u64().unwrap_or_default()),
             aux,
-            r["input_size"],
-            r["min_input_size"],
+            r["input_size"].as_u64().unwrap_or_default(),
+            r["min_input_size"]
+                .as_u64()
+                .map_or("-".to_string(), |m| m.to_string()),
             r["macs"].as_u64().unwrap_or_default() as f64 / 1e9,
             r["description"].as_str().unwrap_or_default()
         );

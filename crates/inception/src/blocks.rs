@@ -205,12 +205,37 @@ pub fn inception_v1_block(
     );
     let k3 = v.branch3_kernel;
     let names: [&str; 7] = if v.caffe_names {
-        ["1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool", "pool_proj"]
+        [
+            "1x1",
+            "3x3_reduce",
+            "3x3",
+            "5x5_reduce",
+            "5x5",
+            "pool",
+            "pool_proj",
+        ]
     } else {
-        ["branch1", "branch2.0", "branch2.1", "branch3.0", "branch3.1", "branch4.0", "branch4.1"]
+        [
+            "branch1",
+            "branch2.0",
+            "branch2.1",
+            "branch3.0",
+            "branch3.1",
+            "branch4.0",
+            "branch4.1",
+        ]
     };
     let conv = |g: &mut GraphBuilder, x, name: &str, filters, k: usize| {
-        basic_conv(g, x, name, filters, [k, k], 1, Padding::Explicit([k / 2; 2]), v.conv)
+        basic_conv(
+            g,
+            x,
+            name,
+            filters,
+            [k, k],
+            1,
+            Padding::Explicit([k / 2; 2]),
+            v.conv,
+        )
     };
     g.block(name, BlockKind::Inception, label, |g| {
         let b1 = g.branch(|g| conv(g, x, names[0], f.n1x1, 1));
@@ -265,13 +290,26 @@ pub fn aux_classifier(
 ) -> NodeId {
     let label = match variant {
         AuxVariant::Paper { .. } => "avgpool 5x5/3 → 1x1 conv 128 → fc 1024 → dropout → fc",
-        AuxVariant::TorchvisionV1 { .. } => "adaptive avgpool 4x4 → 1x1 conv 128 → fc 1024 → dropout → fc",
-        AuxVariant::V3 { .. } => "avgpool 5x5/3 → 1x1 conv 128 → 5x5 conv 768 → global avgpool → fc",
+        AuxVariant::TorchvisionV1 { .. } => {
+            "adaptive avgpool 4x4 → 1x1 conv 128 → fc 1024 → dropout → fc"
+        }
+        AuxVariant::V3 { .. } => {
+            "avgpool 5x5/3 → 1x1 conv 128 → 5x5 conv 768 → global avgpool → fc"
+        }
     };
     g.block(name, BlockKind::Aux, label, |g| match variant {
         AuxVariant::Paper { dropout } => {
             let p = g.avg_pool("ave_pool", x, 5, 3, Padding::Valid, true, true);
-            let c = basic_conv(g, p, "conv", 128, [1, 1], 1, Padding::Valid, ConvStyle::Bias);
+            let c = basic_conv(
+                g,
+                p,
+                "conv",
+                128,
+                [1, 1],
+                1,
+                Padding::Valid,
+                ConvStyle::Bias,
+            );
             let f = g.flatten("flatten", c);
             let f = g.dense("fc", f, 1024, true);
             let f = g.relu("relu_fc", f);
@@ -280,7 +318,16 @@ pub fn aux_classifier(
         }
         AuxVariant::TorchvisionV1 { dropout } => {
             let p = g.adaptive_avg_pool("avgpool", x, [4, 4]);
-            let c = basic_conv(g, p, "conv", 128, [1, 1], 1, Padding::Valid, ConvStyle::TORCHVISION);
+            let c = basic_conv(
+                g,
+                p,
+                "conv",
+                128,
+                [1, 1],
+                1,
+                Padding::Valid,
+                ConvStyle::TORCHVISION,
+            );
             let f = g.flatten("flatten", c);
             let f = g.dense("fc1", f, 1024, true);
             let f = g.relu("relu", f);
@@ -340,15 +387,31 @@ fn c(
 
 fn pool_branch(g: &mut GraphBuilder, x: NodeId, filters: usize, v: V3Variant) -> NodeId {
     g.branch(|g| {
-        let p = g.avg_pool("avg_pool", x, 3, 1, Padding::Explicit([1, 1]), false, v.count_include_pad);
+        let p = g.avg_pool(
+            "avg_pool",
+            x,
+            3,
+            1,
+            Padding::Explicit([1, 1]),
+            false,
+            v.count_include_pad,
+        );
         c(g, p, "branch_pool", filters, [1, 1], 1, v)
     })
 }
 
 /// Inception v3 module A (35x35; Figure 5 of "Rethinking"): the 5x5 is kept in one branch and
 /// factorised into two 3x3s in another.
-pub fn inception_v3_a(g: &mut GraphBuilder, x: NodeId, name: &str, pool_features: usize, v: V3Variant) -> NodeId {
-    let label = format!("1x1 64 | 1x1 48 → 5x5 64 | 1x1 64 → 3x3 96 → 3x3 96 | avgpool → 1x1 {pool_features}");
+pub fn inception_v3_a(
+    g: &mut GraphBuilder,
+    x: NodeId,
+    name: &str,
+    pool_features: usize,
+    v: V3Variant,
+) -> NodeId {
+    let label = format!(
+        "1x1 64 | 1x1 48 → 5x5 64 | 1x1 64 → 3x3 96 → 3x3 96 | avgpool → 1x1 {pool_features}"
+    );
     g.block(name, BlockKind::Inception, label, |g| {
         let b1 = g.branch(|g| c(g, x, "branch1x1", 64, [1, 1], 1, v));
         let b2 = g.branch(|g| {
@@ -382,9 +445,17 @@ pub fn inception_v3_b(g: &mut GraphBuilder, x: NodeId, name: &str, v: V3Variant)
 
 /// Inception v3 module C (17x17; Figure 6): 7x7 factorised into asymmetric 1x7 and 7x1
 /// convolutions with `channels_7x7` bottleneck filters.
-pub fn inception_v3_c(g: &mut GraphBuilder, x: NodeId, name: &str, channels_7x7: usize, v: V3Variant) -> NodeId {
+pub fn inception_v3_c(
+    g: &mut GraphBuilder,
+    x: NodeId,
+    name: &str,
+    channels_7x7: usize,
+    v: V3Variant,
+) -> NodeId {
     let c7 = channels_7x7;
-    let label = format!("1x1 192 | 1x1 {c7} → 1x7 → 7x1 192 | 1x1 {c7} → 7x1 → 1x7 → 7x1 → 1x7 192 | avgpool → 1x1 192");
+    let label = format!(
+        "1x1 192 | 1x1 {c7} → 1x7 → 7x1 192 | 1x1 {c7} → 7x1 → 1x7 → 7x1 → 1x7 192 | avgpool → 1x1 192"
+    );
     g.block(name, BlockKind::Inception, label, |g| {
         let b1 = g.branch(|g| c(g, x, "branch1x1", 192, [1, 1], 1, v));
         let b2 = g.branch(|g| {
@@ -449,13 +520,27 @@ pub fn inception_v3_e(g: &mut GraphBuilder, x: NodeId, name: &str, v: V3Variant)
 
 /// The Inception v3 stem: 299x299x3 → 35x35x192 (torchvision names `Conv2d_1a_3x3` …).
 pub fn inception_v3_stem(g: &mut GraphBuilder, x: NodeId, v: V3Variant) -> NodeId {
-    g.group("stem", BlockKind::Stem, "3x3/2 32 → 3x3 32 → 3x3 64 → maxpool → 1x1 80 → 3x3 192 → maxpool", |g| {
-        let y = c(g, x, "Conv2d_1a_3x3", 32, [3, 3], 2, v);
-        let y = basic_conv(g, y, "Conv2d_2a_3x3", 32, [3, 3], 1, Padding::Valid, v.conv);
-        let y = c(g, y, "Conv2d_2b_3x3", 64, [3, 3], 1, v);
-        let y = g.max_pool("maxpool1", y, 3, 2, Padding::Valid, false);
-        let y = c(g, y, "Conv2d_3b_1x1", 80, [1, 1], 1, v);
-        let y = basic_conv(g, y, "Conv2d_4a_3x3", 192, [3, 3], 1, Padding::Valid, v.conv);
-        g.max_pool("maxpool2", y, 3, 2, Padding::Valid, false)
-    })
+    g.group(
+        "stem",
+        BlockKind::Stem,
+        "3x3/2 32 → 3x3 32 → 3x3 64 → maxpool → 1x1 80 → 3x3 192 → maxpool",
+        |g| {
+            let y = c(g, x, "Conv2d_1a_3x3", 32, [3, 3], 2, v);
+            let y = basic_conv(g, y, "Conv2d_2a_3x3", 32, [3, 3], 1, Padding::Valid, v.conv);
+            let y = c(g, y, "Conv2d_2b_3x3", 64, [3, 3], 1, v);
+            let y = g.max_pool("maxpool1", y, 3, 2, Padding::Valid, false);
+            let y = c(g, y, "Conv2d_3b_1x1", 80, [1, 1], 1, v);
+            let y = basic_conv(
+                g,
+                y,
+                "Conv2d_4a_3x3",
+                192,
+                [3, 3],
+                1,
+                Padding::Valid,
+                v.conv,
+            );
+            g.max_pool("maxpool2", y, 3, 2, Padding::Valid, false)
+        },
+    )
 }

@@ -34,13 +34,29 @@ fn item(op: &Op) -> Item {
     let other = "#b8e6a0";
     let out = "#ffe27a";
     let (label, fill) = match op {
-        Op::Input { shape } => (format!("input {}x{}x{}", shape[0], shape[1], shape[2]), other),
+        Op::Input { shape } => (
+            format!("input {}x{}x{}", shape[0], shape[1], shape[2]),
+            other,
+        ),
         Op::Conv2d(c) => {
-            let s = if c.stride[0] > 1 { format!("/{}", c.stride[0]) } else { String::new() };
-            (format!("{}x{}{s} conv, {}", c.kernel[0], c.kernel[1], c.filters), conv)
+            let s = if c.stride[0] > 1 {
+                format!("/{}", c.stride[0])
+            } else {
+                String::new()
+            };
+            (
+                format!("{}x{}{s} conv, {}", c.kernel[0], c.kernel[1], c.filters),
+                conv,
+            )
         }
-        Op::MaxPool(p) => (format!("{}x{}/{} max pool", p.kernel[0], p.kernel[1], p.stride[0]), pool),
-        Op::AvgPool(p) => (format!("{}x{}/{} avg pool", p.kernel[0], p.kernel[1], p.stride[0]), pool),
+        Op::MaxPool(p) => (
+            format!("{}x{}/{} max pool", p.kernel[0], p.kernel[1], p.stride[0]),
+            pool,
+        ),
+        Op::AvgPool(p) => (
+            format!("{}x{}/{} avg pool", p.kernel[0], p.kernel[1], p.stride[0]),
+            pool,
+        ),
         Op::AdaptiveAvgPool { size } => (format!("avg pool to {}x{}", size[0], size[1]), pool),
         Op::GlobalPool(crate::graph::GlobalPool::Avg) => ("global avg pool".into(), pool),
         Op::GlobalPool(crate::graph::GlobalPool::Max) => ("global max pool".into(), pool),
@@ -124,7 +140,9 @@ impl Canvas {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The significant node a node's value comes from, looking through BN/ReLU/flatten.
@@ -153,7 +171,10 @@ fn steps(graph: &Graph, nodes: &[NodeId]) -> Vec<Step> {
     while i < nodes.len() {
         let n = &graph.nodes[nodes[i]];
         let multi_branch = n.block.is_some_and(|b| {
-            matches!(graph.blocks[b].kind, BlockKind::Inception | BlockKind::Reduction)
+            matches!(
+                graph.blocks[b].kind,
+                BlockKind::Inception | BlockKind::Reduction
+            )
         });
         if !multi_branch {
             if is_significant(&n.op) {
@@ -184,7 +205,9 @@ fn steps(graph: &Graph, nodes: &[NodeId]) -> Vec<Step> {
                     let same_row = rows.last().is_some_and(|row: &Vec<NodeId>| {
                         let first = row[0];
                         let first_src = source(graph, graph.nodes[first].inputs[0]);
-                        first_src == src && node.inputs.len() == 1 && graph.nodes[first].inputs.len() == 1
+                        first_src == src
+                            && node.inputs.len() == 1
+                            && graph.nodes[first].inputs.len() == 1
                     });
                     if same_row {
                         rows.last_mut().expect("non-empty").push(id);
@@ -195,7 +218,11 @@ fn steps(graph: &Graph, nodes: &[NodeId]) -> Vec<Step> {
                 None => tail.push(id),
             }
         }
-        out.push(Step::Block { block: b, branches, tail });
+        out.push(Step::Block {
+            block: b,
+            branches,
+            tail,
+        });
         i = j;
     }
     out
@@ -230,19 +257,36 @@ fn draw_path(
         match step {
             Step::Single(id) => {
                 let it = item(&graph.nodes[*id].op);
-                let b = Placed { x: cx - MAIN_W / 2.0, y, w: MAIN_W, label: it.label, fill: it.fill };
+                let b = Placed {
+                    x: cx - MAIN_W / 2.0,
+                    y,
+                    w: MAIN_W,
+                    label: it.label,
+                    fill: it.fill,
+                };
                 if let Some(p) = from {
                     c.line(p, (cx, y));
                 }
                 c.rect(&b);
                 let shape = graph.nodes[*id].shape;
-                c.text(cx + MAIN_W / 2.0 + 6.0, y + BOX_H / 2.0 + 4.0, 10.0, "start", "#666", &shape.to_string());
+                c.text(
+                    cx + MAIN_W / 2.0 + 6.0,
+                    y + BOX_H / 2.0 + 4.0,
+                    10.0,
+                    "start",
+                    "#666",
+                    &shape.to_string(),
+                );
                 let bottom = (cx, y + BOX_H);
                 anchors.push((*id, bottom));
                 from = Some(bottom);
                 y += BOX_H + ROW_GAP;
             }
-            Step::Block { block, branches, tail } => {
+            Step::Block {
+                block,
+                branches,
+                tail,
+            } => {
                 let w = step_width(step);
                 let x0 = cx - w / 2.0;
                 let blk = &graph.blocks[*block];
@@ -254,7 +298,9 @@ fn draw_path(
                 );
                 c.text(x0 + 8.0, y + 14.0, 12.0, "start", "#000", &blk.name);
                 c.text(x0 + w + 6.0, y + 14.0, 10.0, "start", "#555", &blk.label);
-                c.width = c.width.max(x0 + w + 6.0 + 5.6 * blk.label.chars().count() as f64);
+                c.width = c
+                    .width
+                    .max(x0 + w + 6.0 + 5.6 * blk.label.chars().count() as f64);
                 if let Some(p) = from {
                     c.line(p, (cx, y));
                 }
@@ -276,7 +322,13 @@ fn draw_path(
                             for p in &prev {
                                 c.line(*p, (bx + BOX_W / 2.0, ry));
                             }
-                            c.rect(&Placed { x: bx, y: ry, w: BOX_W, label: it.label, fill: it.fill });
+                            c.rect(&Placed {
+                                x: bx,
+                                y: ry,
+                                w: BOX_W,
+                                label: it.label,
+                                fill: it.fill,
+                            });
                             let bottom = (bx + BOX_W / 2.0, ry + BOX_H);
                             anchors.push((id, bottom));
                             here.push(bottom);
@@ -303,12 +355,25 @@ fn draw_path(
                     for p in &last_anchors {
                         c.line(*p, (cx, ty));
                     }
-                    c.rect(&Placed { x: cx - BOX_W / 2.0, y: ty, w: BOX_W, label: it.label, fill: it.fill });
+                    c.rect(&Placed {
+                        x: cx - BOX_W / 2.0,
+                        y: ty,
+                        w: BOX_W,
+                        label: it.label,
+                        fill: it.fill,
+                    });
                     anchors.push((id, bottom));
                 }
                 if let Some(&id) = tail.last() {
                     let shape = graph.nodes[id].shape;
-                    c.text(x0 + w + 6.0, ty + BOX_H / 2.0 + 4.0, 10.0, "start", "#666", &shape.to_string());
+                    c.text(
+                        x0 + w + 6.0,
+                        ty + BOX_H / 2.0 + 4.0,
+                        10.0,
+                        "start",
+                        "#666",
+                        &shape.to_string(),
+                    );
                 } else {
                     bottom = last_anchors.first().copied().unwrap_or(bottom);
                 }
@@ -328,7 +393,11 @@ pub fn to_svg(graph: &Graph) -> String {
     let main_steps = steps(graph, &main_nodes);
     let half = main_steps.iter().map(step_width).fold(MAIN_W, f64::max) / 2.0;
     let cx = 20.0 + half;
-    let mut c = Canvas { body: String::new(), width: 0.0, height: 0.0 };
+    let mut c = Canvas {
+        body: String::new(),
+        width: 0.0,
+        height: 0.0,
+    };
     let mut anchors = Vec::new();
     let params = graph.params();
     let title = format!(
@@ -340,7 +409,15 @@ pub fn to_svg(graph: &Graph) -> String {
         graph.input_shape()[2]
     );
     c.text(20.0, 22.0, 15.0, "start", "#000", &title);
-    let bottom = draw_path(&mut c, graph, &main_steps, cx, TITLE_H + 10.0, None, &mut anchors);
+    let bottom = draw_path(
+        &mut c,
+        graph,
+        &main_steps,
+        cx,
+        TITLE_H + 10.0,
+        None,
+        &mut anchors,
+    );
     let _ = bottom;
 
     // Auxiliary heads, each in its own column to the right, level with the node it reads.
@@ -350,7 +427,9 @@ pub fn to_svg(graph: &Graph) -> String {
         let nodes: Vec<NodeId> = (0..graph.nodes.len())
             .filter(|&i| needed[i] && !needed_main[i])
             .collect();
-        let Some(&first) = nodes.first() else { continue };
+        let Some(&first) = nodes.first() else {
+            continue;
+        };
         let src = source(graph, graph.nodes[first].inputs[0]);
         let anchor = anchors
             .iter()
@@ -360,16 +439,45 @@ pub fn to_svg(graph: &Graph) -> String {
         let aux_steps = steps(graph, &nodes);
         let ax = aux_x + MAIN_W / 2.0;
         let label_y = anchor.1 + 6.0;
-        c.text(ax, label_y, 12.0, "middle", "#a00", &format!("{} (auxiliary classifier)", out.name));
+        c.text(
+            ax,
+            label_y,
+            12.0,
+            "middle",
+            "#a00",
+            &format!("{} (auxiliary classifier)", out.name),
+        );
         let mut aux_anchors = Vec::new();
-        let end = draw_path(&mut c, graph, &aux_steps, ax, label_y + 10.0, None, &mut aux_anchors);
+        let end = draw_path(
+            &mut c,
+            graph,
+            &aux_steps,
+            ax,
+            label_y + 10.0,
+            None,
+            &mut aux_anchors,
+        );
         c.line(anchor, (ax - MAIN_W / 2.0, label_y + 10.0 + BOX_H / 2.0));
-        c.text(ax, end + 2.0, 11.0, "middle", "#a00", "weighted loss in training; dropped for inference");
+        c.text(
+            ax,
+            end + 2.0,
+            11.0,
+            "middle",
+            "#a00",
+            "weighted loss in training; dropped for inference",
+        );
         aux_x += MAIN_W + 140.0;
     }
     for out in graph.outputs.iter().filter(|o| o.role == OutputRole::Main) {
         if let Some((_, p)) = anchors.iter().find(|(id, _)| *id == out.node) {
-            c.text(p.0, p.1 + 16.0, 12.0, "middle", "#000", &format!("output: {}", out.name));
+            c.text(
+                p.0,
+                p.1 + 16.0,
+                12.0,
+                "middle",
+                "#000",
+                &format!("output: {}", out.name),
+            );
             c.height = c.height.max(p.1 + 24.0);
         }
     }
@@ -408,7 +516,11 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, String> {
     let mut opt = resvg::usvg::Options::default();
     opt.fontdb_mut().load_system_fonts();
     let tree = resvg::usvg::Tree::from_str(svg, &opt).map_err(|e| format!("invalid SVG: {e}"))?;
-    let size = tree.size().to_int_size().scale_by(scale).ok_or("diagram too large")?;
+    let size = tree
+        .size()
+        .to_int_size()
+        .scale_by(scale)
+        .ok_or("diagram too large")?;
     let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
         .ok_or("diagram too large to rasterise")?;
     resvg::render(
@@ -416,5 +528,7 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, String> {
         resvg::tiny_skia::Transform::from_scale(scale, scale),
         &mut pixmap.as_mut(),
     );
-    pixmap.encode_png().map_err(|e| format!("PNG encoding failed: {e}"))
+    pixmap
+        .encode_png()
+        .map_err(|e| format!("PNG encoding failed: {e}"))
 }

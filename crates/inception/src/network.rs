@@ -101,18 +101,12 @@ impl Network {
         self.run(input, &[main]).remove(0)
     }
 
-    /// The outputs of the named layers (feature extraction); only the layers they depend on run.
+    /// The outputs of the named layers or blocks (feature extraction: `inception4e`, `Mixed_6e`,
+    /// `mixed5`, `conv1`); only the layers they depend on run.
     pub fn features(&self, input: Tensor<4>, layers: &[&str]) -> Result<Vec<Value>> {
         let ids = layers
             .iter()
-            .map(|name| {
-                self.graph.find(name).ok_or_else(|| {
-                    Error::Unknown(format!(
-                        "no layer named '{name}' in {}; `inception summary` lists the layer names",
-                        self.graph.name
-                    ))
-                })
-            })
+            .map(|name| self.graph.resolve(name))
             .collect::<Result<Vec<_>>>()?;
         self.check_input(input.dims())?;
         Ok(self.run(input, &ids))
@@ -166,7 +160,9 @@ impl Network {
     fn apply(&self, i: usize, op: &Op, args: Vec<Value>) -> Value {
         let module = self.layers[i].as_ref();
         let mut args = args.into_iter();
-        let first = args.next().expect("every operation but the input has an input");
+        let first = args
+            .next()
+            .expect("every operation but the input has an input");
         match (op, module) {
             (Op::Conv2d(_), Some(LayerModule::Conv(c))) => Value::Map(c.forward(first.map())),
             (Op::BatchNorm(_), Some(LayerModule::Norm(bn))) => match first {
@@ -184,7 +180,9 @@ impl Network {
             },
             (Op::MaxPool(p), _) => Value::Map(max_pool2d(first.map(), max_options(p))),
             (Op::AvgPool(p), _) => Value::Map(avg_pool2d(first.map(), avg_options(p))),
-            (Op::AdaptiveAvgPool { size }, _) => Value::Map(adaptive_avg_pool2d(first.map(), *size)),
+            (Op::AdaptiveAvgPool { size }, _) => {
+                Value::Map(adaptive_avg_pool2d(first.map(), *size))
+            }
             (Op::GlobalPool(kind), _) => {
                 let t = first.map();
                 let [n, c, _, _] = t.dims();
@@ -203,10 +201,8 @@ impl Network {
                     .forward(first.map()),
             ),
             (Op::Concat, _) => {
-                let maps: Vec<Tensor<4>> = std::iter::once(first)
-                    .chain(args)
-                    .map(Value::map)
-                    .collect();
+                let maps: Vec<Tensor<4>> =
+                    std::iter::once(first).chain(args).map(Value::map).collect();
                 Value::Map(Tensor::cat(maps, 1))
             }
             (Op::Add, _) => {
@@ -220,7 +216,9 @@ impl Network {
                 acc
             }
             (Op::Flatten { channels_last }, _) => match first {
-                Value::Map(t) if *channels_last => Value::Flat(t.permute([0, 2, 3, 1]).flatten(1, 3)),
+                Value::Map(t) if *channels_last => {
+                    Value::Flat(t.permute([0, 2, 3, 1]).flatten(1, 3))
+                }
                 other => Value::Flat(other.flat()),
             },
             (Op::Softmax, _) => Value::Flat(activation::softmax(first.flat(), 1)),

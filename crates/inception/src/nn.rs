@@ -70,8 +70,11 @@ impl BatchNorm2d {
             let m = self.momentum;
             let mean = self.running_mean.value_sync().to_device(&device);
             let var = self.running_var.value_sync().to_device(&device);
-            self.running_mean
-                .update(mean.mul_scalar(1.0 - m).add(result.mean.mul_scalar(m)).detach());
+            self.running_mean.update(
+                mean.mul_scalar(1.0 - m)
+                    .add(result.mean.mul_scalar(m))
+                    .detach(),
+            );
             self.running_var
                 .update(var.mul_scalar(1.0 - m).add(unbiased.mul_scalar(m)).detach());
             result.output

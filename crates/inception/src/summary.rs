@@ -64,7 +64,11 @@ impl Summary {
                 layer_type: n.op.type_name().to_string(),
                 output_shape: n.shape.with_batch(),
                 params: n.op.params().total(),
-                connected_to: n.inputs.iter().map(|&i| graph.nodes[i].name.clone()).collect(),
+                connected_to: n
+                    .inputs
+                    .iter()
+                    .map(|&i| graph.nodes[i].name.clone())
+                    .collect(),
             })
             .collect();
         Self::with_rows(graph, rows)
@@ -82,7 +86,10 @@ impl Summary {
                 Some(r) => r,
                 None => {
                     let (name, ty) = match n.block {
-                        Some(b) => (graph.blocks[b].name.clone(), format!("{:?}", graph.blocks[b].kind)),
+                        Some(b) => (
+                            graph.blocks[b].name.clone(),
+                            format!("{:?}", graph.blocks[b].kind),
+                        ),
                         None => (n.name.clone(), n.op.type_name().to_string()),
                     };
                     let mut connected: Vec<String> = Vec::new();
@@ -239,7 +246,7 @@ pub fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

@@ -167,6 +167,47 @@ impl Graph {
         self.outputs.iter().filter(|o| o.role == OutputRole::Aux)
     }
 
+    /// The checkpoint tensors this graph stores, with PyTorch names and layouts: convolutions
+    /// `{name}.weight` `[out, in, kh, kw]` and `{name}.bias`; BatchNorm `{name}.weight` (γ, when
+    /// it has a scale), `{name}.bias`, `{name}.running_mean`, `{name}.running_var`; dense layers
+    /// `{name}.weight` `[out, in]` and `{name}.bias`. For the torchvision layouts these are exactly
+    /// the keys of the published state dicts (less `num_batches_tracked`).
+    pub fn state_dict_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            let mut push = |suffix: &str, shape: Vec<usize>| {
+                out.push((format!("{}.{suffix}", n.name), shape));
+            };
+            match &n.op {
+                Op::Conv2d(c) => {
+                    push(
+                        "weight",
+                        vec![c.filters, c.in_channels, c.kernel[0], c.kernel[1]],
+                    );
+                    if c.bias {
+                        push("bias", vec![c.filters]);
+                    }
+                }
+                Op::BatchNorm(b) => {
+                    if b.scale {
+                        push("weight", vec![b.channels]);
+                    }
+                    push("bias", vec![b.channels]);
+                    push("running_mean", vec![b.channels]);
+                    push("running_var", vec![b.channels]);
+                }
+                Op::Dense(d) => {
+                    push("weight", vec![d.units, d.in_features]);
+                    if d.bias {
+                        push("bias", vec![d.units]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Parameter counts over the whole graph.
     pub fn params(&self) -> ParamCount {
         let mut total = ParamCount::default();
@@ -285,7 +326,10 @@ impl GraphBuilder {
 
     /// The output shape of a node added so far.
     pub fn shape(&self, node: NodeId) -> Shape {
-        self.nodes.get(node).map(|n| n.shape).unwrap_or(Shape::Flat(0))
+        self.nodes
+            .get(node)
+            .map(|n| n.shape)
+            .unwrap_or(Shape::Flat(0))
     }
 
     /// Adds any operation. `name` is relative to the current scope.
@@ -298,7 +342,9 @@ impl GraphBuilder {
         let id = self.nodes.len();
         let in_shapes: Vec<Shape> = inputs.iter().map(|&i| self.shape(i)).collect();
         let shape = if let Some(&bad) = inputs.iter().find(|&&i| i >= id) {
-            self.fail(Error::Graph(format!("{name}: input node {bad} does not exist")));
+            self.fail(Error::Graph(format!(
+                "{name}: input node {bad} does not exist"
+            )));
             Shape::Flat(0)
         } else if self.error.is_some() {
             // After the first error shapes are meaningless; keep building quietly.
@@ -442,7 +488,10 @@ impl GraphBuilder {
             return Err(e);
         }
         if self.nodes.is_empty() || !matches!(self.nodes[0].op, Op::Input { .. }) {
-            return Err(Error::Graph(format!("{}: the graph has no input", self.name)));
+            return Err(Error::Graph(format!(
+                "{}: the graph has no input",
+                self.name
+            )));
         }
         let mut outputs = self.outputs;
         if outputs.is_empty() {
@@ -453,7 +502,10 @@ impl GraphBuilder {
             });
         }
         if !outputs.iter().any(|o| o.role == OutputRole::Main) {
-            return Err(Error::Graph(format!("{}: the graph has no main output", self.name)));
+            return Err(Error::Graph(format!(
+                "{}: the graph has no main output",
+                self.name
+            )));
         }
         Ok(Graph {
             name: self.name,
@@ -466,6 +518,7 @@ impl GraphBuilder {
     // ----- layers ------------------------------------------------------------------------------
 
     /// A 2-D convolution with `filters` output channels.
+    #[allow(clippy::too_many_arguments)]
     pub fn conv2d(
         &mut self,
         name: &str,
@@ -541,7 +594,15 @@ impl GraphBuilder {
         ceil_mode: bool,
         count_include_pad: bool,
     ) -> NodeId {
-        let spec = self.pool_spec(name, x, kernel, stride, padding, ceil_mode, count_include_pad);
+        let spec = self.pool_spec(
+            name,
+            x,
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+            count_include_pad,
+        );
         self.add(name, Op::AvgPool(spec), &[x])
     }
 
@@ -585,8 +646,25 @@ impl GraphBuilder {
     }
 
     /// Local response normalisation.
-    pub fn lrn(&mut self, name: &str, x: NodeId, size: usize, alpha: f64, beta: f64, k: f64) -> NodeId {
-        self.add(name, Op::Lrn(LrnSpec { size, alpha, beta, k }), &[x])
+    pub fn lrn(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        size: usize,
+        alpha: f64,
+        beta: f64,
+        k: f64,
+    ) -> NodeId {
+        self.add(
+            name,
+            Op::Lrn(LrnSpec {
+                size,
+                alpha,
+                beta,
+                k,
+            }),
+            &[x],
+        )
     }
 
     /// Concatenation along channels.
@@ -601,7 +679,13 @@ impl GraphBuilder {
 
     /// Flattens a feature map (PyTorch `[C, H, W]` order).
     pub fn flatten(&mut self, name: &str, x: NodeId) -> NodeId {
-        self.add(name, Op::Flatten { channels_last: false }, &[x])
+        self.add(
+            name,
+            Op::Flatten {
+                channels_last: false,
+            },
+            &[x],
+        )
     }
 
     /// A fully connected layer.

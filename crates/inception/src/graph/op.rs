@@ -70,7 +70,12 @@ pub enum Padding {
 
 impl Padding {
     /// Explicit `[(top, bottom), (left, right)]` for an input of `size` and the given window.
-    pub fn resolve(self, size: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [[usize; 2]; 2] {
+    pub fn resolve(
+        self,
+        size: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> [[usize; 2]; 2] {
         match self {
             Padding::Valid => [[0, 0], [0, 0]],
             Padding::Explicit([ph, pw]) => [[ph, ph], [pw, pw]],
@@ -80,7 +85,10 @@ impl Padding {
                     let total = ((out.saturating_sub(1)) * s + k).saturating_sub(i);
                     [total / 2, total - total / 2]
                 };
-                [pair(size[0], kernel[0], stride[0]), pair(size[1], kernel[1], stride[1])]
+                [
+                    pair(size[0], kernel[0], stride[0]),
+                    pair(size[1], kernel[1], stride[1]),
+                ]
             }
         }
     }
@@ -315,7 +323,10 @@ impl Op {
             }
         };
         let one = || -> Result<Shape, String> {
-            inputs.first().copied().ok_or_else(|| "is missing an input".into())
+            inputs
+                .first()
+                .copied()
+                .ok_or_else(|| "is missing an input".into())
         };
         match self {
             Op::Input { shape } => Ok(Shape::Map(*shape)),
@@ -420,15 +431,23 @@ fn window_out(
         // In ceil mode PyTorch lets the last window hang over the end, so a window may be larger
         // than the input as long as it starts inside it.
         let span = padded - k + if ceil_mode { s - 1 } else { 0 };
-        let mut o = if span >= 0 && size[d] > 0 { span / s + 1 } else { 0 };
+        let mut o = if span >= 0 && size[d] > 0 {
+            span / s + 1
+        } else {
+            0
+        };
         if ceil_mode && o > 0 && (o - 1) * s >= (size[d] + padding[d][0]) as i64 {
             o -= 1;
         }
         if o < 1 {
             return Err(format!(
                 "needs at least a {}x{} input (after padding) but gets {}x{}",
-                kernel[0].saturating_sub(padding[0][0] + padding[0][1]).max(1),
-                kernel[1].saturating_sub(padding[1][0] + padding[1][1]).max(1),
+                kernel[0]
+                    .saturating_sub(padding[0][0] + padding[0][1])
+                    .max(1),
+                kernel[1]
+                    .saturating_sub(padding[1][0] + padding[1][1])
+                    .max(1),
                 size[0],
                 size[1]
             ));

@@ -146,7 +146,8 @@ impl Sequential {
         }
     }
 
-    /// Appends a layer with an automatic Keras name.
+    /// Appends a layer with an automatic Keras name (Keras's `model.add`).
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: Layer) -> Self {
         let base = layer.keras_name();
         let n = self.counts.entry(base).or_insert(0);
@@ -182,10 +183,24 @@ impl Sequential {
                 pool,
                 stride,
                 padding,
-            } => g.avg_pool(name, x, pool, stride, padding, false, padding != Padding::Same),
+            } => g.avg_pool(
+                name,
+                x,
+                pool,
+                stride,
+                padding,
+                false,
+                padding != Padding::Same,
+            ),
             Layer::GlobalAvgPool => g.global_avg_pool(name, x),
             Layer::GlobalMaxPool => g.global_max_pool(name, x),
-            Layer::Flatten => g.add(name, super::Op::Flatten { channels_last: true }, &[x]),
+            Layer::Flatten => g.add(
+                name,
+                super::Op::Flatten {
+                    channels_last: true,
+                },
+                &[x],
+            ),
             Layer::Dense { units } => g.dense(name, x, units, true),
             Layer::Dropout { rate } => g.dropout(name, x, rate),
             Layer::Softmax => g.softmax(name, x),

@@ -63,22 +63,46 @@ pub fn transform_input(g: &mut GraphBuilder, x: NodeId) -> NodeId {
 pub fn torchvision(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec<NodeId>) {
     let style = ConvStyle::TORCHVISION;
     let conv = |g: &mut GraphBuilder, x, name: &str, f, k: usize, s| {
-        basic_conv(g, x, name, f, [k, k], s, Padding::Explicit([k / 2; 2]), style)
+        basic_conv(
+            g,
+            x,
+            name,
+            f,
+            [k, k],
+            s,
+            Padding::Explicit([k / 2; 2]),
+            style,
+        )
     };
-    let x = if cfg.transform_input { transform_input(g, x) } else { x };
-    let mut x = g.group("stem", BlockKind::Stem, "7x7/2 conv 64 → maxpool → 1x1 64 → 3x3 192 → maxpool", |g| {
-        let x = conv(g, x, "conv1", 64, 7, 2);
-        let x = g.max_pool("maxpool1", x, 3, 2, Padding::Valid, true);
-        let x = conv(g, x, "conv2", 64, 1, 1);
-        let x = conv(g, x, "conv3", 192, 3, 1);
-        g.max_pool("maxpool2", x, 3, 2, Padding::Valid, true)
-    });
+    let x = if cfg.transform_input {
+        transform_input(g, x)
+    } else {
+        x
+    };
+    let mut x = g.group(
+        "stem",
+        BlockKind::Stem,
+        "7x7/2 conv 64 → maxpool → 1x1 64 → 3x3 192 → maxpool",
+        |g| {
+            let x = conv(g, x, "conv1", 64, 7, 2);
+            let x = g.max_pool("maxpool1", x, 3, 2, Padding::Valid, true);
+            let x = conv(g, x, "conv2", 64, 1, 1);
+            let x = conv(g, x, "conv3", 192, 3, 1);
+            g.max_pool("maxpool2", x, 3, 2, Padding::Valid, true)
+        },
+    );
     let mut aux = Vec::new();
     let mut pools = 3;
     for (row, filters) in FILTERS {
         match filters {
             Some(f) => {
-                x = inception_v1_block(g, x, &format!("inception{row}"), f, V1Variant::torchvision());
+                x = inception_v1_block(
+                    g,
+                    x,
+                    &format!("inception{row}"),
+                    f,
+                    V1Variant::torchvision(),
+                );
                 if cfg.aux_logits && AUX_AFTER.contains(&row) {
                     let name = format!("aux{}", aux.len() + 1);
                     let variant = AuxVariant::TorchvisionV1 { dropout: 0.7 };
@@ -105,18 +129,32 @@ pub fn torchvision(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeI
 /// Builds the paper / Caffe `bvlc_googlenet` layout (build the graph with `/` as separator).
 pub fn paper(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec<NodeId>) {
     let conv = |g: &mut GraphBuilder, x, name: &str, f, k: usize, s| {
-        basic_conv(g, x, name, f, [k, k], s, Padding::Explicit([k / 2; 2]), ConvStyle::Bias)
+        basic_conv(
+            g,
+            x,
+            name,
+            f,
+            [k, k],
+            s,
+            Padding::Explicit([k / 2; 2]),
+            ConvStyle::Bias,
+        )
     };
     let lrn = |g: &mut GraphBuilder, x, name: &str| g.lrn(name, x, 5, 1e-4, 0.75, 1.0);
-    let mut x = g.group("stem", BlockKind::Stem, "7x7/2 conv 64 → maxpool → LRN → 1x1 64 → 3x3 192 → LRN → maxpool", |g| {
-        let x = conv(g, x, "conv1/7x7_s2", 64, 7, 2);
-        let x = g.max_pool("pool1/3x3_s2", x, 3, 2, Padding::Valid, true);
-        let x = lrn(g, x, "pool1/norm1");
-        let x = conv(g, x, "conv2/3x3_reduce", 64, 1, 1);
-        let x = conv(g, x, "conv2/3x3", 192, 3, 1);
-        let x = lrn(g, x, "conv2/norm2");
-        g.max_pool("pool2/3x3_s2", x, 3, 2, Padding::Valid, true)
-    });
+    let mut x = g.group(
+        "stem",
+        BlockKind::Stem,
+        "7x7/2 conv 64 → maxpool → LRN → 1x1 64 → 3x3 192 → LRN → maxpool",
+        |g| {
+            let x = conv(g, x, "conv1/7x7_s2", 64, 7, 2);
+            let x = g.max_pool("pool1/3x3_s2", x, 3, 2, Padding::Valid, true);
+            let x = lrn(g, x, "pool1/norm1");
+            let x = conv(g, x, "conv2/3x3_reduce", 64, 1, 1);
+            let x = conv(g, x, "conv2/3x3", 192, 3, 1);
+            let x = lrn(g, x, "conv2/norm2");
+            g.max_pool("pool2/3x3_s2", x, 3, 2, Padding::Valid, true)
+        },
+    );
     let mut aux = Vec::new();
     let mut pools = 3;
     for (row, filters) in FILTERS {
@@ -130,7 +168,14 @@ pub fn paper(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
                 }
             }
             None => {
-                x = g.max_pool(&format!("pool{pools}/3x3_s2"), x, 3, 2, Padding::Valid, true);
+                x = g.max_pool(
+                    &format!("pool{pools}/3x3_s2"),
+                    x,
+                    3,
+                    2,
+                    Padding::Valid,
+                    true,
+                );
                 pools += 1;
             }
         }

@@ -65,7 +65,13 @@ pub enum Module {
     E,
 }
 
-fn body(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId, v: V3Variant, keras: bool) -> (NodeId, Vec<NodeId>) {
+fn body(
+    g: &mut GraphBuilder,
+    cfg: &ModelConfig,
+    x: NodeId,
+    v: V3Variant,
+    keras: bool,
+) -> (NodeId, Vec<NodeId>) {
     let mut x = inception_v3_stem(g, x, v);
     let mut aux = Vec::new();
     for (tv_name, keras_name, module) in MODULES {
@@ -78,7 +84,13 @@ fn body(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId, v: V3Variant, keras:
             Module::E => inception_v3_e(g, x, name, v),
         };
         if cfg.aux_logits && tv_name == AUX_AFTER {
-            aux.push(aux_classifier(g, x, "AuxLogits", cfg.classes, AuxVariant::V3 { conv: v.conv }));
+            aux.push(aux_classifier(
+                g,
+                x,
+                "AuxLogits",
+                cfg.classes,
+                AuxVariant::V3 { conv: v.conv },
+            ));
         }
     }
     (x, aux)

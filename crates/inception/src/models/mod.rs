@@ -57,10 +57,18 @@ impl Arch {
     /// One line on what it is and where its weights come from.
     pub fn description(&self) -> &'static str {
         match self {
-            Arch::GoogLeNet => "GoogLeNet, torchvision layout (conv+BN, 3x3 branch-3 quirk); torchvision weights",
-            Arch::GoogLeNetBvlc => "GoogLeNet as in the paper: LRN, true 5x5, biased convs; Caffe bvlc / ONNX zoo weights",
-            Arch::InceptionV3 => "Inception v3, torchvision/timm layout, optional aux head; torchvision and timm weights",
-            Arch::InceptionV3Keras => "Inception v3, keras.applications layout (BN without scale); Keras .h5 weights",
+            Arch::GoogLeNet => {
+                "GoogLeNet, torchvision layout (conv+BN, 3x3 branch-3 quirk); torchvision weights"
+            }
+            Arch::GoogLeNetBvlc => {
+                "GoogLeNet as in the paper: LRN, true 5x5, biased convs; Caffe bvlc / ONNX zoo weights"
+            }
+            Arch::InceptionV3 => {
+                "Inception v3, torchvision/timm layout, optional aux head; torchvision and timm weights"
+            }
+            Arch::InceptionV3Keras => {
+                "Inception v3, keras.applications layout (BN without scale); Keras .h5 weights"
+            }
         }
     }
 
@@ -73,7 +81,9 @@ impl Arch {
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
         match key.as_str() {
-            "googlenet" | "inceptionv1" | "googlenettv" | "googlenettorchvision" => Ok(Arch::GoogLeNet),
+            "googlenet" | "inceptionv1" | "googlenettv" | "googlenettorchvision" => {
+                Ok(Arch::GoogLeNet)
+            }
             "googlenetbvlc" | "bvlcgooglenet" | "googlenetpaper" | "googlenetcaffe" => {
                 Ok(Arch::GoogLeNetBvlc)
             }
@@ -109,7 +119,13 @@ impl Arch {
     /// Layers for multi-scale feature extraction, shallowest first (as timm's `feature_info`).
     pub fn feature_layers(&self) -> [&'static str; 5] {
         match self {
-            Arch::GoogLeNet => ["conv1", "conv3", "inception3b", "inception4e", "inception5b"],
+            Arch::GoogLeNet => [
+                "conv1",
+                "conv3",
+                "inception3b",
+                "inception4e",
+                "inception5b",
+            ],
             Arch::GoogLeNetBvlc => [
                 "conv1/7x7_s2_relu",
                 "conv2/3x3_relu",
@@ -117,8 +133,20 @@ impl Arch {
                 "inception_4e",
                 "inception_5b",
             ],
-            Arch::InceptionV3 => ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"],
-            Arch::InceptionV3Keras => ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "mixed2", "mixed7", "mixed10"],
+            Arch::InceptionV3 => [
+                "Conv2d_2b_3x3",
+                "Conv2d_4a_3x3",
+                "Mixed_5d",
+                "Mixed_6e",
+                "Mixed_7c",
+            ],
+            Arch::InceptionV3Keras => [
+                "Conv2d_2b_3x3",
+                "Conv2d_4a_3x3",
+                "mixed2",
+                "mixed7",
+                "mixed10",
+            ],
         }
     }
 }
@@ -146,7 +174,9 @@ impl Pooling {
             "avg" | "average" | "mean" => Ok(Some(Pooling::Avg)),
             "max" => Ok(Some(Pooling::Max)),
             "none" | "" => Ok(None),
-            _ => Err(Error::Config(format!("pooling '{s}' is not one of none, avg, max"))),
+            _ => Err(Error::Config(format!(
+                "pooling '{s}' is not one of none, avg, max"
+            ))),
         }
     }
 }
@@ -267,13 +297,17 @@ impl ModelConfig {
             )));
         }
         if self.transform_input && self.in_channels != 3 {
-            return Err(Error::Config("transform_input needs 3 input channels".into()));
+            return Err(Error::Config(
+                "transform_input needs 3 input channels".into(),
+            ));
         }
         if self.include_top && self.classes == 0 {
             return Err(Error::Config(format!("{arch}: classes must be at least 1")));
         }
         if self.in_channels == 0 {
-            return Err(Error::Config(format!("{arch}: in_channels must be at least 1")));
+            return Err(Error::Config(format!(
+                "{arch}: in_channels must be at least 1"
+            )));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Config(format!(
@@ -306,7 +340,11 @@ impl ModelConfig {
     }
 
     fn build(&self) -> Result<Graph> {
-        let sep = if self.arch == Arch::GoogLeNetBvlc { "/" } else { "." };
+        let sep = if self.arch == Arch::GoogLeNetBvlc {
+            "/"
+        } else {
+            "."
+        };
         let mut g = GraphBuilder::new(self.arch.name()).with_separator(sep);
         let [h, w] = self.input_size;
         let x = g.input([self.in_channels, h, w]);
@@ -316,7 +354,14 @@ impl ModelConfig {
             Arch::InceptionV3 => inception_v3::torchvision(&mut g, self, x),
             Arch::InceptionV3Keras => inception_v3::keras(&mut g, self, x),
         };
-        g.output(if self.include_top { "logits" } else { "features" }, main);
+        g.output(
+            if self.include_top {
+                "logits"
+            } else {
+                "features"
+            },
+            main,
+        );
         for (i, a) in aux.iter().enumerate() {
             g.aux_output(&format!("aux{}", i + 1), *a);
         }
@@ -338,7 +383,12 @@ impl ModelConfig {
     /// The feature-extraction table: for each tap layer, its channels and reduction (stride
     /// relative to the input), as timm's `feature_info`.
     pub fn feature_info(&self) -> Result<Vec<FeatureInfo>> {
-        let graph = self.clone().with_include_top(false).with_pooling(None).with_aux_logits(false).graph()?;
+        let graph = self
+            .clone()
+            .with_include_top(false)
+            .with_pooling(None)
+            .with_aux_logits(false)
+            .graph()?;
         self.arch
             .feature_layers()
             .iter()
@@ -391,14 +441,19 @@ impl Head {
                 Some(Pooling::Max) => g.global_max_pool(self.max_pool_name, x),
             };
         }
-        g.group("head", BlockKind::Head, "global avgpool → dropout → fc", |g| {
-            let x = g.global_avg_pool(self.pool_name, x);
-            let x = if cfg.dropout > 0.0 {
-                g.dropout(self.dropout_name, x, cfg.dropout)
-            } else {
-                x
-            };
-            g.dense(self.fc_name, x, cfg.classes, true)
-        })
+        g.group(
+            "head",
+            BlockKind::Head,
+            "global avgpool → dropout → fc",
+            |g| {
+                let x = g.global_avg_pool(self.pool_name, x);
+                let x = if cfg.dropout > 0.0 {
+                    g.dropout(self.dropout_name, x, cfg.dropout)
+                } else {
+                    x
+                };
+                g.dense(self.fc_name, x, cfg.classes, true)
+            },
+        )
     }
 }

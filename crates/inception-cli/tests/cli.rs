@@ -1,0 +1,133 @@
+//! The `inception` command as a user runs it.
+
+use assert_cmd::Command;
+
+fn inception() -> Command {
+    Command::cargo_bin("inception").unwrap()
+}
+
+#[test]
+fn summary_json_has_the_documented_fields() {
+    let out = inception()
+        .args(["summary", "googlenet", "--aux", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trainable_params"], 13_004_888);
+    assert_eq!(v["non_trainable_params"], 15_072);
+    assert_eq!(v["total_params"], 13_004_888 + 15_072);
+    let macs = v["macs"].as_u64().unwrap() as f64 / 1e9;
+    assert!((macs - 1.50).abs() < 0.01, "{macs}");
+    assert!(v["layers"].as_array().unwrap().len() > 100);
+    assert_eq!(v["feature_info"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn summary_table_for_keras_inception_v3() {
+    let out = inception()
+        .args(["summary", "inception-v3-keras", "--blocks"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Total params: 23,851,784"), "{text}");
+    assert!(text.contains("Trainable params: 23,817,352"));
+    assert!(text.contains("Non-trainable params: 34,432"));
+    assert!(text.contains("mixed10"));
+}
+
+#[test]
+fn summary_options_change_the_model() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = inception().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = json(&[
+        "summary",
+        "inception-v3",
+        "--no-top",
+        "--pooling",
+        "avg",
+        "--input-size",
+        "75",
+        "--json",
+    ]);
+    assert_eq!(v["outputs"][0][1], serde_json::json!([null, 2048]));
+    let v = json(&["summary", "googlenet", "--classes", "10", "--json"]);
+    assert_eq!(v["trainable_params"], 6_624_904 - 1_025_000 + 10_250);
+}
+
+#[test]
+fn diagram_writes_svg_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("g.svg");
+    inception()
+        .args(["diagram", "googlenet", "--aux", "-o"])
+        .arg(&svg)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("inception5b") && text.contains("aux1"));
+    let png = dir.path().join("v3.png");
+    inception()
+        .args(["diagram", "inception-v3", "-o"])
+        .arg(&png)
+        .assert()
+        .success();
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Only the two outputs: no temporary files left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let cases: &[&[&str]] = &[
+        &["summary", "resnet50"],
+        &["summary", "inception-v3", "--input-size", "60"],
+        &["summary", "inception-v3-keras", "--aux"],
+        &["summary", "googlenet", "--pooling", "median"],
+        &["diagram", "googlenet", "-o", "/nonexistent-dir/x.svg"],
+        &["diagram", "googlenet", "-o", "out.pdf"],
+    ];
+    for args in cases {
+        let out = inception().args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    assert!(!std::path::Path::new("out.pdf").exists());
+}
+
+#[test]
+fn models_lists_every_architecture() {
+    let out = inception().args(["models", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "googlenet",
+            "googlenet-bvlc",
+            "inception-v3",
+            "inception-v3-keras"
+        ]
+    );
+    assert_eq!(v[0]["min_input_size"], 15);
+    assert_eq!(v[2]["min_input_size"], 75);
+}

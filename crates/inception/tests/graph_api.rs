@@ -1,0 +1,151 @@
+//! The functional and sequential APIs: a user writes the tutorial's blocks in a few lines and gets
+//! a model that matches Keras parameter for parameter, trains, summarises and draws.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use inception::blocks::{InceptionV1Filters, V1Variant, inception_v1_block, naive_inception_block};
+use inception::graph::{GraphBuilder, Layer, Padding, Sequential, Shape};
+use inception::summary::Summary;
+use inception::{Error, Network};
+
+/// The functional model of `fixtures/gen/gen_keras_blocks.py`, written with our blocks.
+fn keras_functional_blocks() -> inception::Graph {
+    let mut g = GraphBuilder::new("functional_blocks");
+    let x = g.input([192, 28, 28]);
+    let row = InceptionV1Filters::new(64, 96, 128, 16, 32, 32);
+    let y = inception_v1_block(&mut g, x, "inception3a", row, V1Variant::keras());
+    let y = g.conv2d("conv2d", y, 32, [1, 1], [1, 1], Padding::Valid, true);
+    let y = g.relu("conv2d_relu", y);
+    let y = naive_inception_block(&mut g, y, "naive", [64, 128, 32]);
+    let y = g.batch_norm("batch_normalization", y, 1e-3, false);
+    let y = g.global_avg_pool("gap", y);
+    let y = g.dense("dense", y, 10, true);
+    let y = g.softmax("softmax", y);
+    g.output("probs", y);
+    g.finish().unwrap()
+}
+
+#[test]
+fn functional_blocks_match_keras_parameter_count() {
+    let graph = keras_functional_blocks();
+    // Keras: model.count_params() == 239,994 (trainable + BN moving statistics).
+    assert_eq!(graph.params().total(), 239_994);
+    assert_eq!(
+        graph.shape_of("inception3a.concat").unwrap(),
+        Shape::Map([256, 28, 28])
+    );
+    assert_eq!(
+        graph.shape_of("naive.concat").unwrap(),
+        Shape::Map([256, 28, 28])
+    );
+}
+
+#[test]
+fn sequential_matches_keras_parameter_count() {
+    let graph = Sequential::new("sequential_small", [1, 28, 28])
+        .add(Layer::conv(32, 5))
+        .add(Layer::max_pool(2))
+        .add(Layer::Flatten)
+        .add(Layer::dense(10))
+        .add(Layer::Softmax)
+        .build()
+        .unwrap();
+    assert_eq!(graph.params().total(), 46_922);
+    // Keras's automatic names.
+    for name in ["conv2d", "max_pooling2d", "flatten", "dense", "softmax"] {
+        assert!(graph.find(name).is_some(), "{name}");
+    }
+}
+
+#[test]
+fn user_blocks_train_and_summarise() {
+    let graph = keras_functional_blocks();
+    let device = Device::default().autodiff();
+    let net = Network::new(graph.clone(), &device);
+    let x = Tensor::<4>::random([2, 192, 28, 28], Distribution::Default, &device);
+    let out = net.forward(x);
+    let probs = out.logits();
+    assert_eq!(probs.dims(), [2, 10]);
+    let sums: Vec<f32> = probs
+        .clone()
+        .sum_dim(1)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
+    let grads = probs.slice([0..2, 0..1]).sum().backward();
+    let Some(inception::nn::LayerModule::Conv(c)) =
+        &net.layers[graph.find("inception3a.branch1").unwrap()]
+    else {
+        panic!("conv")
+    };
+    assert!(c.weight.val().grad(&grads).is_some());
+    let summary = Summary::of(&graph);
+    assert_eq!(summary.total_params, 239_994);
+    assert_eq!(summary.non_trainable_params, 2 * 256);
+    let svg = inception::diagram::to_svg(&graph);
+    assert!(svg.contains("inception3a") && svg.contains("naive"));
+}
+
+#[test]
+fn naive_block_grows_by_its_input() {
+    let mut g = GraphBuilder::new("naive");
+    let x = g.input([192, 28, 28]);
+    let y = naive_inception_block(&mut g, x, "naive", [64, 128, 32]);
+    assert_eq!(g.shape(y), Shape::Map([64 + 128 + 32 + 192, 28, 28]));
+    let graph = g.finish().unwrap();
+    // No bottlenecks: 3x3 and 5x5 convs see all 192 input channels.
+    let p = graph.params().trainable;
+    assert_eq!(
+        p,
+        (192 + 1) * 64 + (192 * 9 + 1) * 128 + (192 * 25 + 1) * 32
+    );
+}
+
+#[test]
+fn shape_errors_name_the_layer() {
+    let mut g = GraphBuilder::new("bad");
+    let x = g.input([3, 8, 8]);
+    let y = g.conv2d("big", x, 4, [11, 11], [1, 1], Padding::Valid, true);
+    let _ = g.relu("after", y);
+    let err = g.finish().unwrap_err();
+    assert!(matches!(err, Error::Shape(_)));
+    assert!(err.to_string().contains("layer 'big'"), "{err}");
+
+    let mut g = GraphBuilder::new("bad");
+    let x = g.input([3, 8, 8]);
+    let _ = g.dense("fc", x, 4, true);
+    let err = g.finish().unwrap_err().to_string();
+    assert!(err.contains("add a flatten or global pooling"), "{err}");
+
+    let mut g = GraphBuilder::new("dup");
+    let x = g.input([3, 8, 8]);
+    let _ = g.relu("r", x);
+    let _ = g.relu("r", x);
+    assert!(
+        g.finish()
+            .unwrap_err()
+            .to_string()
+            .contains("two layers are named 'r'")
+    );
+}
+
+#[test]
+fn same_padding_matches_tensorflow() {
+    // TF "same" with stride 2 pads the extra pixel at the end.
+    assert_eq!(
+        Padding::Same.resolve([8, 7], [3, 3], [2, 2]),
+        [[0, 1], [1, 1]]
+    );
+    assert_eq!(
+        Padding::Same.resolve([28, 28], [5, 5], [1, 1]),
+        [[2, 2], [2, 2]]
+    );
+    let mut g = GraphBuilder::new("same");
+    let x = g.input([3, 9, 9]);
+    let y = g.conv2d("c", x, 4, [3, 3], [2, 2], Padding::Same, false);
+    assert_eq!(g.shape(y), Shape::Map([4, 5, 5]));
+    let graph = g.finish().unwrap();
+    let net = Network::new(graph, &Device::default());
+    let out = net.infer(Tensor::zeros([1, 3, 9, 9], &Device::default()));
+    assert_eq!(out.dims(), vec![1, 4, 5, 5]);
+}
