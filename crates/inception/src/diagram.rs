@@ -484,7 +484,7 @@ pub fn to_svg(graph: &Graph) -> String {
     let legend_y = c.height + 24.0;
     let mut lx = 20.0;
     for (label, fill) in [
-        ("convolution (+BN/ReLU)", "#9ecbff"),
+        ("convolution (with its BN / ReLU)", "#9ecbff"),
         ("pooling", "#ff9e9e"),
         ("concat / softmax", "#ffe27a"),
         ("other", "#b8e6a0"),

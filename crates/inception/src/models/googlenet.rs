@@ -79,7 +79,7 @@ pub fn torchvision(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeI
     } else {
         x
     };
-    let mut x = g.group(
+    let x = g.group(
         "stem",
         BlockKind::Stem,
         "7x7/2 conv 64 → maxpool → 1x1 64 → 3x3 192 → maxpool",
@@ -91,32 +91,19 @@ pub fn torchvision(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeI
             g.max_pool("maxpool2", x, 3, 2, Padding::Valid, true)
         },
     );
-    let mut aux = Vec::new();
-    let mut pools = 3;
-    for (row, filters) in FILTERS {
-        match filters {
-            Some(f) => {
-                x = inception_v1_block(
-                    g,
-                    x,
-                    &format!("inception{row}"),
-                    f,
-                    V1Variant::torchvision(),
-                );
-                if cfg.aux_logits && AUX_AFTER.contains(&row) {
-                    let name = format!("aux{}", aux.len() + 1);
-                    let variant = AuxVariant::TorchvisionV1 { dropout: 0.7 };
-                    aux.push(aux_classifier(g, x, &name, cfg.classes, variant));
-                }
-            }
-            None => {
-                // torchvision's maxpool4 is 2x2/2 where the paper has 3x3/2.
-                let k = if pools == 4 { 2 } else { 3 };
-                x = g.max_pool(&format!("maxpool{pools}"), x, k, 2, Padding::Valid, true);
-                pools += 1;
-            }
-        }
-    }
+    let aux_head = AuxVariant::TorchvisionV1 { dropout: 0.7 };
+    let (x, aux) = stages(
+        g,
+        cfg,
+        x,
+        V1Variant::torchvision(),
+        ("inception", "aux", aux_head),
+        |g, x, n| {
+            // torchvision's maxpool4 is 2x2/2 where the paper has 3x3/2.
+            let k = if n == 4 { 2 } else { 3 };
+            g.max_pool(&format!("maxpool{n}"), x, k, 2, Padding::Valid, true)
+        },
+    );
     let head = Head {
         pool_name: "avgpool",
         max_pool_name: "maxpool",
@@ -141,7 +128,7 @@ pub fn paper(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
         )
     };
     let lrn = |g: &mut GraphBuilder, x, name: &str| g.lrn(name, x, 5, 1e-4, 0.75, 1.0);
-    let mut x = g.group(
+    let x = g.group(
         "stem",
         BlockKind::Stem,
         "7x7/2 conv 64 → maxpool → LRN → 1x1 64 → 3x3 192 → LRN → maxpool",
@@ -155,31 +142,15 @@ pub fn paper(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
             g.max_pool("pool2/3x3_s2", x, 3, 2, Padding::Valid, true)
         },
     );
-    let mut aux = Vec::new();
-    let mut pools = 3;
-    for (row, filters) in FILTERS {
-        match filters {
-            Some(f) => {
-                x = inception_v1_block(g, x, &format!("inception_{row}"), f, V1Variant::paper());
-                if cfg.aux_logits && AUX_AFTER.contains(&row) {
-                    let name = format!("loss{}", aux.len() + 1);
-                    let variant = AuxVariant::Paper { dropout: 0.7 };
-                    aux.push(aux_classifier(g, x, &name, cfg.classes, variant));
-                }
-            }
-            None => {
-                x = g.max_pool(
-                    &format!("pool{pools}/3x3_s2"),
-                    x,
-                    3,
-                    2,
-                    Padding::Valid,
-                    true,
-                );
-                pools += 1;
-            }
-        }
-    }
+    let aux_head = AuxVariant::Paper { dropout: 0.7 };
+    let (x, aux) = stages(
+        g,
+        cfg,
+        x,
+        V1Variant::paper(),
+        ("inception_", "loss", aux_head),
+        |g, x, n| g.max_pool(&format!("pool{n}/3x3_s2"), x, 3, 2, Padding::Valid, true),
+    );
     let head = Head {
         pool_name: "pool5/7x7_s1",
         max_pool_name: "pool5/max",
@@ -187,4 +158,36 @@ pub fn paper(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
         fc_name: "loss3/classifier",
     };
     (head.build(g, cfg, x), aux)
+}
+
+/// Stages 3–5: the inception modules of [`FILTERS`] with the grid reductions between them
+/// (`pool(g, x, n)` builds reduction `n`, numbered from 3) and the aux heads after
+/// [`AUX_AFTER`]. `names` are the block-name prefix, the aux-name prefix and the aux head.
+fn stages(
+    g: &mut GraphBuilder,
+    cfg: &ModelConfig,
+    mut x: NodeId,
+    variant: V1Variant,
+    names: (&str, &str, AuxVariant),
+    pool: impl Fn(&mut GraphBuilder, NodeId, usize) -> NodeId,
+) -> (NodeId, Vec<NodeId>) {
+    let (block_prefix, aux_prefix, aux_head) = names;
+    let mut aux = Vec::new();
+    let mut pools = 3;
+    for (row, filters) in FILTERS {
+        match filters {
+            Some(f) => {
+                x = inception_v1_block(g, x, &format!("{block_prefix}{row}"), f, variant);
+                if cfg.aux_logits && AUX_AFTER.contains(&row) {
+                    let name = format!("{aux_prefix}{}", aux.len() + 1);
+                    aux.push(aux_classifier(g, x, &name, cfg.classes, aux_head));
+                }
+            }
+            None => {
+                x = pool(g, x, pools);
+                pools += 1;
+            }
+        }
+    }
+    (x, aux)
 }
