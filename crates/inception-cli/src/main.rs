@@ -1,14 +1,15 @@
 //! `inception`: the command-line face of the `inception` library. Every subcommand is a thin layer
 //! over the library's public API.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use inception::models::{Arch, ModelConfig, Pooling};
 use inception::summary::{Summary, group_digits};
+
+mod run;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,30 @@ enum Command {
         /// PNG scale factor (pixels per SVG unit).
         #[arg(long, default_value_t = 1.0)]
         scale: f32,
+    },
+    /// Forward pass on an array, for scripts and parity checks (evaluation mode).
+    ///
+    /// Input and output are .npy or .safetensors. PyTorch and safetensors weights take NCHW input
+    /// and give logits (plus aux logits when the file has aux heads), as the source model does in
+    /// eval mode.
+    #[command(
+        after_help = "Examples:\n  inception run --weights googlenet.pth --input x.npy -o logits.npy\n  inception run --weights inception_v3.safetensors --input io.safetensors:input -o out.safetensors --output-node Mixed_6e"
+    )]
+    Run(run::RunArgs),
+    /// Convert weights to safetensors with torchvision/timm names (loads in PyTorch with
+    /// `load_state_dict`, strict) plus the model configuration in the metadata.
+    Convert {
+        /// Input weights (.pth, .safetensors).
+        weights: PathBuf,
+        /// Output .safetensors file.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Architecture, when it cannot be recognised from the tensor names.
+        #[arg(long)]
+        model: Option<String>,
+        /// Record that the model expects torchvision's transform_input.
+        #[arg(long)]
+        transform_input: bool,
     },
 }
 
@@ -126,6 +151,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Convert {
+            weights,
+            output,
+            model,
+            transform_input,
+        } => run::convert(&weights, &output, model.as_deref(), transform_input),
         Command::Models { json } => models(json),
         Command::Summary {
             model,
@@ -173,7 +205,7 @@ fn run(cli: Cli) -> Result<()> {
                     output.display()
                 ),
             };
-            write_atomically(&output, &bytes)?;
+            inception::files::write_atomic(&output, &bytes)?;
             eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
             Ok(())
         }
@@ -226,38 +258,6 @@ fn models(json: bool) -> Result<()> {
             r["macs"].as_u64().unwrap_or_default() as f64 / 1e9,
             r["description"].as_str().unwrap_or_default()
         );
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so an
-/// interrupted run never leaves a half-written file behind.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "{}: directory {} does not exist; create it first",
-            path.display(),
-            dir.display()
-        );
-    }
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("output path has no file name")?;
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        bail!("{}: cannot write: {e}", path.display());
     }
     Ok(())
 }

@@ -19,6 +19,27 @@ pub enum Error {
     /// The graph itself is malformed (no input, no output, a dangling reference).
     #[error("invalid graph: {0}")]
     Graph(String),
+    /// A file that cannot be read or written (the message names the file).
+    #[error("{0}")]
+    Io(String),
+    /// A file whose contents are not what its format says (the message names the file).
+    #[error("{0}")]
+    Format(String),
+    /// Weights that do not fit the model: missing, unexpected or mis-shaped tensors.
+    #[error("{0}")]
+    Weights(String),
+}
+
+impl Error {
+    /// An I/O failure on `path`, as one line.
+    pub fn io(path: &std::path::Path, e: std::io::Error) -> Error {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        Error::Io(format!("{}: {why}", path.display()))
+    }
 }
 
 /// Shorthand for results in this crate.

@@ -18,6 +18,8 @@
 //! - [`blocks`]: inception modules, aux classifiers, stems;
 //! - [`models`]: the built-in architectures and their Keras-style options;
 //! - [`network`]: [`Network`], the trainable Burn module that executes a graph;
+//! - [`weights`]: checkpoint readers (PyTorch `.pth`, safetensors), name mapping, export;
+//! - [`files`]: atomic writes and `.npy` / `.safetensors` arrays;
 //! - [`summary`] and [`diagram`]: the Keras-style table and the paper-style picture.
 
 #![warn(missing_docs)]
@@ -25,11 +27,13 @@
 pub mod blocks;
 pub mod diagram;
 pub mod error;
+pub mod files;
 pub mod graph;
 pub mod models;
 pub mod network;
 pub mod nn;
 pub mod summary;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder};

@@ -4,26 +4,11 @@
 //! fixtures are absent (a user's fresh clone); `.ci/run` always provides them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
+
+use common::fixtures;
 
 use inception::models::{Arch, ModelConfig};
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("INCEPTION_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: fixtures folder {} not found (set INCEPTION_FIXTURES)",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// Tensor names and shapes from a safetensors header (8-byte length, then JSON).
 fn safetensors_shapes(path: &std::path::Path) -> BTreeMap<String, Vec<usize>> {

@@ -15,7 +15,7 @@
 pub mod googlenet;
 pub mod inception_v3;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{BlockKind, Graph, GraphBuilder, NodeId, Shape};
@@ -23,15 +23,19 @@ use crate::network::Network;
 use burn::tensor::Device;
 
 /// A built-in architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Arch {
     /// GoogLeNet in torchvision's layout (`googlenet`).
+    #[serde(rename = "googlenet")]
     GoogLeNet,
     /// GoogLeNet as in the paper / Caffe `bvlc_googlenet` / the ONNX zoo (`googlenet-bvlc`).
+    #[serde(rename = "googlenet-bvlc")]
     GoogLeNetBvlc,
     /// Inception v3 in torchvision's / timm's layout (`inception-v3`).
+    #[serde(rename = "inception-v3")]
     InceptionV3,
     /// Inception v3 in keras.applications' layout (`inception-v3-keras`).
+    #[serde(rename = "inception-v3-keras")]
     InceptionV3Keras,
 }
 
@@ -158,7 +162,7 @@ impl std::fmt::Display for Arch {
 }
 
 /// Global pooling on top of the last feature map when `include_top` is false (Keras `pooling`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pooling {
     /// Global average pooling: a vector per image (1024 for GoogLeNet, 2048 for Inception v3).
@@ -182,7 +186,7 @@ impl Pooling {
 }
 
 /// How to build a built-in model: the Keras `applications` signature plus the torchvision options.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Which architecture.
     pub arch: Arch,

@@ -1,0 +1,223 @@
+//! `inception run` and `inception convert`: weights in, arrays or weights out.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use inception::Value;
+use inception::burn::tensor::{Device, Tensor, TensorData};
+use inception::files::{Array, read_array, write_arrays};
+use inception::models::Arch;
+use inception::weights;
+
+/// Memory layout of the input array (and of feature maps written out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Layout {
+    /// Batch, channels, height, width (PyTorch, ONNX).
+    Nchw,
+    /// Batch, height, width, channels (Keras, TensorFlow).
+    Nhwc,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Weights file (.pth, .safetensors).
+    #[arg(long, value_name = "FILE")]
+    weights: PathBuf,
+    /// Architecture, when it cannot be recognised from the weights.
+    #[arg(long)]
+    model: Option<String>,
+    /// Input array: FILE.npy, or FILE.safetensors[:KEY].
+    #[arg(long, value_name = "FILE[:KEY]")]
+    input: String,
+    /// Output file: .npy (one array) or .safetensors (all outputs, by name).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Also (or, with .npy, only) write this layer's or block's activation; repeatable.
+    #[arg(long = "output-node", value_name = "NAME")]
+    output_nodes: Vec<String>,
+    /// Input layout (default: the weights' framework — nchw for PyTorch and safetensors).
+    #[arg(long, value_enum)]
+    layout: Option<Layout>,
+    /// Apply torchvision's transform_input first (what the published torchvision GoogLeNet and
+    /// Inception v3 weights expect).
+    #[arg(long)]
+    transform_input: bool,
+    /// Skip the auxiliary heads even when the weights have them.
+    #[arg(long)]
+    no_aux: bool,
+}
+
+/// `FILE[:KEY]`: a key only where the whole string is not itself a file.
+fn split_key(spec: &str) -> (PathBuf, Option<String>) {
+    if Path::new(spec).exists() {
+        return (PathBuf::from(spec), None);
+    }
+    match spec.rsplit_once(':') {
+        Some((file, key)) if !file.is_empty() && !key.contains('/') => {
+            (PathBuf::from(file), Some(key.to_string()))
+        }
+        _ => (PathBuf::from(spec), None),
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let arch = args.model.as_deref().map(Arch::from_name).transpose()?;
+    let (input_path, key) = split_key(&args.input);
+    let array = read_array(&input_path, key.as_deref())?;
+    let layout = args.layout.unwrap_or(Layout::Nchw);
+    let dims: [usize; 4] = array.shape.clone().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "{}: the input is {:?}; a batch of images has 4 dimensions ({})",
+            input_path.display(),
+            array.shape,
+            if layout == Layout::Nchw {
+                "N, C, H, W"
+            } else {
+                "N, H, W, C"
+            }
+        )
+    })?;
+    let device = Device::default();
+    let mut x = Tensor::<4>::from_data(TensorData::new(array.data, dims), &device);
+    if layout == Layout::Nhwc {
+        x = x.permute([0, 3, 1, 2]);
+    }
+    let [_, c, h, w] = x.dims();
+    let loaded = weights::load_file(
+        &args.weights,
+        arch,
+        |mut cfg| {
+            cfg.input_size = [h, w];
+            if args.no_aux {
+                cfg = cfg.with_aux_logits(false);
+            }
+            if args.transform_input {
+                cfg = cfg.with_transform_input(true);
+            }
+            cfg
+        },
+        &device,
+    )?;
+    let net = &loaded.network;
+    if loaded.config.in_channels != c {
+        bail!(
+            "{}: the input has {c} channels but the model takes {} (wrong --layout?)",
+            input_path.display(),
+            loaded.config.in_channels
+        );
+    }
+    net.check_input(x.dims())?;
+    let mut outputs: Vec<(String, Value)> = Vec::new();
+    let main_name = if loaded.config.include_top {
+        "logits"
+    } else {
+        "features"
+    };
+    let want_main = args.output_nodes.is_empty() || !is_npy(&args.output);
+    if want_main {
+        let out = net.forward(x.clone());
+        outputs.push((main_name.to_string(), out.output));
+        let n = out.aux.len();
+        for (i, a) in out.aux.into_iter().enumerate() {
+            let name = if n == 1 {
+                "aux_logits".to_string()
+            } else {
+                format!("aux{}_logits", i + 1)
+            };
+            outputs.push((name, Value::Flat(a)));
+        }
+    }
+    if !args.output_nodes.is_empty() {
+        let names: Vec<&str> = args.output_nodes.iter().map(String::as_str).collect();
+        let acts = net.features(x, &names)?;
+        outputs.extend(args.output_nodes.iter().cloned().zip(acts));
+    }
+    let arrays: Vec<(String, Array)> = outputs
+        .into_iter()
+        .map(|(name, v)| (name, to_array(v, layout)))
+        .collect();
+    if is_npy(&args.output) && arrays.len() > 1 {
+        bail!(
+            "{}: the model gives {} outputs ({}); write .safetensors, or add --no-aux",
+            args.output.display(),
+            arrays.len(),
+            arrays
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    write_arrays(&args.output, &arrays)?;
+    let summary: Vec<String> = arrays
+        .iter()
+        .map(|(n, a)| format!("{n} {:?}", a.shape))
+        .collect();
+    eprintln!(
+        "{} ({}): wrote {} to {}",
+        loaded.config.arch,
+        args.weights.display(),
+        summary.join(", "),
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn is_npy(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+fn to_array(v: Value, layout: Layout) -> Array {
+    let t = match v {
+        Value::Map(t) if layout == Layout::Nhwc => Value::Map(t.permute([0, 2, 3, 1])),
+        other => other,
+    };
+    let shape = t.dims();
+    let data = match t {
+        Value::Map(t) => t.into_data(),
+        Value::Flat(t) => t.into_data(),
+    };
+    Array {
+        shape,
+        data: data.try_to_vec::<f32>().expect("models compute in f32"),
+    }
+}
+
+pub fn convert(
+    weights_path: &Path,
+    output: &Path,
+    model: Option<&str>,
+    transform: bool,
+) -> Result<()> {
+    let arch = model.map(Arch::from_name).transpose()?;
+    if !output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+    {
+        bail!("{}: convert writes .safetensors files", output.display());
+    }
+    let loaded = weights::load_file(
+        weights_path,
+        arch,
+        |cfg| {
+            if transform {
+                cfg.with_transform_input(true)
+            } else {
+                cfg
+            }
+        },
+        &Device::default(),
+    )?;
+    let sd = weights::export(&loaded.network, &loaded.config);
+    weights::safetensors::write(output, &sd).with_context(|| "converting")?;
+    eprintln!(
+        "{}: {} tensors ({} parameters) of {} written to {}",
+        weights_path.display(),
+        sd.len(),
+        inception::summary::group_digits(loaded.network.param_count().trainable as u64),
+        loaded.config.arch,
+        output.display()
+    );
+    Ok(())
+}

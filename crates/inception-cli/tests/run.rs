@@ -1,0 +1,184 @@
+//! `inception run` and `inception convert` against the reference fixtures: the numbers the
+//! binary writes are the numbers torchvision computed.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use inception::files::read_array;
+use inception::weights;
+
+fn inception() -> Command {
+    Command::cargo_bin("inception").unwrap()
+}
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("INCEPTION_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: fixtures folder {} not found (set INCEPTION_FIXTURES)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn max_rel(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}
+
+#[test]
+fn run_reproduces_googlenet_logits_aux_and_activations() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let io = dir.join("googlenet_tv_io.safetensors");
+    inception()
+        .arg("run")
+        .arg("--weights")
+        .arg(dir.join("googlenet_tv_aux.pth"))
+        .arg("--input")
+        .arg(format!("{}:input", io.display()))
+        .arg("-o")
+        .arg(&out)
+        .args(["--output-node", "inception5b"])
+        .assert()
+        .success();
+    let got = weights::read(&out).unwrap();
+    let want = weights::read(&io).unwrap();
+    for (g, w) in [
+        ("logits", "logits"),
+        ("aux1_logits", "aux1_logits"),
+        ("aux2_logits", "aux2_logits"),
+        ("inception5b", "act.inception5b"),
+    ] {
+        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
+        assert!(e < 1e-4, "{g}: {e}");
+    }
+}
+
+#[test]
+fn run_with_npy_and_nhwc_layout() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let io = dir.join("inception_v3_tv_io.safetensors");
+    // The NCHW input, transposed to NHWC and saved as .npy, as a TensorFlow user would pass it.
+    let x = read_array(&io, Some("input")).unwrap();
+    let [n, c, h, w]: [usize; 4] = x.shape.clone().try_into().unwrap();
+    let mut nhwc = vec![0.0; x.data.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for y in 0..h {
+                for xx in 0..w {
+                    nhwc[((b * h + y) * w + xx) * c + ch] = x.data[((b * c + ch) * h + y) * w + xx];
+                }
+            }
+        }
+    }
+    let input = tmp.path().join("x.npy");
+    inception::files::write_arrays(
+        &input,
+        &[(
+            "x".into(),
+            inception::files::Array {
+                shape: vec![n, h, w, c],
+                data: nhwc,
+            },
+        )],
+    )
+    .unwrap();
+    let out = tmp.path().join("logits.npy");
+    inception()
+        .arg("run")
+        .arg("--weights")
+        .arg(dir.join("inception_v3_tv_fp16.safetensors"))
+        .arg("--input")
+        .arg(&input)
+        .args(["--layout", "nhwc", "--no-aux", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    let got = read_array(&out, None).unwrap();
+    assert_eq!(got.shape, vec![2, 1000]);
+    let want = read_array(&io, Some("logits")).unwrap();
+    let e = max_rel(&got.data, &want.data);
+    assert!(e < 1e-4, "{e}");
+}
+
+#[test]
+fn convert_writes_torchvision_names_and_the_config() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("googlenet.safetensors");
+    inception()
+        .arg("convert")
+        .arg(dir.join("googlenet_tv_aux.pth"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--transform-input")
+        .assert()
+        .success();
+    let sd = weights::read(&out).unwrap();
+    let cfg = weights::config_for(&sd, None).unwrap();
+    assert!(cfg.transform_input && cfg.aux_logits);
+    assert_eq!(
+        sd.get("inception3a.branch1.conv.weight").unwrap().shape,
+        vec![64, 192, 1, 1]
+    );
+}
+
+#[test]
+fn run_errors_are_one_line() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let io = dir.join("googlenet_tv_io.safetensors");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--input".into(), io.display().to_string()],
+            "pick one with",
+        ),
+        (
+            vec!["--input".into(), format!("{}:nope", io.display())],
+            "no tensor `nope`",
+        ),
+        (
+            vec!["--input".into(), format!("{}:logits", io.display())],
+            "4 dimensions",
+        ),
+        (
+            vec![
+                "--input".into(),
+                format!("{}:input", io.display()),
+                "--model".into(),
+                "inception-v3".into(),
+            ],
+            "missing",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = inception()
+            .arg("run")
+            .arg("--weights")
+            .arg(dir.join("googlenet_tv_aux.pth"))
+            .args(&args)
+            .arg("-o")
+            .arg(tmp.path().join("o.safetensors"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(!tmp.path().join("o.safetensors").exists());
+}

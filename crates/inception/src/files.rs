@@ -1,0 +1,184 @@
+//! Files: atomic writes and the array formats scripts exchange with us (`.npy`, `.safetensors`).
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::weights::{self, DType, Format, StateDict, WeightTensor};
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so an
+/// interrupted run never leaves a half-written file behind (the previous file, if any, stays).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Io(format!(
+            "{}: directory {} does not exist; create it first",
+            path.display(),
+            dir.display()
+        )));
+    }
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Io(format!("{}: not a file name", path.display())))?;
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Io(format!("{}: cannot write: {e}", path.display())));
+    }
+    Ok(())
+}
+
+/// An n-dimensional f32 array.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// Reads one array from a `.npy` file, or tensor `key` of a `.safetensors` file (the only tensor
+/// when `key` is `None` and the file holds one).
+pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
+    let ext = extension(path);
+    match ext.as_str() {
+        "npy" => {
+            if key.is_some() {
+                return Err(Error::Config(format!(
+                    "{}: a .npy file holds one array; drop the `:KEY`",
+                    path.display()
+                )));
+            }
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            read_npy(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+        }
+        "safetensors" => {
+            let sd = weights::safetensors::read(path)?;
+            let names: Vec<&str> = sd.iter().map(|(n, _)| n).collect();
+            let name = match key {
+                Some(k) => k,
+                None if names.len() == 1 => names[0],
+                None => {
+                    return Err(Error::Unknown(format!(
+                        "{}: holds {} tensors ({}); pick one with {}:NAME",
+                        path.display(),
+                        names.len(),
+                        names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
+                        path.display()
+                    )));
+                }
+            };
+            let t = sd.get(name).ok_or_else(|| {
+                Error::Unknown(format!(
+                    "{}: no tensor `{name}`; it has {}",
+                    path.display(),
+                    names.iter().take(8).copied().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            Ok(Array {
+                shape: t.shape.clone(),
+                data: t.data.clone(),
+            })
+        }
+        _ => Err(Error::Config(format!(
+            "{}: unknown array format; use .npy or .safetensors",
+            path.display()
+        ))),
+    }
+}
+
+fn read_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
+    if npy.order() == npyz::Order::Fortran {
+        return Err(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
+        );
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("its shape overflows")?;
+    let type_str = npy.dtype().descr();
+    let size = match type_str.as_str() {
+        "'<f4'" => 4,
+        "'<f8'" => 8,
+        other => return Err(format!("dtype {other} is not supported; save as float32")),
+    };
+    if numel.saturating_mul(size) > bytes.len() {
+        return Err(format!(
+            "its header claims {numel} elements but the file is shorter (truncated?)"
+        ));
+    }
+    let data = if size == 4 {
+        npy.into_vec::<f32>().map_err(|e| e.to_string())?
+    } else {
+        npy.into_vec::<f64>()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    };
+    Ok(Array { shape, data })
+}
+
+/// Writes named arrays: a `.safetensors` file holds them all; a `.npy` file holds exactly one.
+pub fn write_arrays(path: &Path, arrays: &[(String, Array)]) -> Result<()> {
+    match extension(path).as_str() {
+        "npy" => {
+            let [(_, a)] = arrays else {
+                return Err(Error::Config(format!(
+                    "{}: a .npy file holds one array but there are {}; write .safetensors",
+                    path.display(),
+                    arrays.len()
+                )));
+            };
+            let mut bytes = Vec::new();
+            {
+                use npyz::WriterBuilder;
+                let shape: Vec<u64> = a.shape.iter().map(|&d| d as u64).collect();
+                let mut w = npyz::WriteOptions::new()
+                    .default_dtype()
+                    .shape(&shape)
+                    .writer(&mut bytes)
+                    .begin_nd()
+                    .map_err(|e| Error::Format(e.to_string()))?;
+                w.extend(a.data.iter().copied())
+                    .map_err(|e| Error::Format(e.to_string()))?;
+                w.finish().map_err(|e| Error::Format(e.to_string()))?;
+            }
+            write_atomic(path, &bytes)
+        }
+        "safetensors" => {
+            let mut sd = StateDict::new(Format::Safetensors);
+            for (name, a) in arrays {
+                sd.insert(
+                    name.clone(),
+                    WeightTensor::new(a.shape.clone(), a.data.clone(), DType::F32),
+                );
+            }
+            weights::safetensors::write(path, &sd)
+        }
+        _ => Err(Error::Config(format!(
+            "{}: unknown array format; use .npy or .safetensors",
+            path.display()
+        ))),
+    }
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}

@@ -1,0 +1,679 @@
+//! Weights: reading checkpoints in the reference frameworks' formats, mapping them onto a
+//! [`Network`], and writing them back out.
+//!
+//! Every reader produces a [`StateDict`]: tensor names and values in **PyTorch's conventions**
+//! (the names of [`Graph::state_dict_shapes`], convolution kernels `[out, in, kh, kw]`, dense
+//! weights `[out, in]`), converted to f32 whatever the stored dtype. [`load_model`] then builds a
+//! model and fills it, reporting missing, unexpected and mis-shaped tensors by name.
+//!
+//! ```no_run
+//! use inception::burn::tensor::Device;
+//! use inception::models::{Arch, ModelConfig};
+//! use inception::weights;
+//!
+//! let sd = weights::read("googlenet-1378be20.pth".as_ref())?;
+//! let cfg = weights::detect(&sd)?.with_transform_input(true);
+//! let (net, report) = weights::load_model(&cfg, &sd, &Device::default())?;
+//! println!("{} tensors loaded", report.loaded);
+//! # Ok::<(), inception::Error>(())
+//! ```
+
+pub mod pickle;
+pub mod pytorch;
+pub mod safetensors;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use burn::module::{Param, RunningState};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op};
+use crate::models::{Arch, ModelConfig};
+use crate::network::Network;
+use crate::nn::LayerModule;
+
+/// Element types found in checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// 64-bit signed integer (e.g. `num_batches_tracked`).
+    I64,
+    /// 32-bit signed integer.
+    I32,
+    /// 16-bit signed integer.
+    I16,
+    /// 8-bit signed integer.
+    I8,
+    /// 8-bit unsigned integer.
+    U8,
+    /// Boolean (one byte).
+    Bool,
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::I16 => "i16",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::Bool => "bool",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Decodes little-endian elements of `dtype` into f32.
+pub fn decode(raw: &[u8], dtype: DType) -> std::result::Result<Vec<f32>, String> {
+    let size = dtype.size();
+    if !raw.len().is_multiple_of(size) {
+        return Err(format!(
+            "{} bytes is not a whole number of {dtype} elements",
+            raw.len()
+        ));
+    }
+    let chunks = raw.chunks_exact(size);
+    Ok(match dtype {
+        DType::F32 => chunks
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect(),
+        DType::F64 => chunks
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        DType::F16 => chunks
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::BF16 => chunks
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::I64 => chunks
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        DType::I32 => chunks
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32)
+            .collect(),
+        DType::I16 => chunks
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
+            .collect(),
+        DType::I8 => chunks.map(|c| c[0] as i8 as f32).collect(),
+        DType::U8 | DType::Bool => chunks.map(|c| c[0] as f32).collect(),
+    })
+}
+
+/// The file formats weights come in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// PyTorch `torch.save` zip (`.pth`, `.pt`, `.bin`).
+    PyTorch,
+    /// safetensors.
+    Safetensors,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::PyTorch => "PyTorch checkpoint",
+            Format::Safetensors => "safetensors",
+        })
+    }
+}
+
+/// One tensor of a checkpoint, converted to f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values in row-major order.
+    pub data: Vec<f32>,
+    /// The dtype the file stored.
+    pub dtype: DType,
+}
+
+impl WeightTensor {
+    /// A tensor from its parts.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>, dtype: DType) -> Self {
+        Self { shape, data, dtype }
+    }
+}
+
+/// Named tensors in PyTorch's conventions, in file order.
+#[derive(Clone, Debug)]
+pub struct StateDict {
+    entries: Vec<(String, WeightTensor)>,
+    index: HashMap<String, usize>,
+    /// The format the tensors were read from.
+    pub format: Format,
+    /// String metadata stored with the tensors (safetensors `__metadata__`).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl StateDict {
+    /// An empty state dict.
+    pub fn new(format: Format) -> Self {
+        Self {
+            entries: Vec::new(),
+            index: HashMap::new(),
+            format,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// Adds (or replaces) a tensor.
+    pub fn insert(&mut self, name: String, tensor: WeightTensor) {
+        match self.index.get(&name) {
+            Some(&i) => self.entries[i].1 = tensor,
+            None => {
+                self.index.insert(name.clone(), self.entries.len());
+                self.entries.push((name, tensor));
+            }
+        }
+    }
+
+    /// The tensor called `name`.
+    pub fn get(&self, name: &str) -> Option<&WeightTensor> {
+        self.index.get(name).map(|&i| &self.entries[i].1)
+    }
+
+    /// Names and tensors, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &WeightTensor)> {
+        self.entries.iter().map(|(n, t)| (n.as_str(), t))
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total number of elements over all tensors.
+    pub fn numel(&self) -> usize {
+        self.entries.iter().map(|(_, t)| t.data.len()).sum()
+    }
+}
+
+/// Reads a checkpoint, choosing the reader from the file's first bytes (not its extension).
+pub fn read(path: &Path) -> Result<StateDict> {
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| Error::io(path, e))?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return pytorch::read(path);
+    }
+    if n >= 9 && head[8] == b'{' {
+        return safetensors::read(path);
+    }
+    let what = if head.starts_with(b"\x89HDF") {
+        "an HDF5 (Keras .h5) file, which this build cannot read yet"
+    } else if head.starts_with(b"\x80\x02\x8a\x0a") {
+        "a legacy (PyTorch < 1.6) torch.save file; re-save it with a recent PyTorch: \
+         torch.save(torch.load(f), f)"
+    } else if n == 0 {
+        "empty"
+    } else {
+        "not a PyTorch (.pth) or safetensors file"
+    };
+    Err(Error::Format(format!("{}: {what}", path.display())))
+}
+
+/// What [`load_into`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadReport {
+    /// Tensors copied into the network.
+    pub loaded: usize,
+    /// Tensors in the file that this configuration does not use (e.g. aux heads or the
+    /// classifier of a model built without them), and `num_batches_tracked` counters.
+    pub unused: Vec<String>,
+    /// A prefix stripped from every name (`module.` from `DataParallel`, …), if any.
+    pub prefix: String,
+}
+
+/// Prefixes that wrappers add to every name: `DataParallel`, Lightning and timm's EMA wrappers,
+/// `torch.compile`.
+const WRAPPER_PREFIXES: [&str; 6] = [
+    "",
+    "module.",
+    "model.",
+    "_orig_mod.",
+    "module.model.",
+    "model.module.",
+];
+
+/// Copies `sd` into `net`, strictly: every tensor the network has must be present with its exact
+/// shape, and every tensor in the file must be used, except those named in `optional` (tensors
+/// the full architecture has but this configuration leaves out). Errors name the tensors.
+pub fn load_into(
+    net: &mut Network,
+    sd: &StateDict,
+    optional: &HashSet<String>,
+) -> Result<LoadReport> {
+    let expected = net.graph().state_dict_shapes();
+    let prefix = WRAPPER_PREFIXES
+        .iter()
+        .max_by_key(|p| {
+            expected
+                .iter()
+                .filter(|(n, _)| sd.get(&format!("{p}{n}")).is_some())
+                .count()
+        })
+        .copied()
+        .unwrap_or("");
+    let mut missing = Vec::new();
+    let mut mismatched = Vec::new();
+    for (name, shape) in &expected {
+        match sd.get(&format!("{prefix}{name}")) {
+            None => missing.push(name.clone()),
+            Some(t) if &t.shape != shape => mismatched.push(format!(
+                "`{name}` is {:?} in the file, {shape:?} in the model",
+                t.shape
+            )),
+            Some(_) => {}
+        }
+    }
+    let wanted: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let mut unused = Vec::new();
+    let mut unexpected = Vec::new();
+    for (name, _) in sd.iter() {
+        let Some(short) = name.strip_prefix(prefix) else {
+            unexpected.push(name.to_string());
+            continue;
+        };
+        if wanted.contains(short) {
+            continue;
+        }
+        if optional.contains(short) || short.ends_with("num_batches_tracked") {
+            unused.push(name.to_string());
+        } else {
+            unexpected.push(name.to_string());
+        }
+    }
+    if !missing.is_empty() || !unexpected.is_empty() || !mismatched.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("missing {}: {}", missing.len(), list(&missing)));
+        }
+        if !unexpected.is_empty() {
+            parts.push(format!(
+                "unexpected {}: {}",
+                unexpected.len(),
+                list(&unexpected)
+            ));
+        }
+        if !mismatched.is_empty() {
+            parts.push(format!(
+                "wrong shape {}: {}",
+                mismatched.len(),
+                list(&mismatched)
+            ));
+        }
+        return Err(Error::Weights(format!(
+            "the weights do not fit {}: {} (wrong --model, --classes or --in-channels?)",
+            net.graph().name,
+            parts.join("; ")
+        )));
+    }
+    let device = network_device(net);
+    let mut loaded = 0;
+    let node_names: Vec<String> = net.graph().nodes.iter().map(|n| n.name.clone()).collect();
+    for (module, node_name) in net.layers.iter_mut().zip(&node_names) {
+        let Some(module) = module.as_mut() else {
+            continue;
+        };
+        let get = |suffix: &str| {
+            sd.get(&format!("{prefix}{node_name}.{suffix}"))
+                .expect("presence was checked above")
+        };
+        match module {
+            LayerModule::Conv(conv) => {
+                conv.weight = Param::from_tensor(tensor::<4>(get("weight"), &device));
+                loaded += 1;
+                if conv.bias.is_some() {
+                    conv.bias = Some(Param::from_tensor(tensor::<1>(get("bias"), &device)));
+                    loaded += 1;
+                }
+            }
+            LayerModule::Dense(dense) => {
+                // PyTorch stores [out, in]; Burn's Linear multiplies by [in, out].
+                let w = get("weight");
+                let (out, inp) = (w.shape[0], w.shape[1]);
+                let mut t = vec![0.0; w.data.len()];
+                for o in 0..out {
+                    for k in 0..inp {
+                        t[k * out + o] = w.data[o * inp + k];
+                    }
+                }
+                dense.weight =
+                    Param::from_tensor(Tensor::from_data(TensorData::new(t, [inp, out]), &device));
+                loaded += 1;
+                if dense.bias.is_some() {
+                    dense.bias = Some(Param::from_tensor(tensor::<1>(get("bias"), &device)));
+                    loaded += 1;
+                }
+            }
+            LayerModule::Norm(bn) => {
+                if bn.gamma.is_some() {
+                    bn.gamma = Some(Param::from_tensor(tensor::<1>(get("weight"), &device)));
+                    loaded += 1;
+                }
+                bn.beta = Param::from_tensor(tensor::<1>(get("bias"), &device));
+                bn.running_mean = RunningState::new(tensor::<1>(get("running_mean"), &device));
+                bn.running_var = RunningState::new(tensor::<1>(get("running_var"), &device));
+                loaded += 3;
+            }
+            LayerModule::Dropout(_) => {}
+        }
+    }
+    Ok(LoadReport {
+        loaded,
+        unused,
+        prefix: prefix.to_string(),
+    })
+}
+
+fn list(names: &[String]) -> String {
+    const SHOWN: usize = 6;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| {
+            if n.starts_with('`') {
+                n.clone()
+            } else {
+                format!("`{n}`")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
+}
+
+fn tensor<const D: usize>(t: &WeightTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
+}
+
+fn network_device(net: &Network) -> Device {
+    for m in net.layers.iter().flatten() {
+        match m {
+            LayerModule::Conv(c) => return c.weight.device(),
+            LayerModule::Dense(d) => return d.weight.device(),
+            LayerModule::Norm(b) => return b.beta.device(),
+            LayerModule::Dropout(_) => {}
+        }
+    }
+    Device::default()
+}
+
+/// Builds the model `cfg` describes on `device` and loads `sd` into it (see [`load_into`]).
+/// Tensors of the heads this configuration leaves out (aux classifiers, the top) may be present.
+pub fn load_model(
+    cfg: &ModelConfig,
+    sd: &StateDict,
+    device: &Device,
+) -> Result<(Network, LoadReport)> {
+    let mut net = cfg.init(device)?;
+    let optional = optional_names(cfg)?;
+    let report = load_into(&mut net, sd, &optional)?;
+    Ok((net, report))
+}
+
+/// Names the full architecture has and `cfg` does not (heads left out).
+fn optional_names(cfg: &ModelConfig) -> Result<HashSet<String>> {
+    let mine: HashSet<String> = names(&cfg.graph()?);
+    let mut full = cfg.clone().with_include_top(true).with_pooling(None);
+    if cfg.arch != Arch::InceptionV3Keras {
+        full = full.with_aux_logits(true);
+    }
+    Ok(names(&full.graph()?)
+        .into_iter()
+        .filter(|n| !mine.contains(n))
+        .collect())
+}
+
+fn names(g: &Graph) -> HashSet<String> {
+    g.state_dict_shapes().into_iter().map(|(n, _)| n).collect()
+}
+
+/// The metadata key under which exported files store their [`ModelConfig`] (as JSON), so that
+/// they load back with every option, `transform_input` included.
+pub const CONFIG_KEY: &str = "inception.model";
+
+/// The configuration to load `sd` with: the one stored in the file's metadata (files we
+/// exported), else the one [`detect`]ed from the tensors — of `arch` when it is given.
+pub fn config_for(sd: &StateDict, arch: Option<Arch>) -> Result<ModelConfig> {
+    if let Some(json) = sd.metadata.get(CONFIG_KEY) {
+        let cfg: ModelConfig = serde_json::from_str(json).map_err(|e| {
+            Error::Format(format!(
+                "the file's `{CONFIG_KEY}` metadata is not a model config: {e}"
+            ))
+        })?;
+        if arch.is_none_or(|a| a == cfg.arch) {
+            return Ok(cfg);
+        }
+    }
+    match arch {
+        Some(arch) => detect_as(sd, arch),
+        None => detect(sd),
+    }
+}
+
+/// Recognises the architecture of a state dict from its tensor names and shapes: which model,
+/// with or without the top and aux heads, how many classes and input channels.
+///
+/// `transform_input` cannot be seen in the weights; the pretrained registry knows it.
+pub fn detect(sd: &StateDict) -> Result<ModelConfig> {
+    let mut best: Option<(usize, Arch)> = None;
+    for arch in [
+        Arch::GoogLeNet,
+        Arch::InceptionV3,
+        Arch::GoogLeNetBvlc,
+        Arch::InceptionV3Keras,
+    ] {
+        match try_detect(sd, arch)? {
+            Ok(cfg) => return Ok(cfg),
+            Err(found) => {
+                if best.is_none_or(|(f, _)| found > f) {
+                    best = Some((found, arch));
+                }
+            }
+        }
+    }
+    let hint = match best {
+        Some((found, arch)) if found > 0 => {
+            format!(" (closest: {arch}, with {found} of its backbone tensors)")
+        }
+        _ => String::new(),
+    };
+    let sample = sd
+        .iter()
+        .take(3)
+        .map(|(n, _)| n)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Error::Weights(format!(
+        "cannot tell which model these {} tensors belong to (first names: {sample}){hint}; \
+         pass --model",
+        sd.len()
+    )))
+}
+
+/// Like [`detect`], for a known architecture: finds the top, aux heads, classes and input
+/// channels, or says which backbone tensors are missing.
+pub fn detect_as(sd: &StateDict, arch: Arch) -> Result<ModelConfig> {
+    match try_detect(sd, arch)? {
+        Ok(cfg) => Ok(cfg),
+        Err(_) => {
+            let mut net_cfg = ModelConfig::new(arch).with_include_top(false);
+            net_cfg.input_size = [arch.default_input_size(); 2];
+            let mut net = net_cfg.init(&Device::default())?;
+            // Reuse the strict loader's report of what is missing.
+            load_into(&mut net, sd, &optional_names(&net_cfg)?).map(|_| net_cfg)
+        }
+    }
+}
+
+/// `Ok(config)` when every backbone tensor of `arch` is present, else `Err(how many are)`.
+fn try_detect(sd: &StateDict, arch: Arch) -> Result<std::result::Result<ModelConfig, usize>> {
+    let base = ModelConfig::new(arch).with_include_top(false);
+    let backbone = base.graph()?.state_dict_shapes();
+    let prefix = WRAPPER_PREFIXES
+        .iter()
+        .find(|p| sd.get(&format!("{p}{}", backbone[0].0)).is_some());
+    let Some(prefix) = prefix else {
+        return Ok(Err(0));
+    };
+    let get = |n: &str| sd.get(&format!("{prefix}{n}"));
+    let found = backbone.iter().filter(|(n, _)| get(n).is_some()).count();
+    if found < backbone.len() {
+        return Ok(Err(found));
+    }
+    let in_channels = get(&backbone[0].0).map_or(3, |t| t.shape.get(1).copied().unwrap_or(3));
+    let top_names = names(&ModelConfig::new(arch).with_include_top(true).graph()?);
+    let fc = ModelConfig::new(arch)
+        .with_include_top(true)
+        .graph()?
+        .state_dict_shapes()
+        .into_iter()
+        .find(|(n, s)| {
+            s.len() == 2 && n.ends_with(".weight") && !backbone.iter().any(|(b, _)| b == n)
+        })
+        .and_then(|(n, _)| get(&n));
+    let mut cfg = ModelConfig::new(arch).with_in_channels(in_channels);
+    match fc {
+        Some(w) => cfg = cfg.with_classes(w.shape[0]),
+        None => cfg = cfg.with_include_top(false),
+    }
+    if fc.is_some() && arch != Arch::InceptionV3Keras {
+        let with_aux = names(&cfg.clone().with_aux_logits(true).graph()?);
+        if with_aux
+            .iter()
+            .filter(|n| !top_names.contains(*n))
+            .all(|n| get(n).is_some())
+        {
+            cfg = cfg.with_aux_logits(true);
+        }
+    }
+    Ok(Ok(cfg))
+}
+
+/// The network's tensors (see [`state_dict`]) with `cfg` stored in the metadata under
+/// [`CONFIG_KEY`]: our own checkpoint format is exactly this, written as safetensors.
+pub fn export(net: &Network, cfg: &ModelConfig) -> StateDict {
+    let mut sd = state_dict(net);
+    sd.metadata.insert(
+        CONFIG_KEY.to_string(),
+        serde_json::to_string(cfg).expect("a config always serialises"),
+    );
+    sd.metadata.insert("format".to_string(), "pt".to_string());
+    sd
+}
+
+/// The network's tensors as a state dict with PyTorch names and layouts (dense weights
+/// `[out, in]`), plus a zero `num_batches_tracked` per BatchNorm so that PyTorch's
+/// `load_state_dict` finds every key it expects.
+pub fn state_dict(net: &Network) -> StateDict {
+    let mut sd = StateDict::new(Format::Safetensors);
+    let graph = net.graph();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let Some(module) = net.layers[i].as_ref() else {
+            continue;
+        };
+        let mut put =
+            |suffix: &str, t: WeightTensor| sd.insert(format!("{}.{suffix}", node.name), t);
+        match module {
+            LayerModule::Conv(c) => {
+                put("weight", read_tensor(c.weight.val()));
+                if let Some(b) = &c.bias {
+                    put("bias", read_tensor(b.val()));
+                }
+            }
+            LayerModule::Dense(d) => {
+                let w = read_tensor(d.weight.val().transpose());
+                put("weight", w);
+                if let Some(b) = &d.bias {
+                    put("bias", read_tensor(b.val()));
+                }
+            }
+            LayerModule::Norm(bn) => {
+                if let Some(g) = &bn.gamma {
+                    put("weight", read_tensor(g.val()));
+                }
+                put("bias", read_tensor(bn.beta.val()));
+                put("running_mean", read_tensor(bn.running_mean.value_sync()));
+                put("running_var", read_tensor(bn.running_var.value_sync()));
+                if matches!(node.op, Op::BatchNorm(_)) {
+                    put(
+                        "num_batches_tracked",
+                        WeightTensor::new(Vec::new(), vec![0.0], DType::I64),
+                    );
+                }
+            }
+            LayerModule::Dropout(_) => {}
+        }
+    }
+    sd
+}
+
+fn read_tensor<const D: usize>(t: Tensor<D>) -> WeightTensor {
+    let shape = t.dims().to_vec();
+    let data = t
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data after conversion");
+    WeightTensor::new(shape, data, DType::F32)
+}
+
+/// A model built from a checkpoint file.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The network, with the file's weights.
+    pub network: Network,
+    /// The configuration it was built with.
+    pub config: ModelConfig,
+    /// What the loader did (tensors loaded, unused, prefix stripped).
+    pub report: LoadReport,
+}
+
+/// Reads `path`, works out the model ([`config_for`]; `arch` forces the architecture), applies
+/// `adjust` to the configuration (input size, `transform_input`, dropping heads…) and loads the
+/// weights strictly.
+pub fn load_file(
+    path: &Path,
+    arch: Option<Arch>,
+    adjust: impl FnOnce(ModelConfig) -> ModelConfig,
+    device: &Device,
+) -> Result<Loaded> {
+    let sd = read(path)?;
+    let config = adjust(config_for(&sd, arch)?);
+    let (network, report) = load_model(&config, &sd, device)
+        .map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+    Ok(Loaded {
+        network,
+        config,
+        report,
+    })
+}

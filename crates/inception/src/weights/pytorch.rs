@@ -1,0 +1,178 @@
+//! PyTorch `.pth` / `.pt` checkpoints (the zip format `torch.save` writes since PyTorch 1.6).
+//!
+//! The archive holds `<name>/data.pkl` (the pickled object, read by the restricted
+//! [`unpickle`]) and one raw little-endian file per storage under `<name>/data/`. Bare state dicts
+//! and the usual wrappers (`{"state_dict": …}`, `{"model": …}`, `{"model_state": …}`) are
+//! accepted; non-tensor entries are ignored.
+
+use std::io::{Read, Seek};
+use std::path::Path;
+
+use super::pickle::{Object, TensorRef, unpickle};
+use super::{DType, Format, StateDict, WeightTensor, decode};
+use crate::error::{Error, Result};
+
+/// Reads a PyTorch zip checkpoint.
+pub fn read(path: &Path) -> Result<StateDict> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    read_from(file).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+}
+
+/// Reads a PyTorch zip checkpoint from any seekable reader.
+pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, String> {
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
+        format!(
+            "not a PyTorch zip checkpoint ({e}); files from PyTorch < 1.6 must be re-saved with \
+             a newer torch.save"
+        )
+    })?;
+    let pkl_name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .find(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)
+        .ok_or("the archive has no data.pkl, so it is not a torch.save checkpoint")?;
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    let pickle = read_entry(&mut zip, &pkl_name, None)?;
+    let object = unpickle(&pickle)?;
+    let entries = state_dict_entries(object)?;
+    let mut sd = StateDict::new(Format::PyTorch);
+    for (name, t) in entries {
+        let storage_name = format!("{prefix}data/{}", t.key);
+        let bytes = t
+            .storage_numel
+            .checked_mul(t.dtype.size())
+            .ok_or_else(|| format!("tensor `{name}` claims an impossible storage size"))?;
+        let raw = read_entry(&mut zip, &storage_name, Some(bytes))?;
+        let data = gather(&raw, &t).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        sd.insert(name, WeightTensor::new(t.shape.clone(), data, t.dtype));
+    }
+    Ok(sd)
+}
+
+fn read_entry<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+    expect: Option<usize>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut f = zip
+        .by_name(name)
+        .map_err(|e| format!("archive entry `{name}`: {e}"))?;
+    let size = usize::try_from(f.size()).map_err(|_| "an archive entry is too large")?;
+    if let Some(want) = expect
+        && size < want
+    {
+        return Err(format!(
+            "storage `{name}` has {size} bytes but its tensors need {want} (truncated file?)"
+        ));
+    }
+    let mut buf = Vec::with_capacity(size.min(1 << 32));
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("archive entry `{name}`: {e} (truncated or corrupt file?)"))?;
+    Ok(buf)
+}
+
+/// Finds the `name → tensor` map, looking through the common wrappers.
+fn state_dict_entries(object: Object) -> std::result::Result<Vec<(String, TensorRef)>, String> {
+    let Object::Dict(items) = object else {
+        return Err(
+            "the checkpoint is not a dict of tensors (a pickled nn.Module? save \
+                    model.state_dict() instead)"
+                .into(),
+        );
+    };
+    let has_tensors = items.iter().any(|(_, v)| matches!(v, Object::Tensor(_)));
+    if !has_tensors {
+        for wrapper in [
+            "state_dict",
+            "model",
+            "model_state",
+            "model_state_dict",
+            "net",
+        ] {
+            if let Some((_, inner)) = items
+                .iter()
+                .find(|(k, _)| matches!(k, Object::Str(s) if s == wrapper))
+            {
+                return state_dict_entries(inner.clone());
+            }
+        }
+        return Err(
+            "the checkpoint holds no tensors (and no `state_dict` or `model` entry)".into(),
+        );
+    }
+    Ok(items
+        .into_iter()
+        .filter_map(|(k, v)| match (k, v) {
+            (Object::Str(k), Object::Tensor(t)) => Some((k, t)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Copies a strided view out of a storage, converting to f32.
+fn gather(raw: &[u8], t: &TensorRef) -> std::result::Result<Vec<f32>, String> {
+    let numel: usize = t.shape.iter().product();
+    if numel == 0 {
+        return Ok(Vec::new());
+    }
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&d, &s)| {
+            acc.checked_add((d - 1).checked_mul(s)?)
+        })
+        .ok_or("its view overflows")?;
+    if last >= t.storage_numel {
+        return Err(format!(
+            "its view reaches element {last} of a storage of {}",
+            t.storage_numel
+        ));
+    }
+    let all = decode(&raw[..t.storage_numel * t.dtype.size()], t.dtype)?;
+    let contiguous = {
+        let mut expect = 1;
+        let mut ok = true;
+        for (&d, &s) in t.shape.iter().zip(&t.stride).rev() {
+            if d != 1 && s != expect {
+                ok = false;
+            }
+            expect *= d;
+        }
+        ok
+    };
+    if contiguous {
+        return Ok(all[t.offset..t.offset + numel].to_vec());
+    }
+    let mut out = Vec::with_capacity(numel);
+    let mut index = vec![0usize; t.shape.len()];
+    for _ in 0..numel {
+        let at = t.offset
+            + index
+                .iter()
+                .zip(&t.stride)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        out.push(all[at]);
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < t.shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(out)
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+}

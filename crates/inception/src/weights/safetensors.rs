@@ -1,0 +1,99 @@
+//! safetensors files (Hugging Face / timm), read and written through the `safetensors` crate,
+//! which validates the header against the file's size before anything is allocated.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ::safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::{DType, Format, StateDict, WeightTensor, decode};
+use crate::error::{Error, Result};
+use crate::files::write_atomic;
+
+/// Reads every tensor of a safetensors file, in file order, converted to f32.
+pub fn read(path: &Path) -> Result<StateDict> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    read_bytes(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+}
+
+/// Reads a safetensors file already in memory.
+pub fn read_bytes(bytes: &[u8]) -> std::result::Result<StateDict, String> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let mut sd = StateDict::new(Format::Safetensors);
+    if let Some(m) = meta.metadata() {
+        sd.metadata = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    }
+    for name in meta.offset_keys() {
+        let view = st
+            .tensor(&name)
+            .map_err(|e| format!("tensor `{name}`: {e}"))?;
+        let dtype = dtype(view.dtype()).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        let data = decode(view.data(), dtype).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        sd.insert(name, WeightTensor::new(view.shape().to_vec(), data, dtype));
+    }
+    Ok(sd)
+}
+
+fn dtype(d: Dtype) -> std::result::Result<DType, String> {
+    Ok(match d {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::I64 => DType::I64,
+        Dtype::I32 => DType::I32,
+        Dtype::I16 => DType::I16,
+        Dtype::I8 => DType::I8,
+        Dtype::U8 => DType::U8,
+        Dtype::BOOL => DType::Bool,
+        other => return Err(format!("dtype {other:?} is not supported")),
+    })
+}
+
+/// Encodes a state dict as safetensors bytes: floats as f32, integer tensors (such as
+/// `num_batches_tracked`) as i64, with `sd.metadata` as the `__metadata__` header.
+pub fn to_bytes(sd: &StateDict) -> Result<Vec<u8>> {
+    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = sd
+        .iter()
+        .map(|(name, t)| {
+            let (dt, bytes) = match t.dtype {
+                DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U8 | DType::Bool => (
+                    Dtype::I64,
+                    t.data
+                        .iter()
+                        .flat_map(|&v| (v as i64).to_le_bytes())
+                        .collect(),
+                ),
+                _ => (
+                    Dtype::F32,
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+            };
+            (name.to_string(), dt, t.shape.clone(), bytes)
+        })
+        .collect();
+    let views = encoded
+        .iter()
+        .map(|(n, dt, shape, bytes)| {
+            TensorView::new(*dt, shape.clone(), bytes)
+                .map(|v| (n.as_str(), v))
+                .map_err(|e| Error::Format(format!("tensor `{n}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata: Option<HashMap<String, String>> = (!sd.metadata.is_empty()).then(|| {
+        sd.metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    ::safetensors::serialize(views, metadata)
+        .map_err(|e| Error::Format(format!("cannot encode safetensors: {e}")))
+}
+
+/// Writes a state dict to `path` atomically (see [`to_bytes`]).
+pub fn write(path: &Path, sd: &StateDict) -> Result<()> {
+    write_atomic(path, &to_bytes(sd)?)
+}

@@ -1,0 +1,200 @@
+//! Weight import against the reference frameworks: every fixture checkpoint loads, is recognised
+//! from its tensor names, and reproduces the outputs and activations torchvision computed.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use common::{assert_close, fixtures};
+use inception::burn::tensor::{Device, Tensor, TensorData};
+use inception::models::{Arch, ModelConfig};
+use inception::weights::{self, DType, StateDict};
+use inception::{Network, Value};
+
+fn input(io: &StateDict, name: &str) -> Tensor<4> {
+    let t = io.get(name).unwrap();
+    let shape: [usize; 4] = t.shape.clone().try_into().unwrap();
+    Tensor::from_data(TensorData::new(t.data.clone(), shape), &Device::default())
+}
+
+fn values(v: Value) -> Vec<f32> {
+    v.flat().into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Runs the network on the stored input and compares the main output, the aux heads and the
+/// named activations.
+fn check(net: &Network, io: &StateDict, aux: &[&str], acts: &[(&str, &str)], tol: f32) {
+    let x = input(io, "input");
+    let out = net.forward(x.clone());
+    assert_close(
+        "logits",
+        &values(out.output),
+        &io.get("logits").unwrap().data,
+        tol,
+    );
+    assert_eq!(out.aux.len(), aux.len());
+    for (got, name) in out.aux.into_iter().zip(aux) {
+        let got = got.into_data().try_to_vec::<f32>().unwrap();
+        assert_close(name, &got, &io.get(name).unwrap().data, tol);
+    }
+    let layers: Vec<&str> = acts.iter().map(|(layer, _)| *layer).collect();
+    let got = net.features(x, &layers).unwrap();
+    for (v, (layer, key)) in got.into_iter().zip(acts) {
+        assert_close(layer, &values(v), &io.get(key).unwrap().data, tol);
+    }
+}
+
+#[test]
+fn googlenet_pth_reproduces_torchvision() {
+    let Some(dir) = fixtures() else { return };
+    let sd = weights::read(&dir.join("googlenet_tv_aux.pth")).unwrap();
+    assert_eq!(sd.format, weights::Format::PyTorch);
+    let cfg = weights::detect(&sd).unwrap();
+    assert_eq!(cfg.arch, Arch::GoogLeNet);
+    assert!(cfg.aux_logits && cfg.include_top);
+    assert_eq!(cfg.classes, 1000);
+    let (net, report) = weights::load_model(&cfg, &sd, &Device::default()).unwrap();
+    assert_eq!(report.prefix, "");
+    assert!(
+        report
+            .unused
+            .iter()
+            .all(|n| n.ends_with("num_batches_tracked"))
+    );
+    assert_eq!(net.param_count().trainable, 13_004_888);
+    let io = weights::read(&dir.join("googlenet_tv_io.safetensors")).unwrap();
+    let acts = [
+        ("inception3a", "act.inception3a"),
+        ("inception4e", "act.inception4e"),
+        ("inception5b", "act.inception5b"),
+        ("avgpool", "act.avgpool"),
+    ];
+    check(&net, &io, &["aux1_logits", "aux2_logits"], &acts, 1e-4);
+
+    // Without the aux heads: their tensors are reported unused, the logits are the same.
+    let cfg = cfg.with_aux_logits(false);
+    let (net, report) = weights::load_model(&cfg, &sd, &Device::default()).unwrap();
+    assert!(report.unused.iter().any(|n| n.starts_with("aux1.")));
+    assert_eq!(net.param_count().trainable, 6_624_904);
+    check(&net, &io, &[], &acts[..1], 1e-4);
+}
+
+#[test]
+fn inception_v3_fp16_safetensors_reproduces_torchvision() {
+    let Some(dir) = fixtures() else { return };
+    let sd = weights::read(&dir.join("inception_v3_tv_fp16.safetensors")).unwrap();
+    assert!(sd.iter().any(|(_, t)| t.dtype == DType::F16));
+    let cfg = weights::detect(&sd).unwrap();
+    assert_eq!(cfg.arch, Arch::InceptionV3);
+    assert!(cfg.aux_logits);
+    let (net, _) = weights::load_model(&cfg, &sd, &Device::default()).unwrap();
+    let io = weights::read(&dir.join("inception_v3_tv_io.safetensors")).unwrap();
+    let acts = [
+        ("Mixed_5b", "act.Mixed_5b"),
+        ("Mixed_6e", "act.Mixed_6e"),
+        ("Mixed_7c", "act.Mixed_7c"),
+        ("avgpool", "act.avgpool"),
+    ];
+    check(&net, &io, &["aux_logits"], &acts, 1e-4);
+}
+
+#[test]
+fn export_round_trips_with_torchvision_names() {
+    let Some(dir) = fixtures() else { return };
+    let sd = weights::read(&dir.join("googlenet_tv_aux.pth")).unwrap();
+    let cfg = weights::detect(&sd).unwrap();
+    let (net, _) = weights::load_model(&cfg, &sd, &Device::default()).unwrap();
+    let out = weights::state_dict(&net);
+    // Exactly the keys torch.save wrote (num_batches_tracked included), so PyTorch's strict
+    // load_state_dict finds nothing missing and nothing unexpected.
+    let names = |sd: &StateDict| {
+        sd.iter()
+            .map(|(n, _)| n.to_string())
+            .collect::<HashSet<_>>()
+    };
+    assert_eq!(names(&out), names(&sd));
+    for (name, t) in sd
+        .iter()
+        .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+    {
+        assert_eq!(out.get(name).unwrap().data, t.data, "{name}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("googlenet.safetensors");
+    weights::safetensors::write(&path, &out).unwrap();
+    let back = weights::read(&path).unwrap();
+    assert_eq!(back.len(), out.len());
+    assert_eq!(back.get("fc.weight").unwrap().shape, vec![1000, 1024]);
+    assert_eq!(
+        back.get("conv1.bn.num_batches_tracked").unwrap().dtype,
+        DType::I64
+    );
+}
+
+#[test]
+fn wrong_model_and_wrapped_checkpoints() {
+    let Some(dir) = fixtures() else { return };
+    let sd = weights::read(&dir.join("googlenet_tv_aux.pth")).unwrap();
+    // Into the wrong architecture: the error names the missing tensors and counts them.
+    let v3 = ModelConfig::new(Arch::InceptionV3);
+    let e = weights::load_model(&v3, &sd, &Device::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing") && e.contains("Conv2d_1a_3x3"), "{e}");
+    // Wrong number of classes: a shape error naming the tensor and both shapes.
+    let ten = ModelConfig::new(Arch::GoogLeNet).with_classes(10);
+    let e = weights::load_model(&ten, &sd, &Device::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`fc.weight` is [1000, 1024] in the file, [10, 1024]"),
+        "{e}"
+    );
+    // A DataParallel-style `module.` prefix is recognised and stripped.
+    let mut wrapped = StateDict::new(weights::Format::Safetensors);
+    for (n, t) in sd.iter() {
+        wrapped.insert(format!("module.{n}"), t.clone());
+    }
+    let cfg = weights::detect(&wrapped).unwrap();
+    let (_, report) = weights::load_model(&cfg, &wrapped, &Device::default()).unwrap();
+    assert_eq!(report.prefix, "module.");
+}
+
+#[test]
+fn hostile_files_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let check = |p: &Path, needle: &str| {
+        let e = weights::read(p).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains(needle), "{e}");
+    };
+    check(&write("empty.pth", b""), "empty");
+    check(
+        &write("junk.pth", b"hello world, not weights"),
+        "not a PyTorch",
+    );
+    // A safetensors header claiming far more bytes than the file has.
+    let mut st = Vec::new();
+    let header = br#"{"w":{"dtype":"F32","shape":[1000000000],"data_offsets":[0,4000000000]}}"#;
+    st.extend((header.len() as u64).to_le_bytes());
+    st.extend(header);
+    st.extend([0u8; 16]);
+    check(&write("big.safetensors", &st), "not a valid safetensors");
+    // A zip that is not a torch.save archive, and a truncated real checkpoint.
+    if let Some(dir) = fixtures() {
+        let real = std::fs::read(dir.join("googlenet_tv_aux.pth")).unwrap();
+        check(&write("cut.pth", &real[..real.len() / 2]), "cut.pth");
+        let real = std::fs::read(dir.join("keras_blocks_functional_blocks.keras")).unwrap();
+        check(&write("keras.pth", &real), "no data.pkl");
+    }
+    check(
+        &write("missing.pth", b"").with_file_name("does-not-exist.pth"),
+        "no such file",
+    );
+}
