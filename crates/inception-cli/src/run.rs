@@ -7,8 +7,9 @@ use clap::{Args, ValueEnum};
 use inception::Value;
 use inception::burn::tensor::{Device, Tensor, TensorData};
 use inception::files::{Array, read_array, write_arrays};
+use inception::graph::Op;
 use inception::models::Arch;
-use inception::weights;
+use inception::weights::{self, ModelSource};
 
 /// Memory layout of the input array (and of feature maps written out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,11 +62,33 @@ fn split_key(spec: &str) -> (PathBuf, Option<String>) {
     }
 }
 
+/// `--model`: a built-in name, or a `.keras` file whose config gives the architecture.
+pub fn model_source(model: Option<&str>) -> Result<ModelSource> {
+    let Some(m) = model else {
+        return Ok(ModelSource::Auto);
+    };
+    if m.ends_with(".keras") || Path::new(m).is_file() {
+        let kw = weights::keras::read(Path::new(m))?;
+        let config = kw.config.with_context(|| {
+            format!("{m}: has no config.json; --model takes a model name or a .keras file")
+        })?;
+        return Ok(ModelSource::Graph(weights::keras::graph_from_config(
+            &config,
+        )?));
+    }
+    Ok(ModelSource::Arch(Arch::from_name(m)?))
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
-    let arch = args.model.as_deref().map(Arch::from_name).transpose()?;
+    let source = model_source(args.model.as_deref())?;
     let (input_path, key) = split_key(&args.input);
     let array = read_array(&input_path, key.as_deref())?;
-    let layout = args.layout.unwrap_or(Layout::Nchw);
+    let format = weights::sniff(&args.weights)?;
+    let layout = args.layout.unwrap_or(if format == weights::Format::Keras {
+        Layout::Nhwc
+    } else {
+        Layout::Nchw
+    });
     let dims: [usize; 4] = array.shape.clone().try_into().map_err(|_| {
         anyhow::anyhow!(
             "{}: the input is {:?}; a batch of images has 4 dimensions ({})",
@@ -86,7 +109,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let [_, c, h, w] = x.dims();
     let loaded = weights::load_file(
         &args.weights,
-        arch,
+        source,
         |mut cfg| {
             cfg.input_size = [h, w];
             if args.no_aux {
@@ -100,19 +123,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         &device,
     )?;
     let net = &loaded.network;
-    if loaded.config.in_channels != c {
+    let want = net.graph().input_shape();
+    if want[0] != c {
         bail!(
             "{}: the input has {c} channels but the model takes {} (wrong --layout?)",
             input_path.display(),
-            loaded.config.in_channels
+            want[0]
         );
     }
     net.check_input(x.dims())?;
     let mut outputs: Vec<(String, Value)> = Vec::new();
-    let main_name = if loaded.config.include_top {
-        "logits"
-    } else {
-        "features"
+    let graph = net.graph();
+    let main_name = match &graph.nodes[graph.main_output().node].op {
+        Op::Softmax => "probs",
+        Op::Dense(_) => "logits",
+        _ => "features",
     };
     let want_main = args.output_nodes.is_empty() || !is_npy(&args.output);
     if want_main {
@@ -156,7 +181,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .collect();
     eprintln!(
         "{} ({}): wrote {} to {}",
-        loaded.config.arch,
+        net.graph().name,
         args.weights.display(),
         summary.join(", "),
         args.output.display()
@@ -190,7 +215,7 @@ pub fn convert(
     model: Option<&str>,
     transform: bool,
 ) -> Result<()> {
-    let arch = model.map(Arch::from_name).transpose()?;
+    let source = model_source(model)?;
     if !output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
@@ -199,7 +224,7 @@ pub fn convert(
     }
     let loaded = weights::load_file(
         weights_path,
-        arch,
+        source,
         |cfg| {
             if transform {
                 cfg.with_transform_input(true)
@@ -209,14 +234,17 @@ pub fn convert(
         },
         &Device::default(),
     )?;
-    let sd = weights::export(&loaded.network, &loaded.config);
+    let sd = match &loaded.config {
+        Some(cfg) => weights::export(&loaded.network, cfg),
+        None => weights::state_dict(&loaded.network),
+    };
     weights::safetensors::write(output, &sd).with_context(|| "converting")?;
     eprintln!(
         "{}: {} tensors ({} parameters) of {} written to {}",
         weights_path.display(),
         sd.len(),
         inception::summary::group_digits(loaded.network.param_count().trainable as u64),
-        loaded.config.arch,
+        loaded.network.graph().name,
         output.display()
     );
     Ok(())

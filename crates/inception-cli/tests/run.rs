@@ -182,3 +182,48 @@ fn run_errors_are_one_line() {
     }
     assert!(!tmp.path().join("o.safetensors").exists());
 }
+
+#[test]
+fn run_keras_files_take_nhwc_and_give_probabilities() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let io = dir.join("keras_inception_v3_io.safetensors");
+    let out = tmp.path().join("keras.safetensors");
+    inception()
+        .arg("run")
+        .arg("--weights")
+        .arg(dir.join("keras_inception_v3.h5"))
+        .arg("--input")
+        .arg(format!("{}:input", io.display()))
+        .arg("-o")
+        .arg(&out)
+        .args(["--output-node", "mixed5"])
+        .assert()
+        .success();
+    let got = weights::read(&out).unwrap();
+    let want = weights::read(&io).unwrap();
+    for (g, w) in [("probs", "probs"), ("mixed5", "mixed5")] {
+        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
+        assert!(e < 1e-4, "{g}: {e}");
+    }
+    // The blocks: weights-only files with the architecture from the .keras file.
+    let io = dir.join("keras_blocks_io.safetensors");
+    for ext in ["h5", "weights.h5", "keras"] {
+        let out = tmp.path().join(format!("blocks.{ext}.npy"));
+        inception()
+            .arg("run")
+            .arg("--weights")
+            .arg(dir.join(format!("keras_blocks_functional_blocks.{ext}")))
+            .arg("--model")
+            .arg(dir.join("keras_blocks_functional_blocks.keras"))
+            .arg("--input")
+            .arg(format!("{}:functional_blocks.input", io.display()))
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        let got = read_array(&out, None).unwrap();
+        let want = read_array(&io, Some("functional_blocks.output")).unwrap();
+        assert!(max_rel(&got.data, &want.data) < 1e-5, "{ext}");
+    }
+}

@@ -208,6 +208,11 @@ pub struct ModelConfig {
     /// torchvision's `transform_input` as the first layer (the published torchvision
     /// checkpoints expect it). Default false: it is an explicit choice here, never implied.
     pub transform_input: bool,
+    /// Keras's `classifier_activation="softmax"`: the top ends in a softmax, so the model outputs
+    /// probabilities. Default true for `inception-v3-keras` (as `keras.applications`), false for
+    /// the torchvision and Caffe layouts, which output logits. Train with it off.
+    #[serde(default)]
+    pub softmax: bool,
 }
 
 impl ModelConfig {
@@ -224,7 +229,14 @@ impl ModelConfig {
             dropout: arch.default_dropout(),
             aux_logits: false,
             transform_input: false,
+            softmax: arch == Arch::InceptionV3Keras,
         }
+    }
+
+    /// Sets the classifier's softmax (Keras `classifier_activation`: `"softmax"` or `None`).
+    pub fn with_softmax(mut self, softmax: bool) -> Self {
+        self.softmax = softmax;
+        self
     }
 
     /// Sets `include_top`.
@@ -456,7 +468,12 @@ impl Head {
                 } else {
                     x
                 };
-                g.dense(self.fc_name, x, cfg.classes, true)
+                let x = g.dense(self.fc_name, x, cfg.classes, true);
+                if cfg.softmax {
+                    g.softmax("softmax", x)
+                } else {
+                    x
+                }
             },
         )
     }

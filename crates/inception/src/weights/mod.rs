@@ -18,6 +18,7 @@
 //! # Ok::<(), inception::Error>(())
 //! ```
 
+pub mod keras;
 pub mod pickle;
 pub mod pytorch;
 pub mod safetensors;
@@ -123,6 +124,8 @@ pub enum Format {
     PyTorch,
     /// safetensors.
     Safetensors,
+    /// Keras HDF5 (`.h5`, `.weights.h5`) or `.keras`.
+    Keras,
 }
 
 impl fmt::Display for Format {
@@ -130,6 +133,7 @@ impl fmt::Display for Format {
         f.write_str(match self {
             Format::PyTorch => "PyTorch checkpoint",
             Format::Safetensors => "safetensors",
+            Format::Keras => "Keras weights",
         })
     }
 }
@@ -211,30 +215,60 @@ impl StateDict {
     }
 }
 
-/// Reads a checkpoint, choosing the reader from the file's first bytes (not its extension).
-pub fn read(path: &Path) -> Result<StateDict> {
+/// Which reader a file needs, from its first bytes (never its extension).
+pub fn sniff(path: &Path) -> Result<Format> {
     let mut head = [0u8; 16];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| Error::io(path, e))?;
     let head = &head[..n];
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        return pytorch::read(path);
+        // torch.save archives hold `*/data.pkl`; .keras archives `model.weights.h5`.
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let is_keras = zip::ZipArchive::new(file)
+            .map(|z| {
+                z.file_names()
+                    .any(|n| n.is_ok_and(|n| n == "model.weights.h5"))
+            })
+            .unwrap_or(false);
+        return Ok(if is_keras {
+            Format::Keras
+        } else {
+            Format::PyTorch
+        });
+    }
+    if head.starts_with(b"\x89HDF") {
+        return Ok(Format::Keras);
     }
     if n >= 9 && head[8] == b'{' {
-        return safetensors::read(path);
+        return Ok(Format::Safetensors);
     }
-    let what = if head.starts_with(b"\x89HDF") {
-        "an HDF5 (Keras .h5) file, which this build cannot read yet"
-    } else if head.starts_with(b"\x80\x02\x8a\x0a") {
+    let what = if head.starts_with(b"\x80\x02\x8a\x0a") {
         "a legacy (PyTorch < 1.6) torch.save file; re-save it with a recent PyTorch: \
          torch.save(torch.load(f), f)"
+    } else if head.starts_with(b"\x08") && path.extension().is_some_and(|e| e == "onnx") {
+        "an ONNX model, which this build cannot import yet"
     } else if n == 0 {
         "empty"
     } else {
-        "not a PyTorch (.pth) or safetensors file"
+        "not a PyTorch (.pth), safetensors or Keras (.h5, .keras) file"
     };
     Err(Error::Format(format!("{}: {what}", path.display())))
+}
+
+/// Reads a PyTorch or safetensors checkpoint. Keras files map onto a model by layer order, so
+/// they are read with [`keras::read`] and converted with [`keras::KerasWeights::to_state_dict`]
+/// (or loaded in one step by [`load_file`]).
+pub fn read(path: &Path) -> Result<StateDict> {
+    match sniff(path)? {
+        Format::PyTorch => pytorch::read(path),
+        Format::Safetensors => safetensors::read(path),
+        Format::Keras => Err(Error::Format(format!(
+            "{}: a Keras file; its tensors map onto a model by layer order (use \
+             weights::load_file or weights::keras::read)",
+            path.display()
+        ))),
+    }
 }
 
 /// What [`load_into`] did.
@@ -647,33 +681,105 @@ fn read_tensor<const D: usize>(t: Tensor<D>) -> WeightTensor {
     WeightTensor::new(shape, data, DType::F32)
 }
 
+/// Where the architecture comes from when loading a file.
+#[derive(Clone, Debug, Default)]
+pub enum ModelSource {
+    /// Recognised from the file: tensor names and shapes, stored metadata, a `.keras` config.
+    #[default]
+    Auto,
+    /// A built-in architecture (options still detected from the file).
+    Arch(Arch),
+    /// A graph built by the caller (e.g. with the functional API, or from a `.keras` config).
+    Graph(Graph),
+}
+
 /// A model built from a checkpoint file.
 #[derive(Debug)]
 pub struct Loaded {
     /// The network, with the file's weights.
     pub network: Network,
-    /// The configuration it was built with.
-    pub config: ModelConfig,
+    /// The built-in configuration it was built with (`None` for a caller's graph or a `.keras`
+    /// model).
+    pub config: Option<ModelConfig>,
     /// What the loader did (tensors loaded, unused, prefix stripped).
     pub report: LoadReport,
+    /// The file's format, which also says what the model takes and gives: NCHW and logits for
+    /// PyTorch and safetensors, NHWC and (for a top with a softmax) probabilities for Keras.
+    pub format: Format,
 }
 
-/// Reads `path`, works out the model ([`config_for`]; `arch` forces the architecture), applies
-/// `adjust` to the configuration (input size, `transform_input`, dropping heads…) and loads the
-/// weights strictly.
+/// Reads `path` in any supported format, works out the model (see [`ModelSource`]), applies
+/// `adjust` to a built-in configuration (input size, `transform_input`, dropping heads…) and
+/// loads the weights strictly.
 pub fn load_file(
     path: &Path,
-    arch: Option<Arch>,
+    source: ModelSource,
     adjust: impl FnOnce(ModelConfig) -> ModelConfig,
     device: &Device,
 ) -> Result<Loaded> {
+    let in_file = |e: Error| Error::Weights(format!("{}: {e}", path.display()));
+    let format = sniff(path)?;
+    if format == Format::Keras {
+        let mut kw = keras::read(path)?;
+        let (graph, config) = match source {
+            ModelSource::Graph(g) => (g, None),
+            ModelSource::Auto if kw.config.is_some() => {
+                let json = kw.config.as_ref().expect("checked");
+                (keras::graph_from_config(json).map_err(in_file)?, None)
+            }
+            ModelSource::Auto | ModelSource::Arch(Arch::InceptionV3Keras) => {
+                let cfg = keras::detect(&kw).ok_or_else(|| {
+                    Error::Weights(format!(
+                        "{}: not keras.applications InceptionV3 weights; pass the model's .keras \
+                         file as --model (or build its graph and use ModelSource::Graph)",
+                        path.display()
+                    ))
+                })?;
+                let cfg = adjust(cfg);
+                if !cfg.include_top {
+                    // The only Dense layer of InceptionV3 is its top ("predictions").
+                    kw.layers.retain(|l| l.class != keras::KerasClass::Dense);
+                }
+                (cfg.graph()?, Some(cfg))
+            }
+            ModelSource::Arch(a) => {
+                return Err(Error::Weights(format!(
+                    "{}: Keras weights fit inception-v3-keras, not {a}",
+                    path.display()
+                )));
+            }
+        };
+        let sd = kw.to_state_dict(&graph).map_err(in_file)?;
+        let mut network = Network::new(graph, device);
+        let report = load_into(&mut network, &sd, &HashSet::new()).map_err(in_file)?;
+        return Ok(Loaded {
+            network,
+            config,
+            report,
+            format,
+        });
+    }
     let sd = read(path)?;
-    let config = adjust(config_for(&sd, arch)?);
-    let (network, report) = load_model(&config, &sd, device)
-        .map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+    let (network, config, report) = match source {
+        ModelSource::Graph(g) => {
+            let mut network = Network::new(g, device);
+            let report = load_into(&mut network, &sd, &HashSet::new()).map_err(in_file)?;
+            (network, None, report)
+        }
+        ModelSource::Auto | ModelSource::Arch(_) => {
+            let arch = match source {
+                ModelSource::Arch(a) => Some(a),
+                _ => None,
+            };
+            let config = adjust(config_for(&sd, arch)?);
+            let (network, report) = load_model(&config, &sd, device).map_err(in_file)?;
+            (network, Some(config), report)
+        }
+    };
     Ok(Loaded {
         network,
         config,
         report,
+        format,
     })
 }

@@ -1,0 +1,229 @@
+//! Keras weights against Keras's own outputs: InceptionV3 in the legacy HDF5 layout of the
+//! published ImageNet file, and the user-written blocks in all three Keras layouts.
+
+mod common;
+
+use common::{assert_close, fixtures};
+use inception::blocks::{InceptionV1Filters, V1Variant, inception_v1_block, naive_inception_block};
+use inception::burn::tensor::{Device, Tensor, TensorData};
+use inception::graph::{GraphBuilder, Layer, Padding, Sequential};
+use inception::models::{Arch, Pooling};
+use inception::weights::{self, ModelSource, keras};
+use inception::{Graph, Value};
+
+/// Reads an NHWC tensor from the fixture and returns it as NCHW.
+fn nhwc_input(io: &weights::StateDict, key: &str) -> Tensor<4> {
+    let t = io.get(key).unwrap();
+    let [n, h, w, c]: [usize; 4] = t.shape.clone().try_into().unwrap();
+    Tensor::<4>::from_data(
+        TensorData::new(t.data.clone(), [n, h, w, c]),
+        &Device::default(),
+    )
+    .permute([0, 3, 1, 2])
+}
+
+/// NCHW (or flat) output as NHWC values, the order Keras stores.
+fn nhwc_values(v: Value) -> Vec<f32> {
+    let t = match v {
+        Value::Map(t) => t.permute([0, 2, 3, 1]).flatten::<2>(1, 3),
+        Value::Flat(t) => t,
+    };
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn keras_inception_v3_h5_reproduces_keras() {
+    let Some(dir) = fixtures() else { return };
+    let path = dir.join("keras_inception_v3.h5");
+    let io = weights::safetensors::read(&dir.join("keras_inception_v3_io.safetensors")).unwrap();
+    let x = nhwc_input(&io, "input");
+    let device = Device::default();
+
+    let loaded = weights::load_file(&path, ModelSource::Auto, |c| c, &device).unwrap();
+    let cfg = loaded.config.clone().unwrap();
+    assert_eq!(cfg.arch, Arch::InceptionV3Keras);
+    assert!(cfg.include_top && cfg.softmax);
+    assert_eq!(loaded.format, weights::Format::Keras);
+    let net = &loaded.network;
+    assert_close(
+        "probs",
+        &nhwc_values(net.infer(x.clone())),
+        &io.get("probs").unwrap().data,
+        1e-4,
+    );
+    let mixed5 = net.features(x.clone(), &["mixed5"]).unwrap().remove(0);
+    assert_close(
+        "mixed5",
+        &nhwc_values(mixed5),
+        &io.get("mixed5").unwrap().data,
+        1e-4,
+    );
+
+    // include_top=False, pooling="avg": the 2048-d feature vector.
+    let loaded = weights::load_file(
+        &path,
+        ModelSource::Arch(Arch::InceptionV3Keras),
+        |c| c.with_include_top(false).with_pooling(Some(Pooling::Avg)),
+        &device,
+    )
+    .unwrap();
+    let feats = loaded.network.infer(x);
+    assert_eq!(feats.dims(), vec![2, 2048]);
+    assert_close(
+        "avg_pool",
+        &nhwc_values(feats),
+        &io.get("avg_pool").unwrap().data,
+        1e-4,
+    );
+}
+
+/// The functional model of `fixtures/gen/gen_keras_blocks.py`, written with our blocks.
+fn functional_blocks() -> Graph {
+    let mut g = GraphBuilder::new("functional_blocks");
+    let x = g.input([192, 28, 28]);
+    let row = InceptionV1Filters::new(64, 96, 128, 16, 32, 32);
+    let y = inception_v1_block(&mut g, x, "inception3a", row, V1Variant::keras());
+    let y = g.conv2d("conv2d", y, 32, [1, 1], [1, 1], Padding::Valid, true);
+    let y = g.relu("conv2d_relu", y);
+    let y = naive_inception_block(&mut g, y, "naive", [64, 128, 32]);
+    let y = g.batch_norm("batch_normalization", y, 1e-3, false);
+    let y = g.global_avg_pool("gap", y);
+    let y = g.dense("dense", y, 10, true);
+    let y = g.softmax("softmax", y);
+    g.output("probs", y);
+    g.finish().unwrap()
+}
+
+fn sequential_small() -> Graph {
+    Sequential::new("sequential_small", [1, 28, 28])
+        .add(Layer::conv(32, 5))
+        .add(Layer::max_pool(2))
+        .add(Layer::Flatten)
+        .add(Layer::dense(10))
+        .add(Layer::Softmax)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn keras_blocks_in_every_layout_reproduce_keras() {
+    let Some(dir) = fixtures() else { return };
+    let io = weights::safetensors::read(&dir.join("keras_blocks_io.safetensors")).unwrap();
+    let device = Device::default();
+    for (model, graph) in [
+        ("functional_blocks", functional_blocks()),
+        ("sequential_small", sequential_small()),
+    ] {
+        let x = nhwc_input(&io, &format!("{model}.input"));
+        let want = &io.get(&format!("{model}.output")).unwrap().data;
+        for ext in ["h5", "weights.h5", "keras"] {
+            let path = dir.join(format!("keras_blocks_{model}.{ext}"));
+            // Onto the graph written with our API…
+            let loaded =
+                weights::load_file(&path, ModelSource::Graph(graph.clone()), |c| c, &device)
+                    .unwrap();
+            assert_close(
+                &format!("{model}.{ext}"),
+                &nhwc_values(loaded.network.infer(x.clone())),
+                want,
+                1e-5,
+            );
+            // …and onto the graph the .keras config describes.
+            let config = keras::read(&dir.join(format!("keras_blocks_{model}.keras")))
+                .unwrap()
+                .config
+                .unwrap();
+            let from_config = keras::graph_from_config(&config).unwrap();
+            assert_eq!(from_config.params(), graph.params());
+            let loaded =
+                weights::load_file(&path, ModelSource::Graph(from_config), |c| c, &device).unwrap();
+            assert_close(
+                &format!("{model}.{ext} (config)"),
+                &nhwc_values(loaded.network.infer(x.clone())),
+                want,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn keras_order_is_model_layers_order() {
+    // Keras lists the functional blocks' layers by depth, then discovery order: the 3x3-reduce
+    // conv (deepest chain) before the 1x1 branch. The .weights.h5 file's `layers/conv2d` is that
+    // first one: [1, 1, 192, 96].
+    let g = functional_blocks();
+    let order = keras::keras_order(&g);
+    let convs: Vec<&str> = order
+        .iter()
+        .filter(|&&i| matches!(g.nodes[i].op, inception::graph::Op::Conv2d(_)))
+        .map(|&i| g.nodes[i].name.as_str())
+        .collect();
+    assert_eq!(convs[0], "inception3a.branch2.0");
+    assert_eq!(convs.len(), 10);
+}
+
+#[test]
+fn broken_keras_files_are_clear_errors() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::default();
+    // Keras InceptionV3 weights into a model of another shape: the error names both layers.
+    let path = dir.join("keras_blocks_functional_blocks.h5");
+    let e = weights::load_file(
+        &path,
+        ModelSource::Graph(sequential_small()),
+        |c| c,
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("Conv2D layers but sequential_small has 1"),
+        "{e}"
+    );
+    // A .keras zip without its weights.
+    let src = std::fs::read(dir.join("keras_blocks_sequential_small.keras")).unwrap();
+    let mut zin = zip_entries(&src);
+    zin.retain(|(n, _)| n != "model.weights.h5");
+    let cut = tmp.path().join("noweights.keras");
+    write_zip(&cut, &zin);
+    let e = keras::read(&cut).unwrap_err().to_string();
+    assert!(e.contains("has no model.weights.h5"), "{e}");
+    // A truncated HDF5 file.
+    let h5 = std::fs::read(dir.join("keras_inception_v3.h5")).unwrap();
+    let cut = tmp.path().join("cut.h5");
+    std::fs::write(&cut, &h5[..h5.len() / 3]).unwrap();
+    let e = weights::load_file(&cut, ModelSource::Auto, |c| c, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\n') && e.contains("cut.h5"), "{e}");
+}
+
+fn zip_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut f = z.by_index(i).unwrap();
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf).unwrap();
+            (f.name().unwrap().to_string(), buf)
+        })
+        .collect()
+}
+
+fn write_zip(path: &std::path::Path, entries: &[(String, Vec<u8>)]) {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (n, b) in entries {
+        z.start_file(
+            n.as_str(),
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored),
+        )
+        .unwrap();
+        z.write_all(b).unwrap();
+    }
+    z.finish().unwrap();
+}
