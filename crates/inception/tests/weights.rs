@@ -191,7 +191,18 @@ fn hostile_files_are_one_line_errors() {
         let real = std::fs::read(dir.join("googlenet_tv_aux.pth")).unwrap();
         check(&write("cut.pth", &real[..real.len() / 2]), "cut.pth");
         let real = std::fs::read(dir.join("keras_blocks_functional_blocks.keras")).unwrap();
-        check(&write("keras.pth", &real), "no data.pkl");
+        // Content decides, not the extension: a .keras archive named .pth is recognised.
+        check(&write("keras.pth", &real), "a Keras file");
+        let mut other = Vec::new();
+        {
+            use std::io::Write;
+            let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut other));
+            z.start_file("hello.txt", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(b"hello").unwrap();
+            z.finish().unwrap();
+        }
+        check(&write("other.pth", &other), "no data.pkl");
     }
     check(
         &write("missing.pth", b"").with_file_name("does-not-exist.pth"),
