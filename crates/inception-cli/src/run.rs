@@ -7,7 +7,6 @@ use clap::{Args, ValueEnum};
 use inception::Value;
 use inception::burn::tensor::{Device, Tensor, TensorData};
 use inception::files::{Array, read_array, write_arrays};
-use inception::graph::Op;
 use inception::models::Arch;
 use inception::weights::{self, ModelSource};
 
@@ -133,25 +132,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     net.check_input(x.dims())?;
     let mut outputs: Vec<(String, Value)> = Vec::new();
-    let graph = net.graph();
-    let main_name = match &graph.nodes[graph.main_output().node].op {
-        Op::Softmax => "probs",
-        Op::Dense(_) => "logits",
-        _ => "features",
-    };
     let want_main = args.output_nodes.is_empty() || !is_npy(&args.output);
     if want_main {
-        let out = net.forward(x.clone());
-        outputs.push((main_name.to_string(), out.output));
-        let n = out.aux.len();
-        for (i, a) in out.aux.into_iter().enumerate() {
-            let name = if n == 1 {
-                "aux_logits".to_string()
-            } else {
-                format!("aux{}_logits", i + 1)
-            };
-            outputs.push((name, Value::Flat(a)));
-        }
+        let ids: Vec<_> = loaded.outputs.iter().map(|(_, id)| *id).collect();
+        let values = net.run(x.clone(), &ids);
+        outputs.extend(loaded.outputs.iter().map(|(n, _)| n.clone()).zip(values));
     }
     if !args.output_nodes.is_empty() {
         let names: Vec<&str> = args.output_nodes.iter().map(String::as_str).collect();

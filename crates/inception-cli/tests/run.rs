@@ -227,3 +227,27 @@ fn run_keras_files_take_nhwc_and_give_probabilities() {
         assert!(max_rel(&got.data, &want.data) < 1e-5, "{ext}");
     }
 }
+
+#[test]
+fn run_onnx_writes_the_graph_outputs() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let io = dir.join("googlenet_caffe_small_io.safetensors");
+    let out = tmp.path().join("onnx.safetensors");
+    inception()
+        .arg("run")
+        .arg("--weights")
+        .arg(dir.join("googlenet_caffe_small.onnx"))
+        .arg("--input")
+        .arg(format!("{}:input", io.display()))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let got = weights::read(&out).unwrap();
+    let want = weights::read(&io).unwrap();
+    for (g, w) in [("prob_1", "prob"), ("loss3_classifier_1", "logits")] {
+        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
+        assert!(e < 1e-4, "{g}: {e}");
+    }
+}

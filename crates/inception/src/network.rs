@@ -223,12 +223,14 @@ impl Network {
             },
             (Op::Softmax, _) => Value::Flat(activation::softmax(first.flat(), 1)),
             (Op::ChannelAffine { scale, shift }, _) => {
+                let c = scale.len();
+                let flat = matches!(first, Value::Flat(_));
                 let t = first.map();
                 let device = t.device();
-                let c = scale.len();
                 let s = Tensor::<1>::from_floats(scale.as_slice(), &device).reshape([1, c, 1, 1]);
                 let b = Tensor::<1>::from_floats(shift.as_slice(), &device).reshape([1, c, 1, 1]);
-                Value::Map(t * s + b)
+                let out = Value::Map(t * s + b);
+                if flat { Value::Flat(out.flat()) } else { out }
             }
             (op, _) => panic!(
                 "layer '{}' ({}) has no parameters allocated",

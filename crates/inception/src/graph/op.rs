@@ -66,6 +66,8 @@ pub enum Padding {
     Same,
     /// Symmetric explicit padding `[height, width]` (PyTorch `padding=`).
     Explicit([usize; 2]),
+    /// Explicit `[[top, bottom], [left, right]]` (ONNX `pads`, which may be asymmetric).
+    Pairs([[usize; 2]; 2]),
 }
 
 impl Padding {
@@ -79,6 +81,7 @@ impl Padding {
         match self {
             Padding::Valid => [[0, 0], [0, 0]],
             Padding::Explicit([ph, pw]) => [[ph, ph], [pw, pw]],
+            Padding::Pairs(p) => p,
             Padding::Same => {
                 let pair = |i: usize, k: usize, s: usize| {
                     let out = i.div_ceil(s);

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod keras;
+pub mod onnx;
 pub mod pickle;
 pub mod pytorch;
 pub mod safetensors;
@@ -32,7 +33,7 @@ use burn::module::{Param, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, NodeId, Op};
 use crate::models::{Arch, ModelConfig};
 use crate::network::Network;
 use crate::nn::LayerModule;
@@ -126,6 +127,8 @@ pub enum Format {
     Safetensors,
     /// Keras HDF5 (`.h5`, `.weights.h5`) or `.keras`.
     Keras,
+    /// An ONNX model (graph and weights).
+    Onnx,
 }
 
 impl fmt::Display for Format {
@@ -134,6 +137,7 @@ impl fmt::Display for Format {
             Format::PyTorch => "PyTorch checkpoint",
             Format::Safetensors => "safetensors",
             Format::Keras => "Keras weights",
+            Format::Onnx => "ONNX model",
         })
     }
 }
@@ -243,15 +247,17 @@ pub fn sniff(path: &Path) -> Result<Format> {
     if n >= 9 && head[8] == b'{' {
         return Ok(Format::Safetensors);
     }
+    // An ONNX ModelProto starts with field 1 (ir_version, a varint).
+    if head.first() == Some(&0x08) && n > 2 {
+        return Ok(Format::Onnx);
+    }
     let what = if head.starts_with(b"\x80\x02\x8a\x0a") {
         "a legacy (PyTorch < 1.6) torch.save file; re-save it with a recent PyTorch: \
          torch.save(torch.load(f), f)"
-    } else if head.starts_with(b"\x08") && path.extension().is_some_and(|e| e == "onnx") {
-        "an ONNX model, which this build cannot import yet"
     } else if n == 0 {
         "empty"
     } else {
-        "not a PyTorch (.pth), safetensors or Keras (.h5, .keras) file"
+        "not a PyTorch (.pth), safetensors, Keras (.h5, .keras) or ONNX file"
     };
     Err(Error::Format(format!("{}: {what}", path.display())))
 }
@@ -263,6 +269,7 @@ pub fn read(path: &Path) -> Result<StateDict> {
     match sniff(path)? {
         Format::PyTorch => pytorch::read(path),
         Format::Safetensors => safetensors::read(path),
+        Format::Onnx => Ok(onnx::read(path, None)?.weights),
         Format::Keras => Err(Error::Format(format!(
             "{}: a Keras file; its tensors map onto a model by layer order (use \
              weights::load_file or weights::keras::read)",
@@ -704,8 +711,35 @@ pub struct Loaded {
     /// What the loader did (tensors loaded, unused, prefix stripped).
     pub report: LoadReport,
     /// The file's format, which also says what the model takes and gives: NCHW and logits for
-    /// PyTorch and safetensors, NHWC and (for a top with a softmax) probabilities for Keras.
+    /// PyTorch and safetensors, NHWC and (for a top with a softmax) probabilities for Keras,
+    /// the graph's own inputs and outputs for ONNX.
     pub format: Format,
+    /// The named outputs the source framework's model returns in evaluation mode: `logits` (or
+    /// `probs`, or `features` without a top) then the aux heads for built-in and Keras models;
+    /// the graph outputs for ONNX.
+    pub outputs: Vec<(String, NodeId)>,
+}
+
+/// The outputs a built-in or Keras model returns: the main one, named by what it is, then the
+/// aux heads (`aux_logits`, or `aux1_logits`, `aux2_logits`).
+fn default_outputs(graph: &Graph) -> Vec<(String, NodeId)> {
+    let main = graph.main_output().node;
+    let name = match &graph.nodes[main].op {
+        Op::Softmax => "probs",
+        Op::Dense(_) => "logits",
+        _ => "features",
+    };
+    let mut out = vec![(name.to_string(), main)];
+    let aux: Vec<NodeId> = graph.aux_outputs().map(|o| o.node).collect();
+    for (i, &a) in aux.iter().enumerate() {
+        let n = if aux.len() == 1 {
+            "aux_logits".to_string()
+        } else {
+            format!("aux{}_logits", i + 1)
+        };
+        out.push((n, a));
+    }
+    out
 }
 
 /// Reads `path` in any supported format, works out the model (see [`ModelSource`]), applies
@@ -719,6 +753,27 @@ pub fn load_file(
 ) -> Result<Loaded> {
     let in_file = |e: Error| Error::Weights(format!("{}: {e}", path.display()));
     let format = sniff(path)?;
+    if format == Format::Onnx {
+        let size = match &source {
+            ModelSource::Auto => None,
+            _ => {
+                return Err(Error::Config(format!(
+                    "{}: an ONNX file carries its own architecture; drop --model",
+                    path.display()
+                )));
+            }
+        };
+        let model = onnx::read(path, size)?;
+        let mut network = Network::new(model.graph, device);
+        let report = load_into(&mut network, &model.weights, &HashSet::new()).map_err(in_file)?;
+        return Ok(Loaded {
+            network,
+            config: None,
+            report,
+            format,
+            outputs: model.outputs,
+        });
+    }
     if format == Format::Keras {
         let mut kw = keras::read(path)?;
         let (graph, config) = match source {
@@ -752,11 +807,13 @@ pub fn load_file(
         let sd = kw.to_state_dict(&graph).map_err(in_file)?;
         let mut network = Network::new(graph, device);
         let report = load_into(&mut network, &sd, &HashSet::new()).map_err(in_file)?;
+        let outputs = default_outputs(network.graph());
         return Ok(Loaded {
             network,
             config,
             report,
             format,
+            outputs,
         });
     }
     let sd = read(path)?;
@@ -776,10 +833,12 @@ pub fn load_file(
             (network, Some(config), report)
         }
     };
+    let outputs = default_outputs(network.graph());
     Ok(Loaded {
         network,
         config,
         report,
         format,
+        outputs,
     })
 }
