@@ -67,11 +67,24 @@ enum Command {
         after_help = "Examples:\n  inception run --weights googlenet.pth --input x.npy -o logits.npy\n  inception run --weights inception_v3.safetensors --input io.safetensors:input -o out.safetensors --output-node Mixed_6e"
     )]
     Run(run::RunArgs),
+    /// List the published pretrained checkpoints (torchvision, Keras, timm, ONNX zoo).
+    Pretrained {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download pretrained checkpoints into the cache ($INCEPTION_CACHE or ~/.cache/inception),
+    /// verifying their checksums; prints each file's path.
+    Download {
+        /// Registry names (see `inception pretrained`) or model names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Convert weights to safetensors with torchvision/timm names (loads in PyTorch with
     /// `load_state_dict`, strict) plus the model configuration in the metadata.
     Convert {
-        /// Input weights (.pth, .safetensors).
-        weights: PathBuf,
+        /// Input weights: a file (.pth, .safetensors, .h5, .keras, .onnx) or a pretrained name.
+        weights: String,
         /// Output .safetensors file.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
@@ -158,6 +171,16 @@ fn run(cli: Cli) -> Result<()> {
             model,
             transform_input,
         } => run::convert(&weights, &output, model.as_deref(), transform_input),
+        Command::Pretrained { json } => pretrained_list(json),
+        Command::Download { names } => {
+            let cache = inception::pretrained::Cache::new()?;
+            for name in names {
+                let entry = inception::pretrained::find(&name)?;
+                let path = cache.fetch(&entry, true)?;
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::Models { json } => models(json),
         Command::Summary {
             model,
@@ -210,6 +233,35 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn pretrained_list(json: bool) -> Result<()> {
+    let all = inception::pretrained::registry();
+    let cache = inception::pretrained::Cache::new().ok();
+    if json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                v["cached"] = cache.as_ref().is_some_and(|c| c.path(e).is_file()).into();
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!("{:<26} {:<20} {:<7} source", "name", "model", "cached");
+    for e in &all {
+        let cached = cache.as_ref().is_some_and(|c| c.path(e).is_file());
+        println!(
+            "{:<26} {:<20} {:<7} {}",
+            e.name,
+            e.arch.name(),
+            if cached { "yes" } else { "no" },
+            e.source
+        );
+    }
+    Ok(())
 }
 
 fn models(json: bool) -> Result<()> {

@@ -21,9 +21,10 @@ pub enum Layout {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Weights file (.pth, .safetensors).
-    #[arg(long, value_name = "FILE")]
-    weights: PathBuf,
+    /// Weights: a file (.pth, .safetensors, .h5, .keras, .onnx), a pretrained name (see
+    /// `inception pretrained`), or `imagenet` for the model's default checkpoint.
+    #[arg(long, value_name = "FILE|NAME")]
+    weights: String,
     /// Architecture, when it cannot be recognised from the weights.
     #[arg(long)]
     model: Option<String>,
@@ -78,11 +79,44 @@ pub fn model_source(model: Option<&str>) -> Result<ModelSource> {
     Ok(ModelSource::Arch(Arch::from_name(m)?))
 }
 
+/// `--weights`: an existing file, or a registry name / `imagenet` fetched into the cache.
+pub fn resolve_weights(
+    spec: &str,
+    model: Option<&str>,
+) -> Result<(PathBuf, Option<inception::pretrained::Pretrained>)> {
+    use inception::pretrained::{self, Cache};
+    let path = PathBuf::from(spec);
+    if path.exists() {
+        return Ok((path, None));
+    }
+    let entry = if spec == "imagenet" {
+        let arch = model
+            .map(Arch::from_name)
+            .transpose()?
+            .context("--weights imagenet needs --model (e.g. --model googlenet)")?;
+        pretrained::default_for(arch, true)
+    } else {
+        match pretrained::find(spec) {
+            Ok(e) => e,
+            Err(e) if spec.contains(['/', '.']) => bail!("{spec}: no such file ({e})"),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let path = Cache::new()?.fetch(&entry, true)?;
+    Ok((path, Some(entry)))
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
-    let source = model_source(args.model.as_deref())?;
+    let (weights_path, entry) = resolve_weights(&args.weights, args.model.as_deref())?;
+    let source = match (&entry, args.model.as_deref()) {
+        (Some(e), _) if e.format != weights::Format::Onnx => ModelSource::Arch(e.arch),
+        (Some(_), _) => ModelSource::Auto,
+        (None, m) => model_source(m)?,
+    };
+    let registry_transform = entry.as_ref().is_some_and(|e| e.transform_input);
     let (input_path, key) = split_key(&args.input);
     let array = read_array(&input_path, key.as_deref())?;
-    let format = weights::sniff(&args.weights)?;
+    let format = weights::sniff(&weights_path)?;
     let layout = args.layout.unwrap_or(if format == weights::Format::Keras {
         Layout::Nhwc
     } else {
@@ -107,14 +141,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let [_, c, h, w] = x.dims();
     let loaded = weights::load_file(
-        &args.weights,
+        &weights_path,
         source,
         |mut cfg| {
             cfg.input_size = [h, w];
             if args.no_aux {
                 cfg = cfg.with_aux_logits(false);
             }
-            if args.transform_input {
+            if args.transform_input || registry_transform {
                 cfg = cfg.with_transform_input(true);
             }
             cfg
@@ -167,7 +201,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     eprintln!(
         "{} ({}): wrote {} to {}",
         net.graph().name,
-        args.weights.display(),
+        weights_path.display(),
         summary.join(", "),
         args.output.display()
     );
@@ -194,13 +228,14 @@ fn to_array(v: Value, layout: Layout) -> Array {
     }
 }
 
-pub fn convert(
-    weights_path: &Path,
-    output: &Path,
-    model: Option<&str>,
-    transform: bool,
-) -> Result<()> {
-    let source = model_source(model)?;
+pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: bool) -> Result<()> {
+    let (path, entry) = resolve_weights(weights, model)?;
+    let weights_path = path.as_path();
+    let transform = transform || entry.as_ref().is_some_and(|e| e.transform_input);
+    let source = match &entry {
+        Some(e) if e.format != weights::Format::Onnx => ModelSource::Arch(e.arch),
+        _ => model_source(model)?,
+    };
     if !output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))

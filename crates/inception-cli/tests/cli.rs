@@ -131,3 +131,34 @@ fn models_lists_every_architecture() {
     assert_eq!(v[0]["min_input_size"], 15);
     assert_eq!(v[2]["min_input_size"], 75);
 }
+
+#[test]
+fn pretrained_lists_the_registry_and_offline_download_says_where_to_put_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = inception()
+        .args(["pretrained", "--json"])
+        .env("INCEPTION_CACHE", tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert!(rows.len() >= 7);
+    let g = rows
+        .iter()
+        .find(|r| r["name"] == "googlenet.torchvision")
+        .unwrap();
+    assert_eq!(g["transform_input"], true);
+    assert_eq!(g["cached"], false);
+    assert_eq!(g["checksum"]["kind"], "sha256_prefix");
+    // Unknown names are one-line errors listing the known ones.
+    let out = inception()
+        .args(["download", "resnet50"])
+        .env("INCEPTION_CACHE", tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("googlenet.torchvision"), "{err}");
+}

@@ -18,6 +18,7 @@
 //! - [`blocks`]: inception modules, aux classifiers, stems;
 //! - [`models`]: the built-in architectures and their Keras-style options;
 //! - [`network`]: [`Network`], the trainable Burn module that executes a graph;
+//! - [`pretrained`]: the published checkpoints by name and a verifying download cache;
 //! - [`weights`]: checkpoint readers (PyTorch `.pth`, safetensors), name mapping, export;
 //! - [`files`]: atomic writes and `.npy` / `.safetensors` arrays;
 //! - [`summary`] and [`diagram`]: the Keras-style table and the paper-style picture.
@@ -32,6 +33,7 @@ pub mod graph;
 pub mod models;
 pub mod network;
 pub mod nn;
+pub mod pretrained;
 pub mod summary;
 pub mod weights;
 

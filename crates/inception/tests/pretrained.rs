@@ -1,0 +1,235 @@
+//! The download cache against a local HTTP server on 127.0.0.1 (tests never use the internet):
+//! good files land verified; bad checksums, 404s, truncated and interrupted downloads fail with
+//! a clear message and leave nothing behind.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use inception::models::Arch;
+use inception::pretrained::{self, Cache, Checksum, Pretrained};
+use sha2::{Digest, Sha256};
+
+const BODY: &[u8] = b"pretend these are weights: 0123456789abcdef 0123456789abcdef";
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Serves a few fixed routes; returns the base URL and a request counter.
+fn server() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = handle(stream);
+        }
+    });
+    (base, hits)
+}
+
+fn handle(mut stream: TcpStream) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let mut parts = request.split_whitespace();
+    let method = parts.next().unwrap_or("");
+    let path = parts.next().unwrap_or("");
+    let head = method == "HEAD";
+    let ok = |extra: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+            BODY.len()
+        )
+    };
+    match path {
+        "/ok.bin" => {
+            stream.write_all(ok("").as_bytes())?;
+            if !head {
+                stream.write_all(BODY)?;
+            }
+        }
+        "/hub/model.safetensors" => {
+            let resp = format!(
+                "HTTP/1.1 302 Found\r\nLocation: /ok.bin\r\nX-Linked-Etag: \"{}\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                sha256_hex(BODY)
+            );
+            stream.write_all(resp.as_bytes())?;
+        }
+        "/truncated.bin" => {
+            stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n",
+            )?;
+            stream.write_all(&BODY[..10])?;
+        }
+        "/interrupted.bin" => {
+            // A chunked body whose connection drops before the last chunk.
+            stream.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            )?;
+            stream.write_all(b"10\r\n0123456789abcdef\r\n")?;
+        }
+        _ => {
+            stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+            )?;
+        }
+    }
+    stream.flush()?;
+    Ok(())
+}
+
+fn entry(url: String, checksum: Checksum) -> Pretrained {
+    let mut e = pretrained::find("googlenet").unwrap();
+    e.url = url;
+    e.file_name = "weights.bin".into();
+    e.checksum = checksum;
+    e
+}
+
+/// Files in the cache directory (temporary ones included).
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn verified_download_lands_once() {
+    let (base, hits) = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::at(tmp.path().join("cache"));
+    for checksum in [
+        Checksum::Sha256(sha256_hex(BODY)),
+        Checksum::Sha256Prefix(sha256_hex(BODY)[..8].to_string()),
+    ] {
+        let e = entry(format!("{base}/ok.bin"), checksum);
+        let path = cache.fetch(&e, false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), BODY);
+        let before = hits.load(Ordering::SeqCst);
+        cache.fetch(&e, false).unwrap();
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            before,
+            "second fetch must not download"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+    // Keras's MD5, and the hub's SHA-256 ETag behind a redirect.
+    let md5: String = md5::Md5::digest(BODY)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    cache
+        .fetch(&entry(format!("{base}/ok.bin"), Checksum::Md5(md5)), false)
+        .unwrap();
+    std::fs::remove_file(cache.dir.join("weights.bin")).unwrap();
+    let e = entry(format!("{base}/hub/model.safetensors"), Checksum::HubEtag);
+    assert_eq!(
+        std::fs::read(cache.fetch(&e, false).unwrap()).unwrap(),
+        BODY
+    );
+}
+
+#[test]
+fn failed_downloads_leave_nothing_behind() {
+    let (base, _) = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::at(tmp.path());
+    let cases = [
+        (
+            "/ok.bin",
+            Checksum::Sha256Prefix("deadbeef".into()),
+            "checksum mismatch",
+        ),
+        ("/missing.bin", Checksum::Unpublished, "404"),
+        ("/truncated.bin", Checksum::Unpublished, "bytes"),
+        ("/interrupted.bin", Checksum::Unpublished, "interrupted"),
+    ];
+    for (path, checksum, needle) in cases {
+        let e = entry(format!("{base}{path}"), checksum);
+        let err = cache.fetch(&e, false).unwrap_err().to_string();
+        assert!(err.contains(needle), "{path}: {err}");
+        assert!(!err.contains('\n'), "{err}");
+        assert!(
+            listing(tmp.path()).is_empty(),
+            "{path}: {:?}",
+            listing(tmp.path())
+        );
+    }
+}
+
+#[test]
+fn offline_says_where_to_put_the_file() {
+    // A port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::at(tmp.path());
+    let e = entry(
+        format!("http://127.0.0.1:{port}/x.pth"),
+        Checksum::Unpublished,
+    );
+    let err = cache.fetch(&e, false).unwrap_err().to_string();
+    assert!(
+        err.contains("put it at")
+            && err.contains(&*tmp.path().join("weights.bin").to_string_lossy()),
+        "{err}"
+    );
+}
+
+#[test]
+fn registry_covers_the_published_checkpoints() {
+    let all = pretrained::registry();
+    for name in [
+        "googlenet.torchvision",
+        "inception_v3.torchvision",
+        "inception_v3.keras",
+        "inception_v3.keras_notop",
+        "inception_v3.tv_in1k",
+        "inception_v3.tf_in1k",
+        "googlenet.onnx_zoo",
+    ] {
+        assert!(all.iter().any(|e| e.name == name), "{name}");
+    }
+    // torchvision's published GoogLeNet and Inception v3 need transform_input; the hash
+    // prefix is the one in the file name, as torchvision checks it.
+    let g = pretrained::find("googlenet").unwrap();
+    assert!(g.transform_input);
+    assert_eq!(g.checksum, Checksum::Sha256Prefix("1378be20".into()));
+    assert!(
+        pretrained::find("inception-v3")
+            .unwrap()
+            .url
+            .ends_with("inception_v3_google-0cc3c7bd.pth")
+    );
+    assert!(!pretrained::default_for(Arch::InceptionV3Keras, false).include_top);
+    assert!(pretrained::find("resnet50").is_err());
+    // Names are unique, and so are cache file names.
+    let mut names: Vec<&str> = all.iter().map(|e| e.file_name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), all.len());
+}
