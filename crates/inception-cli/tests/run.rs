@@ -51,7 +51,13 @@ fn run_reproduces_googlenet_logits_aux_and_activations() {
         .arg(format!("{}:input", io.display()))
         .arg("-o")
         .arg(&out)
-        .args(["--output-node", "inception5b"])
+        .args([
+            "--output-node",
+            "inception3a",
+            "--output-node",
+            "inception4e",
+        ])
+        .args(["--output-node", "inception5b", "--output-node", "avgpool"])
         .assert()
         .success();
     let got = weights::read(&out).unwrap();
@@ -60,11 +66,99 @@ fn run_reproduces_googlenet_logits_aux_and_activations() {
         ("logits", "logits"),
         ("aux1_logits", "aux1_logits"),
         ("aux2_logits", "aux2_logits"),
+        ("inception3a", "act.inception3a"),
+        ("inception4e", "act.inception4e"),
         ("inception5b", "act.inception5b"),
+        ("avgpool", "act.avgpool"),
     ] {
         let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
         assert!(e < 1e-4, "{g}: {e}");
     }
+}
+
+#[test]
+fn run_reproduces_inception_v3_fp16_with_aux_and_activations() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("v3.safetensors");
+    let io = dir.join("inception_v3_tv_io.safetensors");
+    let mut cmd = inception();
+    cmd.arg("run")
+        .arg("--weights")
+        .arg(dir.join("inception_v3_tv_fp16.safetensors"))
+        .arg("--input")
+        .arg(format!("{}:input", io.display()))
+        .arg("-o")
+        .arg(&out);
+    for layer in ["Mixed_5b", "Mixed_6e", "Mixed_7c", "avgpool"] {
+        cmd.args(["--output-node", layer]);
+    }
+    cmd.assert().success();
+    let got = weights::read(&out).unwrap();
+    let want = weights::read(&io).unwrap();
+    for (g, w) in [
+        ("logits", "logits"),
+        ("aux_logits", "aux_logits"),
+        ("Mixed_5b", "act.Mixed_5b"),
+        ("Mixed_6e", "act.Mixed_6e"),
+        ("Mixed_7c", "act.Mixed_7c"),
+        ("avgpool", "act.avgpool"),
+    ] {
+        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
+        assert!(e < 1e-4, "{g}: {e}");
+    }
+}
+
+#[test]
+fn hostile_files_fail_cleanly_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("x.npy");
+    inception::files::write_arrays(
+        &input,
+        &[(
+            "x".into(),
+            inception::files::Array {
+                shape: vec![1, 3, 32, 32],
+                data: vec![0.0; 3 * 32 * 32],
+            },
+        )],
+    )
+    .unwrap();
+    let mut cases: Vec<(PathBuf, &str)> = Vec::new();
+    let mut put = |name: &str, bytes: &[u8], needle: &'static str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        cases.push((p, needle));
+    };
+    put("empty.pth", b"", "empty");
+    put("text.pth", b"definitely not weights", "not a PyTorch");
+    put(
+        "cut.safetensors",
+        b"\xff\x00\x00\x00\x00\x00\x00\x00{\"a\":1}",
+        "not a valid safetensors",
+    );
+    put(
+        "cut.onnx",
+        b"\x08\x07\x12\xff\xff\xff\xff\x0f",
+        "not a valid ONNX",
+    );
+    for (path, needle) in cases {
+        let out = inception()
+            .arg("run")
+            .arg("--weights")
+            .arg(&path)
+            .arg("--input")
+            .arg(&input)
+            .arg("-o")
+            .arg(tmp.path().join("o.npy"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(!tmp.path().join("o.npy").exists());
 }
 
 #[test]
@@ -197,34 +291,40 @@ fn run_keras_files_take_nhwc_and_give_probabilities() {
         .arg(format!("{}:input", io.display()))
         .arg("-o")
         .arg(&out)
-        .args(["--output-node", "mixed5"])
+        .args(["--output-node", "mixed5", "--output-node", "avg_pool"])
         .assert()
         .success();
     let got = weights::read(&out).unwrap();
     let want = weights::read(&io).unwrap();
-    for (g, w) in [("probs", "probs"), ("mixed5", "mixed5")] {
+    for (g, w) in [
+        ("probs", "probs"),
+        ("mixed5", "mixed5"),
+        ("avg_pool", "avg_pool"),
+    ] {
         let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
         assert!(e < 1e-4, "{g}: {e}");
     }
     // The blocks: weights-only files with the architecture from the .keras file.
     let io = dir.join("keras_blocks_io.safetensors");
-    for ext in ["h5", "weights.h5", "keras"] {
-        let out = tmp.path().join(format!("blocks.{ext}.npy"));
-        inception()
-            .arg("run")
-            .arg("--weights")
-            .arg(dir.join(format!("keras_blocks_functional_blocks.{ext}")))
-            .arg("--model")
-            .arg(dir.join("keras_blocks_functional_blocks.keras"))
-            .arg("--input")
-            .arg(format!("{}:functional_blocks.input", io.display()))
-            .arg("-o")
-            .arg(&out)
-            .assert()
-            .success();
-        let got = read_array(&out, None).unwrap();
-        let want = read_array(&io, Some("functional_blocks.output")).unwrap();
-        assert!(max_rel(&got.data, &want.data) < 1e-5, "{ext}");
+    for model in ["functional_blocks", "sequential_small"] {
+        for ext in ["h5", "weights.h5", "keras"] {
+            let out = tmp.path().join(format!("{model}.{ext}.npy"));
+            inception()
+                .arg("run")
+                .arg("--weights")
+                .arg(dir.join(format!("keras_blocks_{model}.{ext}")))
+                .arg("--model")
+                .arg(dir.join(format!("keras_blocks_{model}.keras")))
+                .arg("--input")
+                .arg(format!("{}:{model}.input", io.display()))
+                .arg("-o")
+                .arg(&out)
+                .assert()
+                .success();
+            let got = read_array(&out, None).unwrap();
+            let want = read_array(&io, Some(&format!("{model}.output"))).unwrap();
+            assert!(max_rel(&got.data, &want.data) < 1e-5, "{model}.{ext}");
+        }
     }
 }
 

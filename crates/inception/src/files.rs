@@ -60,7 +60,7 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
                 )));
             }
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            read_npy(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+            parse_npy(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
         }
         "safetensors" => {
             let sd = weights::safetensors::read(path)?;
@@ -97,7 +97,8 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
     }
 }
 
-fn read_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
+/// Parses a `.npy` file already in memory (float32 or float64, C order).
+pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
     let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
     if npy.order() == npyz::Order::Fortran {
         return Err(

@@ -121,12 +121,61 @@ pub fn unpickle(data: &[u8]) -> Result<Object, String> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        copied: 0,
     }
     .run()
 }
 
-/// Nesting limit: real state dicts are a few levels deep.
+/// Stack limit: real state dicts need a few entries.
 const MAX_STACK: usize = 1 << 20;
+
+/// Nesting limit: real state dicts are a few levels deep, and a deeper structure could
+/// overflow the stack when dropped.
+const MAX_DEPTH: usize = 64;
+
+/// How many objects memo reads may copy in total: a pickle that re-reads a memoised structure
+/// into itself grows exponentially ("billion laughs"); real checkpoints copy a few per tensor.
+const MAX_COPIED: usize = 1_000_000;
+
+/// The nesting depth of `o` if it is at most `limit`.
+fn depth_within(o: &Object, limit: usize) -> Option<usize> {
+    let children: Box<dyn Iterator<Item = &Object>> = match o {
+        Object::Tuple(v) | Object::List(v) => Box::new(v.iter()),
+        Object::Dict(d) => Box::new(d.iter().flat_map(|(k, v)| [k, v])),
+        _ => return Some(0),
+    };
+    if limit == 0 {
+        return None;
+    }
+    let mut deepest = 0;
+    for c in children {
+        deepest = deepest.max(depth_within(c, limit - 1)?);
+    }
+    Some(deepest + 1)
+}
+
+/// The number of objects in `o` if it is at most `budget`.
+fn size_within(o: &Object, budget: usize) -> Option<usize> {
+    let mut total = 1;
+    let children: Box<dyn Iterator<Item = &Object>> = match o {
+        Object::Tuple(v) | Object::List(v) => Box::new(v.iter()),
+        Object::Dict(d) => Box::new(d.iter().flat_map(|(k, v)| [k, v])),
+        _ => return (budget >= 1).then_some(1),
+    };
+    for c in children {
+        total += size_within(c, budget.checked_sub(total)?)?;
+    }
+    (total <= budget).then_some(total)
+}
+
+fn check_depth<'a>(items: impl IntoIterator<Item = &'a Object>) -> Result<(), String> {
+    for o in items {
+        if depth_within(o, MAX_DEPTH - 1).is_none() {
+            return Err(format!("the pickle nests deeper than {MAX_DEPTH} levels"));
+        }
+    }
+    Ok(())
+}
 
 struct Machine<'a> {
     data: &'a [u8],
@@ -134,6 +183,7 @@ struct Machine<'a> {
     stack: Vec<Object>,
     marks: Vec<usize>,
     memo: HashMap<u32, Object>,
+    copied: usize,
 }
 
 impl Machine<'_> {
@@ -222,10 +272,15 @@ impl Machine<'_> {
     }
 
     fn memo_get(&mut self, key: u32) -> Result<(), String> {
-        let o =
-            self.memo.get(&key).cloned().ok_or_else(|| {
-                format!("the pickle reads memo slot {key}, which was never written")
-            })?;
+        let o = self
+            .memo
+            .get(&key)
+            .ok_or_else(|| format!("the pickle reads memo slot {key}, which was never written"))?;
+        // Count before copying: the copy is what a bomb makes expensive.
+        let n = size_within(o, MAX_COPIED - self.copied)
+            .ok_or("the pickle expands beyond any real checkpoint (repeated memo copies)")?;
+        let o = o.clone();
+        self.copied += n;
         self.push(o)
     }
 
@@ -352,6 +407,7 @@ impl Machine<'_> {
                 }
                 b't' => {
                     let items = self.pop_mark()?;
+                    check_depth(&items)?;
                     self.push(Object::Tuple(items))?
                 }
                 0x85..=0x87 => {
@@ -361,19 +417,23 @@ impl Machine<'_> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
+                    check_depth(&items)?;
                     self.push(Object::Tuple(items))?
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
+                    check_depth(&items)?;
                     self.push(Object::List(items))?
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
+                    check_depth(&items)?;
                     let dict = pairs(items)?;
                     self.push(Object::Dict(dict))?
                 }
                 b'a' => {
                     let v = self.pop()?;
+                    check_depth([&v])?;
                     match self.top()? {
                         Object::List(l) => l.push(v),
                         _ => return Err("APPEND onto something that is not a list".into()),
@@ -381,6 +441,7 @@ impl Machine<'_> {
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
+                    check_depth(&items)?;
                     match self.top()? {
                         Object::List(l) => l.extend(items),
                         _ => return Err("APPENDS onto something that is not a list".into()),
@@ -389,6 +450,7 @@ impl Machine<'_> {
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
+                    check_depth([&k, &v])?;
                     match self.top()? {
                         Object::Dict(d) => d.push((k, v)),
                         _ => return Err("SETITEM on something that is not a dict".into()),
@@ -396,6 +458,7 @@ impl Machine<'_> {
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
+                    check_depth(&items)?;
                     let new = pairs(items)?;
                     match self.top()? {
                         Object::Dict(d) => d.extend(new),
@@ -564,5 +627,22 @@ mod tests {
         assert!(unpickle(b"").is_err());
         assert!(unpickle(b"h\x05.").is_err());
         assert!(unpickle(b"0.").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_and_memo_bombs_are_refused() {
+        // 100,000 nested one-tuples: refused long before the stack could overflow on drop.
+        let mut deep = b"\x80\x02)".to_vec();
+        deep.extend(std::iter::repeat_n(0x85u8, 100_000));
+        deep.push(b'.');
+        assert!(unpickle(&deep).unwrap_err().contains("nests deeper"));
+        // A list of two copies of the previous one, memoised again: doubles every 7 bytes.
+        let mut bomb = b"\x80\x02]q\x00".to_vec();
+        for _ in 0..60 {
+            bomb.extend(b"(h\x00h\x00lq\x00");
+        }
+        bomb.push(b'.');
+        let e = unpickle(&bomb).unwrap_err();
+        assert!(e.contains("expands"), "{e}");
     }
 }

@@ -57,17 +57,28 @@ fn read_entry<R: Read + Seek>(
     let mut f = zip
         .by_name(name)
         .map_err(|e| format!("archive entry `{name}`: {e}"))?;
-    let size = usize::try_from(f.size()).map_err(|_| "an archive entry is too large")?;
+    let size = f.size();
     if let Some(want) = expect
-        && size < want
+        && size < want as u64
     {
         return Err(format!(
             "storage `{name}` has {size} bytes but its tensors need {want} (truncated file?)"
         ));
     }
-    let mut buf = Vec::with_capacity(size.min(1 << 32));
-    f.read_to_end(&mut buf)
+    // Never trust the declared size for the allocation: read at most what is declared (and
+    // what the tensors need), growing the buffer as real bytes arrive.
+    let limit = expect.map_or(size, |w| (w as u64).min(size));
+    let mut buf = Vec::new();
+    (&mut f)
+        .take(limit)
+        .read_to_end(&mut buf)
         .map_err(|e| format!("archive entry `{name}`: {e} (truncated or corrupt file?)"))?;
+    if (buf.len() as u64) < limit {
+        return Err(format!(
+            "archive entry `{name}` ends after {} of {limit} bytes (truncated file?)",
+            buf.len()
+        ));
+    }
     Ok(buf)
 }
 
@@ -111,9 +122,19 @@ fn state_dict_entries(object: Object) -> std::result::Result<Vec<(String, Tensor
 
 /// Copies a strided view out of a storage, converting to f32.
 fn gather(raw: &[u8], t: &TensorRef) -> std::result::Result<Vec<f32>, String> {
-    let numel: usize = t.shape.iter().product();
+    let numel = t
+        .shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("its size overflows")?;
     if numel == 0 {
         return Ok(Vec::new());
+    }
+    if numel > t.storage_numel {
+        return Err(format!(
+            "it views {numel} elements of a storage of {} (broadcast views are not supported)",
+            t.storage_numel
+        ));
     }
     let last = t
         .shape
