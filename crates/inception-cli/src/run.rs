@@ -117,7 +117,37 @@ pub fn run(args: RunArgs) -> Result<()> {
     let (input_path, key) = split_key(&args.input);
     let array = read_array(&input_path, key.as_deref())?;
     let format = weights::sniff(&weights_path)?;
-    let layout = args.layout.unwrap_or(if format == weights::Format::Keras {
+    let device = Device::default();
+    let transform = args.transform_input || registry_transform;
+    let adjust = |h: usize, w: usize| {
+        move |mut cfg: inception::ModelConfig| {
+            cfg.input_size = [h, w];
+            if args.no_aux {
+                cfg = cfg.with_aux_logits(false);
+            }
+            if transform {
+                cfg = cfg.with_transform_input(true);
+            }
+            cfg
+        }
+    };
+    // An ONNX graph fixes its own input (and says whether it is NHWC); the built-in models are
+    // built for the input's size, so that is read first.
+    let early = if format == weights::Format::Onnx {
+        Some(weights::load_file(
+            &weights_path,
+            source.clone(),
+            |c| c,
+            &device,
+        )?)
+    } else {
+        None
+    };
+    let nhwc_default = match &early {
+        Some(l) => l.input_nhwc,
+        None => format == weights::Format::Keras,
+    };
+    let layout = args.layout.unwrap_or(if nhwc_default {
         Layout::Nhwc
     } else {
         Layout::Nchw
@@ -134,27 +164,15 @@ pub fn run(args: RunArgs) -> Result<()> {
             }
         )
     })?;
-    let device = Device::default();
     let mut x = Tensor::<4>::from_data(TensorData::new(array.data, dims), &device);
     if layout == Layout::Nhwc {
         x = x.permute([0, 3, 1, 2]);
     }
     let [_, c, h, w] = x.dims();
-    let loaded = weights::load_file(
-        &weights_path,
-        source,
-        |mut cfg| {
-            cfg.input_size = [h, w];
-            if args.no_aux {
-                cfg = cfg.with_aux_logits(false);
-            }
-            if args.transform_input || registry_transform {
-                cfg = cfg.with_transform_input(true);
-            }
-            cfg
-        },
-        &device,
-    )?;
+    let loaded = match early {
+        Some(l) => l,
+        None => weights::load_file(&weights_path, source, adjust(h, w), &device)?,
+    };
     let net = &loaded.network;
     let want = net.graph().input_shape();
     if want[0] != c {

@@ -384,3 +384,42 @@ fn broken_onnx_graphs_are_clear_errors() {
     );
     assert!(weights::onnx::import(b"\x08\xff\xff\xff", None).is_err());
 }
+
+#[test]
+fn tf2onnx_style_nhwc_input_is_recognised() {
+    // The same network, once with an NCHW input and once behind the NHWC → NCHW Transpose that
+    // tf2onnx puts first: same graph, same numbers, and the model says it takes NHWC.
+    let cfg = ModelConfig::new(Arch::GoogLeNet).with_input_size(64);
+    let net = random_network(&cfg);
+    let nchw = to_onnx(&net, 13);
+    let mut m = ModelProto::decode(nchw.as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let original = g.input[0].name.clone();
+    g.input[0] = value_info("x_nhwc", &[1, 64, 64, 3]);
+    g.node.insert(
+        0,
+        node(
+            "Transpose",
+            &["x_nhwc"],
+            &original,
+            vec![ints("perm", &[0, 3, 1, 2])],
+        ),
+    );
+    let nhwc = m.encode_to_vec();
+    let a = weights::onnx::import(&nchw, None).unwrap();
+    let b = weights::onnx::import(&nhwc, None).unwrap();
+    assert!(!a.input_nhwc && b.input_nhwc);
+    assert_eq!(b.input, "x_nhwc");
+    assert_eq!(a.graph.input_shape(), b.graph.input_shape());
+    let x = Tensor::<4>::random(
+        [1, 3, 64, 64],
+        Distribution::Uniform(-1.0, 1.0),
+        &Device::default(),
+    );
+    let run = |m: &weights::onnx::OnnxModel| {
+        let mut n = Network::new(m.graph.clone(), &Device::default());
+        weights::load_into(&mut n, &m.weights, &Default::default()).unwrap();
+        values(n.infer(x.clone()))
+    };
+    assert_eq!(run(&a), run(&b));
+}

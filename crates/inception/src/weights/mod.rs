@@ -718,6 +718,9 @@ pub struct Loaded {
     /// `probs`, or `features` without a top) then the aux heads for built-in and Keras models;
     /// the graph outputs for ONNX.
     pub outputs: Vec<(String, NodeId)>,
+    /// Whether the source model takes NHWC input (Keras; ONNX graphs exported from
+    /// TensorFlow). The network itself always takes NCHW.
+    pub input_nhwc: bool,
 }
 
 /// The outputs a built-in or Keras model returns: the main one, named by what it is, then the
@@ -772,6 +775,7 @@ pub fn load_file(
             report,
             format,
             outputs: model.outputs,
+            input_nhwc: model.input_nhwc,
         });
     }
     if format == Format::Keras {
@@ -814,6 +818,7 @@ pub fn load_file(
             report,
             format,
             outputs,
+            input_nhwc: true,
         });
     }
     let sd = read(path)?;
@@ -840,5 +845,6 @@ pub fn load_file(
         report,
         format,
         outputs,
+        input_nhwc: false,
     })
 }

@@ -5,7 +5,7 @@
 //! files need are mapped onto graph layers: Conv, Relu, MaxPool, AveragePool,
 //! GlobalAveragePool, GlobalMaxPool, LRN, Concat, BatchNormalization, Gemm, MatMul, Add, Mul,
 //! Sub, Div, Flatten, Reshape, Dropout, Softmax, Pad (into the next Conv), Constant, Identity and
-//! identity Transposes, opsets 7–21. Anything else is an error naming the operator and node.
+//! Transpose (identity, or NHWC → NCHW at the input as tf2onnx writes it), opsets 7–21. Anything else is an error naming the operator and node.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -173,6 +173,9 @@ pub struct OnnxModel {
     pub input: String,
     /// Every ONNX output, by name, with the graph node that computes it.
     pub outputs: Vec<(String, NodeId)>,
+    /// The ONNX input is NHWC and the graph's first operation transposes it to NCHW (the way
+    /// tf2onnx exports Keras models); the graph itself takes NCHW.
+    pub input_nhwc: bool,
 }
 
 /// Reads and imports an `.onnx` file. `input_size` fixes the spatial size where the file leaves
@@ -286,6 +289,7 @@ struct Importer {
     vals: HashMap<String, Val>,
     sd: StateDict,
     input: String,
+    input_nhwc: bool,
     used_names: HashSet<String>,
 }
 
@@ -350,6 +354,21 @@ impl Importer {
                 dims.len()
             ));
         }
+        // tf2onnx graphs take NHWC and transpose it first: then the graph starts after that.
+        let consumers: Vec<&NodeProto> = graph
+            .node
+            .iter()
+            .filter(|n| n.input.contains(&input.name))
+            .collect();
+        let nhwc = !consumers.is_empty()
+            && consumers.iter().all(|n| {
+                n.op_type == "Transpose" && attr_ints(n, "perm").as_deref() == Some(&[0, 3, 1, 2])
+            });
+        let dims = if nhwc {
+            vec![dims[0], dims[3], dims[1], dims[2]]
+        } else {
+            dims
+        };
         let c =
             dims[1].ok_or_else(|| format!("input `{}` has no fixed channel count", input.name))?;
         let [h, w] = match (input_size, dims[2], dims[3]) {
@@ -376,6 +395,7 @@ impl Importer {
             vals,
             sd: StateDict::new(Format::Onnx),
             input: input.name.clone(),
+            input_nhwc: nhwc,
             used_names: HashSet::new(),
         })
     }
@@ -477,6 +497,7 @@ impl Importer {
             weights: self.sd,
             input: self.input,
             outputs,
+            input_nhwc: self.input_nhwc,
         })
     }
 
@@ -848,6 +869,10 @@ impl Importer {
                 let x = self.x(node)?;
                 let perm = attr_ints(node, "perm").unwrap_or_default();
                 if perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
+                    return Ok(Val::Node(x));
+                }
+                if self.input_nhwc && node.input.first() == Some(&self.input) {
+                    // The NHWC → NCHW transpose at the input: the caller supplies NCHW.
                     return Ok(Val::Node(x));
                 }
                 return Err(format!(
