@@ -227,3 +227,33 @@ fn write_zip(path: &std::path::Path, entries: &[(String, Vec<u8>)]) {
     }
     z.finish().unwrap();
 }
+
+#[test]
+fn keras2_model_save_layout_with_colon_names() {
+    // `model_weights` group and `kernel:0` names, as Keras 2's model.save() writes them.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras2_names.h5");
+    let kw = keras::read(&path).unwrap();
+    assert_eq!(kw.layers.len(), 2);
+    let graph = Sequential::new("tiny", [1, 4, 4])
+        .add(Layer::conv(2, 3))
+        .add(Layer::Flatten)
+        .add(Layer::dense(3))
+        .build()
+        .unwrap();
+    let sd = kw.to_state_dict(&graph).unwrap();
+    // HWIO [3, 3, 1, 2] arange → OIHW: weight[o][0][y][x] = (y * 3 + x) * 2 + o.
+    let w = sd.get("conv2d.weight").unwrap();
+    assert_eq!(w.shape, vec![2, 1, 3, 3]);
+    for o in 0..2 {
+        for y in 0..3 {
+            for x in 0..3 {
+                assert_eq!(w.data[(o * 3 + y) * 3 + x], ((y * 3 + x) * 2 + o) as f32);
+            }
+        }
+    }
+    assert_eq!(sd.get("conv2d.bias").unwrap().data, vec![0.5, -0.5]);
+    // Dense [in 8, out 3] → [out, in]: weight[o][i] = (i * 3 + o) / 10.
+    let d = sd.get("dense.weight").unwrap();
+    assert_eq!(d.shape, vec![3, 8]);
+    assert!((d.data[2 * 8 + 5] - (5.0 * 3.0 + 2.0) / 10.0).abs() < 1e-6);
+}

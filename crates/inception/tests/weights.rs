@@ -209,3 +209,89 @@ fn hostile_files_are_one_line_errors() {
         "no such file",
     );
 }
+
+/// A torch.save archive holding `pickle` and the given storages, as PyTorch lays it out.
+fn torch_zip(pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut out));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    z.start_file("ckpt/data.pkl", opts).unwrap();
+    z.write_all(pickle).unwrap();
+    for (key, bytes) in storages {
+        z.start_file(format!("ckpt/data/{key}"), opts).unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap();
+    out
+}
+
+/// Pickle bytes for `{name: tensor}` (protocol 2, as torch.save writes it), optionally inside
+/// `{"state_dict": …, "epoch": 3}`; the tensor is a 2x2 view of storage "0" of `storage` type,
+/// transposed (stride (1, 2)) to exercise strided gathering.
+fn state_dict_pickle(name: &str, storage: &str, wrapped: bool) -> Vec<u8> {
+    let s = |t: &str| {
+        let mut v = vec![b'X'];
+        v.extend((t.len() as u32).to_le_bytes());
+        v.extend(t.as_bytes());
+        v
+    };
+    let mut p = b"\x80\x02".to_vec();
+    if wrapped {
+        p.extend(b"}");
+        p.extend(s("state_dict"));
+    }
+    p.extend(b"ccollections\nOrderedDict\n)R");
+    p.extend(s(name));
+    p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+    p.extend(b"(");
+    p.extend(s("storage"));
+    p.extend(format!("ctorch\n{storage}\n").as_bytes());
+    p.extend(s("0"));
+    p.extend(s("cpu"));
+    p.extend(b"K\x04tQ");
+    p.extend(b"K\x00K\x02K\x02\x86K\x01K\x02\x86\x89ccollections\nOrderedDict\n)RtR");
+    p.extend(b"s");
+    if wrapped {
+        p.extend(b"s");
+        p.extend(s("epoch"));
+        p.extend(b"K\x03s");
+    }
+    p.push(b'.');
+    p
+}
+
+#[test]
+fn pth_half_bfloat16_wrappers_and_strides() {
+    let values = [1.0f32, 2.0, 3.0, -4.5];
+    let f16: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf16: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+        .collect();
+    for (storage, bytes, dtype) in [
+        ("HalfStorage", f16, DType::F16),
+        ("BFloat16Storage", bf16, DType::BF16),
+    ] {
+        for wrapped in [false, true] {
+            let zip = torch_zip(
+                &state_dict_pickle("module.fc.weight", storage, wrapped),
+                &[("0", bytes.clone())],
+            );
+            let sd = weights::pytorch::read_from(std::io::Cursor::new(zip)).unwrap();
+            let t = sd.get("module.fc.weight").unwrap();
+            assert_eq!(t.dtype, dtype);
+            assert_eq!(t.shape, vec![2, 2]);
+            // Stride (1, 2): the transpose of the stored [[1, 2], [3, -4.5]].
+            assert_eq!(
+                t.data,
+                vec![1.0, 3.0, 2.0, -4.5],
+                "{storage} wrapped={wrapped}"
+            );
+        }
+    }
+}
