@@ -99,6 +99,7 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
 
 /// Parses a `.npy` file already in memory (float32 or float64, C order).
 pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
+    check_npy_header(bytes)?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
     if npy.order() == npyz::Order::Fortran {
         return Err(
@@ -131,6 +132,39 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
             .collect()
     };
     Ok(Array { shape, data })
+}
+
+/// Rejects headers that are not the plain dict NumPy writes for a numeric array before they
+/// reach the Python-literal parser (deeply nested literals make it slow).
+fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
+        return Err("not a .npy file (wrong magic)".into());
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(len))
+        .ok_or("the .npy header is truncated")?;
+    let mut depth = 0usize;
+    for &b in header {
+        match b {
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                if depth > 2 {
+                    return Err("the .npy header is not a plain numeric array's".into());
+                }
+            }
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Writes named arrays: a `.safetensors` file holds them all; a `.npy` file holds exactly one.

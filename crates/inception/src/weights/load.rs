@@ -65,6 +65,11 @@ pub fn load_into(
                 "`{name}` is {:?} in the file, {shape:?} in the model",
                 t.shape
             )),
+            // A reader bug or a hostile file must not reach the tensor constructor.
+            Some(t) if t.data.len() != shape.iter().product::<usize>() => mismatched.push(format!(
+                "`{name}` has {} values for its shape {shape:?}",
+                t.data.len()
+            )),
             Some(_) => {}
         }
     }

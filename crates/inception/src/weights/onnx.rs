@@ -613,6 +613,9 @@ impl Importer {
                 }
                 self.put(&name, "weight", w.dims, w.data);
                 if let Some(b) = b {
+                    if b.data.len() != o {
+                        return Err(format!("bias has {} values for {o} filters", b.data.len()));
+                    }
                     self.put(&name, "bias", vec![o], b.data);
                 }
                 id
