@@ -16,6 +16,7 @@
 //! Modules mirror the concepts:
 //! - [`graph`]: the network representation (functional and sequential APIs, shape inference);
 //! - [`blocks`]: inception modules, aux classifiers, stems;
+//! - [`data`]: image decoding and the reference preprocessing pipelines;
 //! - [`models`]: the built-in architectures and their Keras-style options;
 //! - [`network`]: [`Network`], the trainable Burn module that executes a graph;
 //! - [`pretrained`]: the published checkpoints by name and a verifying download cache;
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod blocks;
+pub mod data;
 pub mod diagram;
 pub mod error;
 pub mod files;

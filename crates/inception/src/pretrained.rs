@@ -23,6 +23,7 @@ use md5::Md5;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::data::Preset;
 use crate::error::{Error, Result};
 use crate::models::Arch;
 use crate::weights::Format;
@@ -43,38 +44,6 @@ pub enum Checksum {
     HubEtag,
     /// No published checksum: the SHA-256 is printed so that it can be pinned.
     Unpublished,
-}
-
-/// The input pipeline a checkpoint was trained with (implemented with image decoding).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Preprocessing {
-    /// torchvision `ImageClassification`: resize the shorter side (bilinear, antialias), center
-    /// crop, /255, ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
-    Torchvision {
-        /// Shorter side after resizing.
-        resize: usize,
-        /// Center crop.
-        crop: usize,
-    },
-    /// `keras.applications.inception_v3.preprocess_input`: resize to `size`², `x / 127.5 - 1`.
-    KerasInception {
-        /// Square size.
-        size: usize,
-    },
-    /// timm's Inception config: resize (bicubic) to `crop / 0.875`, center crop, mean and std 0.5.
-    TimmInception {
-        /// Shorter side after resizing.
-        resize: usize,
-        /// Center crop.
-        crop: usize,
-    },
-    /// Caffe / ONNX zoo: resize to `size`², BGR, 0..255 minus the channel means
-    /// (104, 117, 123).
-    Caffe {
-        /// Square size.
-        size: usize,
-    },
 }
 
 /// One published checkpoint.
@@ -100,7 +69,7 @@ pub struct Pretrained {
     /// Whether the file holds the classifier.
     pub include_top: bool,
     /// The preprocessing its training used.
-    pub preprocessing: Preprocessing,
+    pub preprocessing: Preset,
     /// The label set of its classifier (`imagenet-1k`).
     pub labels: String,
 }
@@ -112,7 +81,7 @@ fn entry(
     url: &str,
     checksum: Checksum,
     format: Format,
-    preprocessing: Preprocessing,
+    preprocessing: Preset,
 ) -> Pretrained {
     let file_name = url.rsplit('/').next().unwrap_or(name).to_string();
     Pretrained {
@@ -135,7 +104,7 @@ pub fn registry() -> Vec<Pretrained> {
     let keras = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/";
     let hub =
         |repo: &str| format!("https://huggingface.co/timm/{repo}/resolve/main/model.safetensors");
-    let timm = Preprocessing::TimmInception {
+    let timm = Preset::TimmInception {
         resize: 341,
         crop: 299,
     };
@@ -166,7 +135,7 @@ pub fn registry() -> Vec<Pretrained> {
         &format!("{keras}inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         Checksum::Md5("bcbd6486424b2319ff4ef7d526e38f63".into()),
         Format::Keras,
-        Preprocessing::KerasInception { size: 299 },
+        Preset::keras(),
     );
     notop.include_top = false;
     vec![
@@ -179,7 +148,7 @@ pub fn registry() -> Vec<Pretrained> {
                 "https://download.pytorch.org/models/googlenet-1378be20.pth",
                 Checksum::Sha256Prefix("1378be20".into()),
                 Format::PyTorch,
-                Preprocessing::Torchvision {
+                Preset::Torchvision {
                     resize: 256,
                     crop: 224,
                 },
@@ -194,7 +163,7 @@ pub fn registry() -> Vec<Pretrained> {
                 "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
                 Checksum::Sha256Prefix("0cc3c7bd".into()),
                 Format::PyTorch,
-                Preprocessing::Torchvision {
+                Preset::Torchvision {
                     resize: 342,
                     crop: 299,
                 },
@@ -207,7 +176,7 @@ pub fn registry() -> Vec<Pretrained> {
             &format!("{keras}inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
             Checksum::Md5("9a0d58056eeedaa3f26cb7ebd46da564".into()),
             Format::Keras,
-            Preprocessing::KerasInception { size: 299 },
+            Preset::keras(),
         ),
         notop,
         timm_tv,
@@ -219,7 +188,7 @@ pub fn registry() -> Vec<Pretrained> {
             "https://github.com/onnx/models/raw/main/validated/vision/classification/inception_and_googlenet/googlenet/model/googlenet-12.onnx",
             Checksum::Unpublished,
             Format::Onnx,
-            Preprocessing::Caffe { size: 224 },
+            Preset::Caffe { size: 224 },
         ),
     ]
 }

@@ -1,0 +1,185 @@
+//! The reference frameworks' input pipelines, step for step, so that a checkpoint sees exactly the
+//! tensors it was trained on.
+//!
+//! ```
+//! use inception::data::Preset;
+//! use image::RgbImage;
+//!
+//! let photo = RgbImage::from_pixel(640, 480, image::Rgb([120, 90, 60]));
+//! let x = Preset::torchvision(224).apply(&photo);   // resize 256, crop 224, mean/std
+//! assert_eq!(x.len(), 3 * 224 * 224);
+//! ```
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use serde::Serialize;
+
+use super::resize::{Filter, resize};
+
+/// ImageNet channel means and standard deviations (torchvision).
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// Caffe's BGR channel means (bvlc_googlenet, the ONNX zoo).
+const CAFFE_MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
+
+/// A preprocessing pipeline. Every preset produces a CHW float tensor (the network's layout);
+/// the Keras presets' values equal Keras's NHWC arrays transposed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Preset {
+    /// torchvision `ImageClassification` (the published GoogLeNet / Inception v3 transforms):
+    /// resize the shorter side to `resize` (Pillow bilinear, antialiased), center crop `crop`,
+    /// /255, ImageNet mean and std. The checkpoint's `transform_input` is part of the model.
+    Torchvision {
+        /// Shorter side after resizing (256 for GoogLeNet, 342 for Inception v3).
+        resize: usize,
+        /// Center crop (224, 299).
+        crop: usize,
+    },
+    /// `keras.utils.load_img(path, target_size=(size, size), interpolation=…)` then
+    /// `keras.applications.inception_v3.preprocess_input`: the aspect ratio is not kept, values
+    /// become `x / 127.5 - 1`. Keras's default interpolation is nearest.
+    KerasInception {
+        /// Square size (299).
+        size: usize,
+        /// Resampling (`Nearest` is `load_img`'s default).
+        filter: Filter,
+    },
+    /// timm's Inception config: resize the shorter side to `resize` (bicubic), center crop,
+    /// mean and std 0.5.
+    TimmInception {
+        /// Shorter side after resizing (⌊299 / 0.875⌋ = 341).
+        resize: usize,
+        /// Center crop (299).
+        crop: usize,
+    },
+    /// Caffe / ONNX model zoo: resize to `size`² (bilinear), BGR order, 0..255 minus the
+    /// channel means (104, 117, 123).
+    Caffe {
+        /// Square size (224).
+        size: usize,
+    },
+}
+
+impl Preset {
+    /// torchvision's preset for a crop size: 224 → resize 256, 299 → resize 342.
+    pub fn torchvision(crop: usize) -> Self {
+        let resize = if crop == 299 { 342 } else { crop * 256 / 224 };
+        Preset::Torchvision { resize, crop }
+    }
+
+    /// Keras InceptionV3's preset at 299 with `load_img`'s default (nearest) resampling.
+    pub fn keras() -> Self {
+        Preset::KerasInception {
+            size: 299,
+            filter: Filter::Nearest,
+        }
+    }
+
+    /// The square input size the preset produces.
+    pub fn input_size(&self) -> usize {
+        match self {
+            Preset::Torchvision { crop, .. } | Preset::TimmInception { crop, .. } => *crop,
+            Preset::KerasInception { size, .. } | Preset::Caffe { size } => *size,
+        }
+    }
+
+    /// Runs the pipeline on one RGB image: `3 * size * size` values, CHW.
+    pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
+        match self {
+            Preset::Torchvision { resize: r, crop } => {
+                let img = crop_center(&resize_shorter(img, *r, Filter::Bilinear), *crop);
+                chw(&img, |c, v| {
+                    (v / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+                })
+            }
+            Preset::TimmInception { resize: r, crop } => {
+                let img = crop_center(&resize_shorter(img, *r, Filter::Bicubic), *crop);
+                chw(&img, |_, v| (v / 255.0 - 0.5) / 0.5)
+            }
+            Preset::KerasInception { size, filter } => {
+                let s = *size as u32;
+                let img = fit(img, s, s, *filter);
+                chw(&img, |_, v| v / 127.5 - 1.0)
+            }
+            Preset::Caffe { size } => {
+                let s = *size as u32;
+                let img = fit(img, s, s, Filter::Bilinear);
+                // Channel c of the output is BGR: blue first.
+                let bgr = chw(&img, |_, v| v);
+                let n = (s * s) as usize;
+                let mut out = vec![0.0; 3 * n];
+                for c in 0..3 {
+                    let src = 2 - c;
+                    for i in 0..n {
+                        out[c * n + i] = bgr[src * n + i] - CAFFE_MEAN_BGR[c];
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Runs the pipeline on a batch and stacks it into `[N, 3, size, size]` on `device`.
+    pub fn batch(&self, imgs: &[RgbImage], device: &Device) -> Tensor<4> {
+        let s = self.input_size();
+        let mut data = Vec::with_capacity(imgs.len() * 3 * s * s);
+        for img in imgs {
+            data.extend(self.apply(img));
+        }
+        Tensor::from_data(TensorData::new(data, [imgs.len(), 3, s, s]), device)
+    }
+}
+
+fn fit(img: &RgbImage, w: u32, h: u32, filter: Filter) -> RgbImage {
+    if img.dimensions() == (w, h) {
+        img.clone()
+    } else {
+        resize(img, w, h, filter)
+    }
+}
+
+/// torchvision `Resize(size)`: the shorter side becomes `size`, the longer one
+/// `int(size * long / short)`.
+fn resize_shorter(img: &RgbImage, size: usize, filter: Filter) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    let new_long = (size as f64 * long as f64 / short as f64) as usize;
+    let (nw, nh) = if w <= h {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    };
+    fit(img, nw as u32, nh as u32, filter)
+}
+
+/// torchvision `CenterCrop`: offsets `int(round((size - crop) / 2))`, Python's round (half to
+/// even).
+fn crop_center(img: &RgbImage, crop: usize) -> RgbImage {
+    let off = |size: u32| {
+        let d = (size as f64 - crop as f64) / 2.0;
+        d.round_ties_even().max(0.0) as u32
+    };
+    let (x0, y0) = (off(img.width()), off(img.height()));
+    let c = crop as u32;
+    RgbImage::from_fn(c, c, |x, y| {
+        let (sx, sy) = (x + x0, y + y0);
+        if sx < img.width() && sy < img.height() {
+            *img.get_pixel(sx, sy)
+        } else {
+            image::Rgb([0, 0, 0])
+        }
+    })
+}
+
+/// Planar float values `f(channel, value)`.
+fn chw(img: &RgbImage, f: impl Fn(usize, f32) -> f32) -> Vec<f32> {
+    let n = (img.width() * img.height()) as usize;
+    let mut out = vec![0.0; 3 * n];
+    for (i, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * n + i] = f(c, p[c] as f32);
+        }
+    }
+    out
+}
