@@ -1,7 +1,13 @@
 //! `inception run` and `inception convert` against the reference fixtures: the numbers the
 //! binary writes are the numbers torchvision computed.
 
+// The library's test helpers (fixtures folder, relative error), shared rather than copied.
+#[path = "../../inception/tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
+
+use common::{fixtures, relative_error as max_rel};
 
 use assert_cmd::Command;
 use inception::files::read_array;
@@ -11,30 +17,14 @@ fn inception() -> Command {
     Command::cargo_bin("inception").unwrap()
 }
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("INCEPTION_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: fixtures folder {} not found (set INCEPTION_FIXTURES)",
-            dir.display()
-        );
-        None
+/// Each `(written, reference)` pair of tensors agrees to 1e-4 of the reference's scale.
+fn assert_matches(out: &std::path::Path, reference: &std::path::Path, pairs: &[(&str, &str)]) {
+    let got = weights::read(out).unwrap();
+    let want = weights::read(reference).unwrap();
+    for (g, w) in pairs {
+        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
+        assert!(e < 1e-4, "{g}: {e}");
     }
-}
-
-fn max_rel(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(want)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
 }
 
 #[test]
@@ -60,20 +50,19 @@ fn run_reproduces_googlenet_logits_aux_and_activations() {
         .args(["--output-node", "inception5b", "--output-node", "avgpool"])
         .assert()
         .success();
-    let got = weights::read(&out).unwrap();
-    let want = weights::read(&io).unwrap();
-    for (g, w) in [
-        ("logits", "logits"),
-        ("aux1_logits", "aux1_logits"),
-        ("aux2_logits", "aux2_logits"),
-        ("inception3a", "act.inception3a"),
-        ("inception4e", "act.inception4e"),
-        ("inception5b", "act.inception5b"),
-        ("avgpool", "act.avgpool"),
-    ] {
-        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
-        assert!(e < 1e-4, "{g}: {e}");
-    }
+    assert_matches(
+        &out,
+        &io,
+        &[
+            ("logits", "logits"),
+            ("aux1_logits", "aux1_logits"),
+            ("aux2_logits", "aux2_logits"),
+            ("inception3a", "act.inception3a"),
+            ("inception4e", "act.inception4e"),
+            ("inception5b", "act.inception5b"),
+            ("avgpool", "act.avgpool"),
+        ],
+    );
 }
 
 #[test]
@@ -94,19 +83,18 @@ fn run_reproduces_inception_v3_fp16_with_aux_and_activations() {
         cmd.args(["--output-node", layer]);
     }
     cmd.assert().success();
-    let got = weights::read(&out).unwrap();
-    let want = weights::read(&io).unwrap();
-    for (g, w) in [
-        ("logits", "logits"),
-        ("aux_logits", "aux_logits"),
-        ("Mixed_5b", "act.Mixed_5b"),
-        ("Mixed_6e", "act.Mixed_6e"),
-        ("Mixed_7c", "act.Mixed_7c"),
-        ("avgpool", "act.avgpool"),
-    ] {
-        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
-        assert!(e < 1e-4, "{g}: {e}");
-    }
+    assert_matches(
+        &out,
+        &io,
+        &[
+            ("logits", "logits"),
+            ("aux_logits", "aux_logits"),
+            ("Mixed_5b", "act.Mixed_5b"),
+            ("Mixed_6e", "act.Mixed_6e"),
+            ("Mixed_7c", "act.Mixed_7c"),
+            ("avgpool", "act.avgpool"),
+        ],
+    );
 }
 
 #[test]
@@ -294,16 +282,15 @@ fn run_keras_files_take_nhwc_and_give_probabilities() {
         .args(["--output-node", "mixed5", "--output-node", "avg_pool"])
         .assert()
         .success();
-    let got = weights::read(&out).unwrap();
-    let want = weights::read(&io).unwrap();
-    for (g, w) in [
-        ("probs", "probs"),
-        ("mixed5", "mixed5"),
-        ("avg_pool", "avg_pool"),
-    ] {
-        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
-        assert!(e < 1e-4, "{g}: {e}");
-    }
+    assert_matches(
+        &out,
+        &io,
+        &[
+            ("probs", "probs"),
+            ("mixed5", "mixed5"),
+            ("avg_pool", "avg_pool"),
+        ],
+    );
     // The blocks: weights-only files with the architecture from the .keras file.
     let io = dir.join("keras_blocks_io.safetensors");
     for model in ["functional_blocks", "sequential_small"] {
@@ -344,10 +331,9 @@ fn run_onnx_writes_the_graph_outputs() {
         .arg(&out)
         .assert()
         .success();
-    let got = weights::read(&out).unwrap();
-    let want = weights::read(&io).unwrap();
-    for (g, w) in [("prob_1", "prob"), ("loss3_classifier_1", "logits")] {
-        let e = max_rel(&got.get(g).unwrap().data, &want.get(w).unwrap().data);
-        assert!(e < 1e-4, "{g}: {e}");
-    }
+    assert_matches(
+        &out,
+        &io,
+        &[("prob_1", "prob"), ("loss3_classifier_1", "logits")],
+    );
 }

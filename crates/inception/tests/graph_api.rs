@@ -1,32 +1,17 @@
 //! The functional and sequential APIs: a user writes the tutorial's blocks in a few lines and gets
 //! a model that matches Keras parameter for parameter, trains, summarises and draws.
 
+mod common;
+
 use burn::tensor::{Device, Distribution, Tensor};
-use inception::blocks::{InceptionV1Filters, V1Variant, inception_v1_block, naive_inception_block};
-use inception::graph::{GraphBuilder, Layer, Padding, Sequential, Shape};
+use inception::blocks::naive_inception_block;
+use inception::graph::{GraphBuilder, Padding, Shape};
 use inception::summary::Summary;
 use inception::{Error, Network};
 
-/// The functional model of `fixtures/gen/gen_keras_blocks.py`, written with our blocks.
-fn keras_functional_blocks() -> inception::Graph {
-    let mut g = GraphBuilder::new("functional_blocks");
-    let x = g.input([192, 28, 28]);
-    let row = InceptionV1Filters::new(64, 96, 128, 16, 32, 32);
-    let y = inception_v1_block(&mut g, x, "inception3a", row, V1Variant::keras());
-    let y = g.conv2d("conv2d", y, 32, [1, 1], [1, 1], Padding::Valid, true);
-    let y = g.relu("conv2d_relu", y);
-    let y = naive_inception_block(&mut g, y, "naive", [64, 128, 32]);
-    let y = g.batch_norm("batch_normalization", y, 1e-3, false);
-    let y = g.global_avg_pool("gap", y);
-    let y = g.dense("dense", y, 10, true);
-    let y = g.softmax("softmax", y);
-    g.output("probs", y);
-    g.finish().unwrap()
-}
-
 #[test]
 fn functional_blocks_match_keras_parameter_count() {
-    let graph = keras_functional_blocks();
+    let graph = common::keras_functional_blocks();
     // Keras: model.count_params() == 239,994 (trainable + BN moving statistics).
     assert_eq!(graph.params().total(), 239_994);
     assert_eq!(
@@ -41,14 +26,7 @@ fn functional_blocks_match_keras_parameter_count() {
 
 #[test]
 fn sequential_matches_keras_parameter_count() {
-    let graph = Sequential::new("sequential_small", [1, 28, 28])
-        .add(Layer::conv(32, 5))
-        .add(Layer::max_pool(2))
-        .add(Layer::Flatten)
-        .add(Layer::dense(10))
-        .add(Layer::Softmax)
-        .build()
-        .unwrap();
+    let graph = common::keras_sequential_small();
     assert_eq!(graph.params().total(), 46_922);
     // Keras's automatic names.
     for name in ["conv2d", "max_pooling2d", "flatten", "dense", "softmax"] {
@@ -58,7 +36,7 @@ fn sequential_matches_keras_parameter_count() {
 
 #[test]
 fn user_blocks_train_and_summarise() {
-    let graph = keras_functional_blocks();
+    let graph = common::keras_functional_blocks();
     let device = Device::default().autodiff();
     let net = Network::new(graph.clone(), &device);
     let x = Tensor::<4>::random([2, 192, 28, 28], Distribution::Default, &device);

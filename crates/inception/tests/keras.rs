@@ -3,13 +3,12 @@
 
 mod common;
 
-use common::{assert_close, fixtures};
-use inception::blocks::{InceptionV1Filters, V1Variant, inception_v1_block, naive_inception_block};
+use common::{assert_close, fixtures, keras_functional_blocks, keras_sequential_small};
+use inception::Value;
 use inception::burn::tensor::{Device, Tensor, TensorData};
-use inception::graph::{GraphBuilder, Layer, Padding, Sequential};
+use inception::graph::{Layer, Sequential};
 use inception::models::{Arch, Pooling};
 use inception::weights::{self, ModelSource, keras};
-use inception::{Graph, Value};
 
 /// Reads an NHWC tensor from the fixture and returns it as NCHW.
 fn nhwc_input(io: &weights::StateDict, key: &str) -> Tensor<4> {
@@ -77,42 +76,14 @@ fn keras_inception_v3_h5_reproduces_keras() {
     );
 }
 
-/// The functional model of `fixtures/gen/gen_keras_blocks.py`, written with our blocks.
-fn functional_blocks() -> Graph {
-    let mut g = GraphBuilder::new("functional_blocks");
-    let x = g.input([192, 28, 28]);
-    let row = InceptionV1Filters::new(64, 96, 128, 16, 32, 32);
-    let y = inception_v1_block(&mut g, x, "inception3a", row, V1Variant::keras());
-    let y = g.conv2d("conv2d", y, 32, [1, 1], [1, 1], Padding::Valid, true);
-    let y = g.relu("conv2d_relu", y);
-    let y = naive_inception_block(&mut g, y, "naive", [64, 128, 32]);
-    let y = g.batch_norm("batch_normalization", y, 1e-3, false);
-    let y = g.global_avg_pool("gap", y);
-    let y = g.dense("dense", y, 10, true);
-    let y = g.softmax("softmax", y);
-    g.output("probs", y);
-    g.finish().unwrap()
-}
-
-fn sequential_small() -> Graph {
-    Sequential::new("sequential_small", [1, 28, 28])
-        .add(Layer::conv(32, 5))
-        .add(Layer::max_pool(2))
-        .add(Layer::Flatten)
-        .add(Layer::dense(10))
-        .add(Layer::Softmax)
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn keras_blocks_in_every_layout_reproduce_keras() {
     let Some(dir) = fixtures() else { return };
     let io = weights::safetensors::read(&dir.join("keras_blocks_io.safetensors")).unwrap();
     let device = Device::default();
     for (model, graph) in [
-        ("functional_blocks", functional_blocks()),
-        ("sequential_small", sequential_small()),
+        ("functional_blocks", keras_functional_blocks()),
+        ("sequential_small", keras_sequential_small()),
     ] {
         let x = nhwc_input(&io, &format!("{model}.input"));
         let want = &io.get(&format!("{model}.output")).unwrap().data;
@@ -152,7 +123,7 @@ fn keras_order_is_model_layers_order() {
     // Keras lists the functional blocks' layers by depth, then discovery order: the 3x3-reduce
     // conv (deepest chain) before the 1x1 branch. The .weights.h5 file's `layers/conv2d` is that
     // first one: [1, 1, 192, 96].
-    let g = functional_blocks();
+    let g = keras_functional_blocks();
     let order = keras::keras_order(&g);
     let convs: Vec<&str> = order
         .iter()
@@ -172,7 +143,7 @@ fn broken_keras_files_are_clear_errors() {
     let path = dir.join("keras_blocks_functional_blocks.h5");
     let e = weights::load_file(
         &path,
-        ModelSource::Graph(sequential_small()),
+        ModelSource::Graph(keras_sequential_small()),
         |c| c,
         &device,
     )

@@ -40,3 +40,37 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
     eprintln!("{what}: relative error {e:.2e}");
 }
+
+/// The functional model of `fixtures/gen/gen_keras_blocks.py`, written with our blocks.
+pub fn keras_functional_blocks() -> inception::Graph {
+    use inception::blocks::{
+        InceptionV1Filters, V1Variant, inception_v1_block, naive_inception_block,
+    };
+    use inception::graph::{GraphBuilder, Padding};
+    let mut g = GraphBuilder::new("functional_blocks");
+    let x = g.input([192, 28, 28]);
+    let row = InceptionV1Filters::new(64, 96, 128, 16, 32, 32);
+    let y = inception_v1_block(&mut g, x, "inception3a", row, V1Variant::keras());
+    let y = g.conv2d("conv2d", y, 32, [1, 1], [1, 1], Padding::Valid, true);
+    let y = g.relu("conv2d_relu", y);
+    let y = naive_inception_block(&mut g, y, "naive", [64, 128, 32]);
+    let y = g.batch_norm("batch_normalization", y, 1e-3, false);
+    let y = g.global_avg_pool("gap", y);
+    let y = g.dense("dense", y, 10, true);
+    let y = g.softmax("softmax", y);
+    g.output("probs", y);
+    g.finish().unwrap()
+}
+
+/// The Sequential model of `fixtures/gen/gen_keras_blocks.py`.
+pub fn keras_sequential_small() -> inception::Graph {
+    use inception::graph::{Layer, Sequential};
+    Sequential::new("sequential_small", [1, 28, 28])
+        .add(Layer::conv(32, 5))
+        .add(Layer::max_pool(2))
+        .add(Layer::Flatten)
+        .add(Layer::dense(10))
+        .add(Layer::Softmax)
+        .build()
+        .unwrap()
+}
