@@ -96,3 +96,49 @@ fn grayscale_is_expanded_and_corrupt_files_are_errors() {
         assert!(e.contains(name) && !e.contains('\n'), "{e}");
     }
 }
+
+#[test]
+fn every_supported_format_decodes_upright_to_rgb() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats");
+    let red = [220u8, 30, 30];
+    let blue = [30u8, 30, 220];
+    let white = [255u8, 255, 255];
+    let g = |v: u8| [v, v, v];
+    // (file, size, pixel in the red half, its colour, pixel in the blue half, its colour, tolerance)
+    type Case = (
+        &'static str,
+        (u32, u32),
+        (u32, u32),
+        [u8; 3],
+        (u32, u32),
+        [u8; 3],
+        u8,
+    );
+    let side = ((2, 8), (21, 8));
+    let cases: Vec<Case> = vec![
+        ("baseline.jpg", (24, 16), side.0, red, side.1, blue, 12),
+        ("progressive.jpg", (24, 16), side.0, red, side.1, blue, 12),
+        ("cmyk.jpg", (24, 16), side.0, red, side.1, blue, 20),
+        // EXIF orientation 6: stored 24x16, shown turned clockwise, the red half on top.
+        ("exif_rotated.jpg", (16, 24), (8, 2), red, (8, 21), blue, 12),
+        ("rgb.png", (24, 16), side.0, red, side.1, blue, 0),
+        ("palette.png", (24, 16), side.0, red, side.1, blue, 0),
+        ("gray.png", (24, 16), side.0, g(220), side.1, g(30), 0),
+        ("gray16.png", (24, 16), side.0, g(220), side.1, g(30), 0),
+        // The transparent half is composited on white.
+        ("alpha.png", (24, 16), side.0, white, side.1, blue, 0),
+        ("anim.gif", (24, 16), side.0, red, side.1, blue, 0),
+        ("image.bmp", (24, 16), side.0, red, side.1, blue, 0),
+        ("image.tiff", (24, 16), side.0, red, side.1, blue, 0),
+        ("lossless.webp", (24, 16), side.0, red, side.1, blue, 0),
+    ];
+    for (file, size, p1, c1, p2, c2, tol) in cases {
+        let img = decode_file(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(img.dimensions(), size, "{file}");
+        for ((x, y), want) in [(p1, c1), (p2, c2)] {
+            let got = img.get_pixel(x, y).0;
+            let ok = got.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= tol);
+            assert!(ok, "{file} at ({x}, {y}): {got:?}, want {want:?} ± {tol}");
+        }
+    }
+}
