@@ -17,6 +17,23 @@ fn inception() -> Command {
     Command::cargo_bin("inception").unwrap()
 }
 
+/// `inception run --weights WEIGHTS --input INPUT -o OUT`; callers add the options they test.
+fn run_cmd(
+    weights: impl AsRef<std::ffi::OsStr>,
+    input: impl AsRef<std::ffi::OsStr>,
+    out: impl AsRef<std::ffi::OsStr>,
+) -> Command {
+    let mut cmd = inception();
+    cmd.arg("run")
+        .arg("--weights")
+        .arg(weights)
+        .arg("--input")
+        .arg(input)
+        .arg("-o")
+        .arg(out);
+    cmd
+}
+
 /// Each `(written, reference)` pair of tensors agrees to 1e-4 of the reference's scale.
 fn assert_matches(out: &std::path::Path, reference: &std::path::Path, pairs: &[(&str, &str)]) {
     let got = weights::read(out).unwrap();
@@ -33,23 +50,20 @@ fn run_reproduces_googlenet_logits_aux_and_activations() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.safetensors");
     let io = dir.join("googlenet_tv_io.safetensors");
-    inception()
-        .arg("run")
-        .arg("--weights")
-        .arg(dir.join("googlenet_tv_aux.pth"))
-        .arg("--input")
-        .arg(format!("{}:input", io.display()))
-        .arg("-o")
-        .arg(&out)
-        .args([
-            "--output-node",
-            "inception3a",
-            "--output-node",
-            "inception4e",
-        ])
-        .args(["--output-node", "inception5b", "--output-node", "avgpool"])
-        .assert()
-        .success();
+    run_cmd(
+        dir.join("googlenet_tv_aux.pth"),
+        format!("{}:input", io.display()),
+        &out,
+    )
+    .args([
+        "--output-node",
+        "inception3a",
+        "--output-node",
+        "inception4e",
+    ])
+    .args(["--output-node", "inception5b", "--output-node", "avgpool"])
+    .assert()
+    .success();
     assert_matches(
         &out,
         &io,
@@ -71,14 +85,11 @@ fn run_reproduces_inception_v3_fp16_with_aux_and_activations() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("v3.safetensors");
     let io = dir.join("inception_v3_tv_io.safetensors");
-    let mut cmd = inception();
-    cmd.arg("run")
-        .arg("--weights")
-        .arg(dir.join("inception_v3_tv_fp16.safetensors"))
-        .arg("--input")
-        .arg(format!("{}:input", io.display()))
-        .arg("-o")
-        .arg(&out);
+    let mut cmd = run_cmd(
+        dir.join("inception_v3_tv_fp16.safetensors"),
+        format!("{}:input", io.display()),
+        &out,
+    );
     for layer in ["Mixed_5b", "Mixed_6e", "Mixed_7c", "avgpool"] {
         cmd.args(["--output-node", layer]);
     }
@@ -131,14 +142,7 @@ fn hostile_files_fail_cleanly_through_the_cli() {
         "not a valid ONNX",
     );
     for (path, needle) in cases {
-        let out = inception()
-            .arg("run")
-            .arg("--weights")
-            .arg(&path)
-            .arg("--input")
-            .arg(&input)
-            .arg("-o")
-            .arg(tmp.path().join("o.npy"))
+        let out = run_cmd(&path, &input, tmp.path().join("o.npy"))
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", path.display());
@@ -180,14 +184,8 @@ fn run_with_npy_and_nhwc_layout() {
     )
     .unwrap();
     let out = tmp.path().join("logits.npy");
-    inception()
-        .arg("run")
-        .arg("--weights")
-        .arg(dir.join("inception_v3_tv_fp16.safetensors"))
-        .arg("--input")
-        .arg(&input)
-        .args(["--layout", "nhwc", "--no-aux", "-o"])
-        .arg(&out)
+    run_cmd(dir.join("inception_v3_tv_fp16.safetensors"), &input, &out)
+        .args(["--layout", "nhwc", "--no-aux"])
         .assert()
         .success();
     let got = read_array(&out, None).unwrap();
@@ -271,17 +269,14 @@ fn run_keras_files_take_nhwc_and_give_probabilities() {
     let tmp = tempfile::tempdir().unwrap();
     let io = dir.join("keras_inception_v3_io.safetensors");
     let out = tmp.path().join("keras.safetensors");
-    inception()
-        .arg("run")
-        .arg("--weights")
-        .arg(dir.join("keras_inception_v3.h5"))
-        .arg("--input")
-        .arg(format!("{}:input", io.display()))
-        .arg("-o")
-        .arg(&out)
-        .args(["--output-node", "mixed5", "--output-node", "avg_pool"])
-        .assert()
-        .success();
+    run_cmd(
+        dir.join("keras_inception_v3.h5"),
+        format!("{}:input", io.display()),
+        &out,
+    )
+    .args(["--output-node", "mixed5", "--output-node", "avg_pool"])
+    .assert()
+    .success();
     assert_matches(
         &out,
         &io,
@@ -296,18 +291,15 @@ fn run_keras_files_take_nhwc_and_give_probabilities() {
     for model in ["functional_blocks", "sequential_small"] {
         for ext in ["h5", "weights.h5", "keras"] {
             let out = tmp.path().join(format!("{model}.{ext}.npy"));
-            inception()
-                .arg("run")
-                .arg("--weights")
-                .arg(dir.join(format!("keras_blocks_{model}.{ext}")))
-                .arg("--model")
-                .arg(dir.join(format!("keras_blocks_{model}.keras")))
-                .arg("--input")
-                .arg(format!("{}:{model}.input", io.display()))
-                .arg("-o")
-                .arg(&out)
-                .assert()
-                .success();
+            run_cmd(
+                dir.join(format!("keras_blocks_{model}.{ext}")),
+                format!("{}:{model}.input", io.display()),
+                &out,
+            )
+            .arg("--model")
+            .arg(dir.join(format!("keras_blocks_{model}.keras")))
+            .assert()
+            .success();
             let got = read_array(&out, None).unwrap();
             let want = read_array(&io, Some(&format!("{model}.output"))).unwrap();
             assert!(max_rel(&got.data, &want.data) < 1e-5, "{model}.{ext}");
@@ -321,16 +313,13 @@ fn run_onnx_writes_the_graph_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let io = dir.join("googlenet_caffe_small_io.safetensors");
     let out = tmp.path().join("onnx.safetensors");
-    inception()
-        .arg("run")
-        .arg("--weights")
-        .arg(dir.join("googlenet_caffe_small.onnx"))
-        .arg("--input")
-        .arg(format!("{}:input", io.display()))
-        .arg("-o")
-        .arg(&out)
-        .assert()
-        .success();
+    run_cmd(
+        dir.join("googlenet_caffe_small.onnx"),
+        format!("{}:input", io.display()),
+        &out,
+    )
+    .assert()
+    .success();
     assert_matches(
         &out,
         &io,

@@ -45,7 +45,73 @@ pub fn load_into(
     sd: &StateDict,
     optional: &HashSet<String>,
 ) -> Result<LoadReport> {
-    let expected = net.graph().state_dict_shapes();
+    let (prefix, unused) = check_fit(net.graph(), sd, optional)?;
+    let device = network_device(net);
+    let mut loaded = 0;
+    let node_names: Vec<String> = net.graph().nodes.iter().map(|n| n.name.clone()).collect();
+    for (module, node_name) in net.layers.iter_mut().zip(&node_names) {
+        let Some(module) = module.as_mut() else {
+            continue;
+        };
+        let get = |suffix: &str| {
+            sd.get(&format!("{prefix}{node_name}.{suffix}"))
+                .expect("presence was checked above")
+        };
+        match module {
+            LayerModule::Conv(conv) => {
+                conv.weight = Param::from_tensor(tensor::<4>(get("weight"), &device));
+                loaded += 1;
+                if conv.bias.is_some() {
+                    conv.bias = Some(Param::from_tensor(tensor::<1>(get("bias"), &device)));
+                    loaded += 1;
+                }
+            }
+            LayerModule::Dense(dense) => {
+                // PyTorch stores [out, in]; Burn's Linear multiplies by [in, out].
+                let w = get("weight");
+                let (out, inp) = (w.shape[0], w.shape[1]);
+                let mut t = vec![0.0; w.data.len()];
+                for o in 0..out {
+                    for k in 0..inp {
+                        t[k * out + o] = w.data[o * inp + k];
+                    }
+                }
+                dense.weight =
+                    Param::from_tensor(Tensor::from_data(TensorData::new(t, [inp, out]), &device));
+                loaded += 1;
+                if dense.bias.is_some() {
+                    dense.bias = Some(Param::from_tensor(tensor::<1>(get("bias"), &device)));
+                    loaded += 1;
+                }
+            }
+            LayerModule::Norm(bn) => {
+                if bn.gamma.is_some() {
+                    bn.gamma = Some(Param::from_tensor(tensor::<1>(get("weight"), &device)));
+                    loaded += 1;
+                }
+                bn.beta = Param::from_tensor(tensor::<1>(get("bias"), &device));
+                bn.running_mean = RunningState::new(tensor::<1>(get("running_mean"), &device));
+                bn.running_var = RunningState::new(tensor::<1>(get("running_var"), &device));
+                loaded += 3;
+            }
+            LayerModule::Dropout(_) => {}
+        }
+    }
+    Ok(LoadReport {
+        loaded,
+        unused,
+        prefix: prefix.to_string(),
+    })
+}
+
+/// Checks that `sd` fits `graph` exactly (see [`load_into`]) without touching any tensor:
+/// returns the wrapper prefix found and the tensors the configuration leaves unused.
+fn check_fit(
+    graph: &Graph,
+    sd: &StateDict,
+    optional: &HashSet<String>,
+) -> Result<(&'static str, Vec<String>)> {
+    let expected = graph.state_dict_shapes();
     let prefix = WRAPPER_PREFIXES
         .iter()
         .max_by_key(|p| {
@@ -111,66 +177,11 @@ pub fn load_into(
         }
         return Err(Error::Weights(format!(
             "the weights do not fit {}: {} (wrong --model, --classes or --in-channels?)",
-            net.graph().name,
+            graph.name,
             parts.join("; ")
         )));
     }
-    let device = network_device(net);
-    let mut loaded = 0;
-    let node_names: Vec<String> = net.graph().nodes.iter().map(|n| n.name.clone()).collect();
-    for (module, node_name) in net.layers.iter_mut().zip(&node_names) {
-        let Some(module) = module.as_mut() else {
-            continue;
-        };
-        let get = |suffix: &str| {
-            sd.get(&format!("{prefix}{node_name}.{suffix}"))
-                .expect("presence was checked above")
-        };
-        match module {
-            LayerModule::Conv(conv) => {
-                conv.weight = Param::from_tensor(tensor::<4>(get("weight"), &device));
-                loaded += 1;
-                if conv.bias.is_some() {
-                    conv.bias = Some(Param::from_tensor(tensor::<1>(get("bias"), &device)));
-                    loaded += 1;
-                }
-            }
-            LayerModule::Dense(dense) => {
-                // PyTorch stores [out, in]; Burn's Linear multiplies by [in, out].
-                let w = get("weight");
-                let (out, inp) = (w.shape[0], w.shape[1]);
-                let mut t = vec![0.0; w.data.len()];
-                for o in 0..out {
-                    for k in 0..inp {
-                        t[k * out + o] = w.data[o * inp + k];
-                    }
-                }
-                dense.weight =
-                    Param::from_tensor(Tensor::from_data(TensorData::new(t, [inp, out]), &device));
-                loaded += 1;
-                if dense.bias.is_some() {
-                    dense.bias = Some(Param::from_tensor(tensor::<1>(get("bias"), &device)));
-                    loaded += 1;
-                }
-            }
-            LayerModule::Norm(bn) => {
-                if bn.gamma.is_some() {
-                    bn.gamma = Some(Param::from_tensor(tensor::<1>(get("weight"), &device)));
-                    loaded += 1;
-                }
-                bn.beta = Param::from_tensor(tensor::<1>(get("bias"), &device));
-                bn.running_mean = RunningState::new(tensor::<1>(get("running_mean"), &device));
-                bn.running_var = RunningState::new(tensor::<1>(get("running_var"), &device));
-                loaded += 3;
-            }
-            LayerModule::Dropout(_) => {}
-        }
-    }
-    Ok(LoadReport {
-        loaded,
-        unused,
-        prefix: prefix.to_string(),
-    })
+    Ok((prefix, unused))
 }
 
 fn list(names: &[String]) -> String {
@@ -220,6 +231,14 @@ pub fn load_model(
     let optional = optional_names(cfg)?;
     let report = load_into(&mut net, sd, &optional)?;
     Ok((net, report))
+}
+
+/// Builds a caller's (or an imported) graph on `device` and loads `sd` into it strictly: every
+/// tensor must be used.
+fn load_graph(graph: Graph, sd: &StateDict, device: &Device) -> Result<(Network, LoadReport)> {
+    let mut network = Network::new(graph, device);
+    let report = load_into(&mut network, sd, &HashSet::new())?;
+    Ok((network, report))
 }
 
 /// Names the full architecture has and `cfg` does not (heads left out).
@@ -308,11 +327,9 @@ pub fn detect_as(sd: &StateDict, arch: Arch) -> Result<ModelConfig> {
     match try_detect(sd, arch)? {
         Ok(cfg) => Ok(cfg),
         Err(_) => {
-            let mut net_cfg = ModelConfig::new(arch).with_include_top(false);
-            net_cfg.input_size = [arch.default_input_size(); 2];
-            let mut net = net_cfg.init(&Device::default())?;
-            // Reuse the strict loader's report of what is missing.
-            load_into(&mut net, sd, &optional_names(&net_cfg)?).map(|_| net_cfg)
+            // The strict check's report names what is missing.
+            let backbone = ModelConfig::new(arch).with_include_top(false);
+            check_fit(&backbone.graph()?, sd, &optional_names(&backbone)?).map(|_| backbone)
         }
     }
 }
@@ -333,16 +350,17 @@ fn try_detect(sd: &StateDict, arch: Arch) -> Result<std::result::Result<ModelCon
         return Ok(Err(found));
     }
     let in_channels = get(&backbone[0].0).map_or(3, |t| t.shape.get(1).copied().unwrap_or(3));
-    let top_names = names(&ModelConfig::new(arch).with_include_top(true).graph()?);
-    let fc = ModelConfig::new(arch)
+    let top = ModelConfig::new(arch)
         .with_include_top(true)
         .graph()?
-        .state_dict_shapes()
-        .into_iter()
+        .state_dict_shapes();
+    let top_names: HashSet<String> = top.iter().map(|(n, _)| n.clone()).collect();
+    let fc = top
+        .iter()
         .find(|(n, s)| {
             s.len() == 2 && n.ends_with(".weight") && !backbone.iter().any(|(b, _)| b == n)
         })
-        .and_then(|(n, _)| get(&n));
+        .and_then(|(n, _)| get(n));
     let mut cfg = ModelConfig::new(arch).with_in_channels(in_channels);
     match fc {
         Some(w) => cfg = cfg.with_classes(w.shape[0]),
@@ -508,8 +526,7 @@ pub fn load_file(
             }
         };
         let model = onnx::read(path, size)?;
-        let mut network = Network::new(model.graph, device);
-        let report = load_into(&mut network, &model.weights, &HashSet::new()).map_err(in_file)?;
+        let (network, report) = load_graph(model.graph, &model.weights, device).map_err(in_file)?;
         return Ok(Loaded {
             network,
             config: None,
@@ -550,8 +567,7 @@ pub fn load_file(
             }
         };
         let sd = kw.to_state_dict(&graph).map_err(in_file)?;
-        let mut network = Network::new(graph, device);
-        let report = load_into(&mut network, &sd, &HashSet::new()).map_err(in_file)?;
+        let (network, report) = load_graph(graph, &sd, device).map_err(in_file)?;
         let outputs = default_outputs(network.graph());
         return Ok(Loaded {
             network,
@@ -565,8 +581,7 @@ pub fn load_file(
     let sd = read(path)?;
     let (network, config, report) = match source {
         ModelSource::Graph(g) => {
-            let mut network = Network::new(g, device);
-            let report = load_into(&mut network, &sd, &HashSet::new()).map_err(in_file)?;
+            let (network, report) = load_graph(g, &sd, device).map_err(in_file)?;
             (network, None, report)
         }
         ModelSource::Auto | ModelSource::Arch(_) => {
