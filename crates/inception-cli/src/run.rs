@@ -79,15 +79,25 @@ pub fn model_source(model: Option<&str>) -> Result<ModelSource> {
     Ok(ModelSource::Arch(Arch::from_name(m)?))
 }
 
-/// `--weights`: an existing file, or a registry name / `imagenet` fetched into the cache.
-pub fn resolve_weights(
-    spec: &str,
-    model: Option<&str>,
-) -> Result<(PathBuf, Option<inception::pretrained::Pretrained>)> {
+/// Where the weights are, what model they go into, and whether it needs `transform_input`.
+pub struct ResolvedWeights {
+    path: PathBuf,
+    source: ModelSource,
+    transform_input: bool,
+}
+
+/// `--weights` and `--model`: an existing file (the model from `--model` or the file), or a
+/// registry name / `imagenet` fetched into the cache (the model and `transform_input` from the
+/// registry entry).
+pub fn resolve_weights(spec: &str, model: Option<&str>) -> Result<ResolvedWeights> {
     use inception::pretrained::{self, Cache};
     let path = PathBuf::from(spec);
     if path.exists() {
-        return Ok((path, None));
+        return Ok(ResolvedWeights {
+            path,
+            source: model_source(model)?,
+            transform_input: false,
+        });
     }
     let entry = if spec == "imagenet" {
         let arch = model
@@ -103,17 +113,24 @@ pub fn resolve_weights(
         }
     };
     let path = Cache::new()?.fetch(&entry, true)?;
-    Ok((path, Some(entry)))
+    let source = if entry.format == weights::Format::Onnx {
+        ModelSource::Auto
+    } else {
+        ModelSource::Arch(entry.arch)
+    };
+    Ok(ResolvedWeights {
+        path,
+        source,
+        transform_input: entry.transform_input,
+    })
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let (weights_path, entry) = resolve_weights(&args.weights, args.model.as_deref())?;
-    let source = match (&entry, args.model.as_deref()) {
-        (Some(e), _) if e.format != weights::Format::Onnx => ModelSource::Arch(e.arch),
-        (Some(_), _) => ModelSource::Auto,
-        (None, m) => model_source(m)?,
-    };
-    let registry_transform = entry.as_ref().is_some_and(|e| e.transform_input);
+    let ResolvedWeights {
+        path: weights_path,
+        source,
+        transform_input: registry_transform,
+    } = resolve_weights(&args.weights, args.model.as_deref())?;
     let (input_path, key) = split_key(&args.input);
     let array = read_array(&input_path, key.as_deref())?;
     let format = weights::sniff(&weights_path)?;
@@ -247,13 +264,10 @@ fn to_array(v: Value, layout: Layout) -> Array {
 }
 
 pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: bool) -> Result<()> {
-    let (path, entry) = resolve_weights(weights, model)?;
-    let weights_path = path.as_path();
-    let transform = transform || entry.as_ref().is_some_and(|e| e.transform_input);
-    let source = match &entry {
-        Some(e) if e.format != weights::Format::Onnx => ModelSource::Arch(e.arch),
-        _ => model_source(model)?,
-    };
+    let resolved = resolve_weights(weights, model)?;
+    let weights_path = resolved.path.as_path();
+    let transform = transform || resolved.transform_input;
+    let source = resolved.source;
     if !output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
