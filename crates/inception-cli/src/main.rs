@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use inception::models::{Arch, ModelConfig, Pooling};
 use inception::summary::{Summary, group_digits};
 
+mod images;
 mod run;
 
 #[derive(Parser)]
@@ -67,6 +68,36 @@ enum Command {
         after_help = "Examples:\n  inception run --weights googlenet.pth --input x.npy -o logits.npy\n  inception run --weights inception_v3.safetensors --input io.safetensors:input -o out.safetensors --output-node Mixed_6e"
     )]
     Run(run::RunArgs),
+    /// What is in these photos: top-k ImageNet (or the model's own) classes per image.
+    ///
+    /// Images are decoded and preprocessed as the weights' source framework does (torchvision,
+    /// Keras, Caffe/ONNX zoo; override with --preset), in parallel with the model. Unreadable
+    /// files are reported on stderr and skipped; the exit code is then 2.
+    #[command(after_help = "Output with --json: one object per line and image:
+  {\"file\": \"photos/cat.jpg\", \"predictions\": [{\"index\": 281, \"label\": \"tabby\", \"probability\": 0.41}, …]}
+
+Exit codes: 0 all images classified; 1 error (nothing done); 2 some images skipped.
+
+Examples:
+  inception classify --weights googlenet.torchvision photos/
+  inception classify --weights inception_v3.keras cat.jpg dog.png --top 3 --json")]
+    Classify(images::ClassifyArgs),
+    /// Embeddings for these photos: one vector per image (1024-d GoogLeNet, 2048-d Inception
+    /// v3 with average pooling, or any layer's activation).
+    ///
+    /// The model runs as a frozen feature extractor without its classifier (Keras
+    /// include_top=False). Unreadable files are reported and skipped (exit code 2); the output
+    /// lists the files it holds (a safetensors metadata entry `files`, or the CSV's first
+    /// column).
+    #[command(
+        after_help = "Exit codes: 0 all images embedded; 1 error (nothing written); 2 some images skipped.
+
+Examples:
+  inception features --weights inception_v3.keras photos/ -o features.npy
+  inception features --weights googlenet.torchvision photos/ --pooling max -o features.safetensors
+  inception features --weights googlenet.pth photos/ --layer inception4e -o maps.csv"
+    )]
+    Features(images::FeaturesArgs),
     /// List the published pretrained checkpoints (torchvision, Keras, timm, ONNX zoo).
     Pretrained {
         /// Print JSON.
@@ -154,6 +185,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<images::PartialFailure>() => {
+            eprintln!("warning: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", chain.join(": "));
@@ -165,6 +200,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Classify(args) => images::classify(args),
+        Command::Features(args) => images::features(args),
         Command::Convert {
             weights,
             output,

@@ -84,44 +84,49 @@ pub struct ResolvedWeights {
     path: PathBuf,
     source: ModelSource,
     transform_input: bool,
+    /// The registry entry's preprocessing, kept by `convert`.
+    preprocessing: Option<inception::data::Preset>,
 }
 
-/// `--weights` and `--model`: an existing file (the model from `--model` or the file), or a
-/// registry name / `imagenet` fetched into the cache (the model and `transform_input` from the
-/// registry entry).
+/// `--weights` and `--model`: an existing file (the model from `--model`, else the file; a
+/// published checkpoint recognised by its file name brings its `transform_input`), or a registry
+/// name / `imagenet` fetched into the cache (the model and `transform_input` from the registry
+/// entry).
 pub fn resolve_weights(spec: &str, model: Option<&str>) -> Result<ResolvedWeights> {
     use inception::pretrained::{self, Cache};
-    let path = PathBuf::from(spec);
-    if path.exists() {
-        return Ok(ResolvedWeights {
-            path,
-            source: model_source(model)?,
-            transform_input: false,
-        });
-    }
-    let entry = if spec == "imagenet" {
-        let arch = model
-            .map(Arch::from_name)
-            .transpose()?
-            .context("--weights imagenet needs --model (e.g. --model googlenet)")?;
-        pretrained::default_for(arch, true)
-    } else {
-        match pretrained::find(spec) {
-            Ok(e) => e,
-            Err(e) if spec.contains(['/', '.']) => bail!("{spec}: no such file ({e})"),
-            Err(e) => return Err(e.into()),
-        }
+    let source = model_source(model)?;
+    let arch = match &source {
+        ModelSource::Arch(a) => Some(*a),
+        _ => None,
     };
-    let path = Cache::new()?.fetch(&entry, true)?;
-    let source = if entry.format == weights::Format::Onnx {
-        ModelSource::Auto
-    } else {
-        ModelSource::Arch(entry.arch)
+    let is_file = Path::new(spec).exists();
+    let resolved = pretrained::resolve(spec, arch, &Cache::new()?)?;
+    let Some(entry) = resolved.entry else {
+        return Ok(ResolvedWeights {
+            path: resolved.path,
+            source,
+            transform_input: false,
+            preprocessing: None,
+        });
+    };
+    if is_file {
+        eprintln!(
+            "{}: recognised as {} by its file name",
+            resolved.path.display(),
+            entry.name
+        );
+    }
+    let source = match source {
+        _ if entry.format == weights::Format::Onnx => ModelSource::Auto,
+        ModelSource::Auto => ModelSource::Arch(entry.arch),
+        s if is_file => s,
+        _ => ModelSource::Arch(entry.arch),
     };
     Ok(ResolvedWeights {
-        path,
+        path: resolved.path,
         source,
         transform_input: entry.transform_input,
+        preprocessing: Some(entry.preprocessing),
     })
 }
 
@@ -130,6 +135,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         path: weights_path,
         source,
         transform_input: registry_transform,
+        ..
     } = resolve_weights(&args.weights, args.model.as_deref())?;
     let (input_path, key) = split_key(&args.input);
     let array = read_array(&input_path, key.as_deref())?;
@@ -208,8 +214,18 @@ pub fn run(args: RunArgs) -> Result<()> {
         outputs.extend(loaded.outputs.iter().map(|(n, _)| n.clone()).zip(values));
     }
     if !args.output_nodes.is_empty() {
-        let names: Vec<&str> = args.output_nodes.iter().map(String::as_str).collect();
-        let acts = net.features(x, &names)?;
+        // A model output's name (`logits`, an ONNX graph output) or a layer's.
+        let ids = args
+            .output_nodes
+            .iter()
+            .map(
+                |name| match loaded.outputs.iter().find(|(n, _)| n == name) {
+                    Some((_, id)) => Ok(*id),
+                    None => net.graph().resolve(name),
+                },
+            )
+            .collect::<inception::Result<Vec<_>>>()?;
+        let acts = net.run(x, &ids);
         outputs.extend(args.output_nodes.iter().cloned().zip(acts));
     }
     let arrays: Vec<(String, Array)> = outputs
@@ -267,7 +283,7 @@ pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: boo
     let resolved = resolve_weights(weights, model)?;
     let weights_path = resolved.path.as_path();
     let transform = transform || resolved.transform_input;
-    let source = resolved.source;
+    let source = resolved.source.clone();
     if !output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
@@ -286,10 +302,24 @@ pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: boo
         },
         &Device::default(),
     )?;
-    let sd = match &loaded.config {
+    let mut sd = match &loaded.config {
         Some(cfg) => weights::export(&loaded.network, cfg),
         None => weights::state_dict(&loaded.network),
     };
+    // What the source stored or the registry knows travels with the weights.
+    sd.metadata.extend(
+        loaded
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.starts_with("inception.") && k.as_str() != weights::CONFIG_KEY)
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    if let Some(p) = &resolved.preprocessing {
+        sd.metadata.insert(
+            inception::data::PREPROCESSING_KEY.to_string(),
+            serde_json::to_string(p)?,
+        );
+    }
     weights::safetensors::write(output, &sd).with_context(|| "converting")?;
     eprintln!(
         "{}: {} tensors ({} parameters) of {} written to {}",

@@ -1,5 +1,6 @@
 //! Files: atomic writes and the array formats scripts exchange with us (`.npy`, `.safetensors`).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -169,6 +170,16 @@ fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
 
 /// Writes named arrays: a `.safetensors` file holds them all; a `.npy` file holds exactly one.
 pub fn write_arrays(path: &Path, arrays: &[(String, Array)]) -> Result<()> {
+    write_arrays_with_metadata(path, arrays, &BTreeMap::new())
+}
+
+/// [`write_arrays`], with string metadata in a `.safetensors` file's header (a `.npy` file has
+/// nowhere to put it).
+pub fn write_arrays_with_metadata(
+    path: &Path,
+    arrays: &[(String, Array)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     match extension(path).as_str() {
         "npy" => {
             let [(_, a)] = arrays else {
@@ -196,6 +207,7 @@ pub fn write_arrays(path: &Path, arrays: &[(String, Array)]) -> Result<()> {
         }
         "safetensors" => {
             let mut sd = StateDict::new(Format::Safetensors);
+            sd.metadata = metadata.clone();
             for (name, a) in arrays {
                 sd.insert(
                     name.clone(),

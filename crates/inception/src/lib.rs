@@ -19,6 +19,7 @@
 //! - [`data`]: image decoding and the reference preprocessing pipelines;
 //! - [`models`]: the built-in architectures and their Keras-style options;
 //! - [`network`]: [`Network`], the trainable Burn module that executes a graph;
+//! - [`predict`]: classification (top-k with class names) and frozen feature extraction;
 //! - [`pretrained`]: the published checkpoints by name and a verifying download cache;
 //! - [`weights`]: checkpoint readers (PyTorch `.pth`, safetensors), name mapping, export;
 //! - [`files`]: atomic writes and `.npy` / `.safetensors` arrays;
@@ -35,6 +36,7 @@ pub mod graph;
 pub mod models;
 pub mod network;
 pub mod nn;
+pub mod predict;
 pub mod pretrained;
 pub mod summary;
 pub mod weights;

@@ -226,6 +226,56 @@ pub fn default_for(arch: Arch, include_top: bool) -> Pretrained {
         .expect("every architecture has a default checkpoint")
 }
 
+/// Which file `--weights`-style specification means, and the registry entry behind it.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The weights file (in the cache for a registry name).
+    pub path: PathBuf,
+    /// The registry entry: named, implied by `imagenet`, or recognised from the file's name
+    /// (e.g. torchvision's `googlenet-1378be20.pth` in `~/.cache/torch/hub/checkpoints`).
+    pub entry: Option<Pretrained>,
+}
+
+/// Resolves a weights specification: an existing file (recognised by its file name where it is
+/// a published checkpoint, so `transform_input` and the preprocessing come with it), a registry
+/// name (see [`registry`]), a model name, or `imagenet` for `arch`'s default checkpoint.
+/// Registry files are fetched into `cache` (downloading and verifying them if needed).
+pub fn resolve(spec: &str, arch: Option<Arch>, cache: &Cache) -> Result<Resolved> {
+    let path = PathBuf::from(spec);
+    if path.exists() {
+        return Ok(Resolved {
+            entry: recognise(&path),
+            path,
+        });
+    }
+    let entry = if spec == "imagenet" {
+        let arch = arch.ok_or_else(|| {
+            Error::Config("--weights imagenet needs the model (e.g. --model googlenet)".to_string())
+        })?;
+        default_for(arch, true)
+    } else {
+        match find(spec) {
+            Ok(e) => e,
+            Err(e) if spec.contains(['/', '.']) => {
+                return Err(Error::Io(format!("{spec}: no such file ({e})")));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let path = cache.fetch(&entry, true)?;
+    Ok(Resolved {
+        path,
+        entry: Some(entry),
+    })
+}
+
+/// The registry entry whose published file name `path` has (`googlenet-1378be20.pth`,
+/// `inception_v3_weights_tf_dim_ordering_tf_kernels.h5`, …).
+pub fn recognise(path: &Path) -> Option<Pretrained> {
+    let name = path.file_name()?.to_str()?;
+    registry().into_iter().find(|e| e.file_name == name)
+}
+
 /// The download cache.
 #[derive(Clone, Debug)]
 pub struct Cache {

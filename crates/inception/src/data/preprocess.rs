@@ -12,7 +12,9 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 use super::resize::{Filter, resize};
 
@@ -22,9 +24,13 @@ const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// Caffe's BGR channel means (bvlc_googlenet, the ONNX zoo).
 const CAFFE_MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
 
+/// The metadata key under which a checkpoint stores the preprocessing it expects (a [`Preset`]
+/// as JSON).
+pub const PREPROCESSING_KEY: &str = "inception.preprocessing";
+
 /// A preprocessing pipeline. Every preset produces a CHW float tensor (the network's layout);
 /// the Keras presets' values equal Keras's NHWC arrays transposed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Preset {
     /// torchvision `ImageClassification` (the published GoogLeNet / Inception v3 transforms):
@@ -73,6 +79,60 @@ impl Preset {
         Preset::KerasInception {
             size: 299,
             filter: Filter::Nearest,
+        }
+    }
+
+    /// The preset called `name` at input size `size`: `torchvision` (resize ⌊size·256/224⌋, or
+    /// 342 for 299, then crop), `keras` (nearest, as `load_img`), `keras-bilinear`, `timm`
+    /// (resize ⌊size/0.875⌋ bicubic, crop, mean/std 0.5) or `caffe`.
+    ///
+    /// ```
+    /// use inception::data::Preset;
+    /// assert_eq!(Preset::parse("torchvision", 299).unwrap(),
+    ///            Preset::Torchvision { resize: 342, crop: 299 });
+    /// ```
+    pub fn parse(name: &str, size: usize) -> Result<Self> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "torchvision" | "torch" | "pytorch" => Self::torchvision(size),
+            "keras" | "tensorflow" | "tf" => Self::KerasInception {
+                size,
+                filter: Filter::Nearest,
+            },
+            "keras-bilinear" => Self::KerasInception {
+                size,
+                filter: Filter::Bilinear,
+            },
+            "timm" => Self::TimmInception {
+                resize: (size as f64 / 0.875) as usize,
+                crop: size,
+            },
+            "caffe" | "onnx-zoo" => Self::Caffe { size },
+            _ => {
+                return Err(Error::Unknown(format!(
+                    "no preprocessing preset called '{name}'; known: {}",
+                    Self::NAMES.join(", ")
+                )));
+            }
+        })
+    }
+
+    /// The names [`Preset::parse`] takes.
+    pub const NAMES: [&str; 5] = ["torchvision", "keras", "keras-bilinear", "timm", "caffe"];
+
+    /// The same pipeline producing `size`-pixel inputs (torchvision and timm scale their resize
+    /// with the crop).
+    pub fn with_size(&self, size: usize) -> Self {
+        match self {
+            Preset::Torchvision { .. } => Self::torchvision(size),
+            Preset::TimmInception { .. } => Self::TimmInception {
+                resize: (size as f64 / 0.875) as usize,
+                crop: size,
+            },
+            Preset::KerasInception { filter, .. } => Self::KerasInception {
+                size,
+                filter: *filter,
+            },
+            Preset::Caffe { .. } => Self::Caffe { size },
         }
     }
 

@@ -6,7 +6,7 @@
 use image::RgbImage;
 
 /// Resampling filters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Filter {
     /// Pillow `NEAREST`.

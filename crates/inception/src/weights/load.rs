@@ -1,7 +1,7 @@
 //! Mapping state dicts onto networks: strict loading, model detection, export, and loading a
 //! model from any supported file in one call.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use burn::module::{Param, RunningState};
@@ -480,6 +480,24 @@ pub struct Loaded {
     /// Whether the source model takes NHWC input (Keras; ONNX graphs exported from
     /// TensorFlow). The network itself always takes NCHW.
     pub input_nhwc: bool,
+    /// The file's string metadata (safetensors `__metadata__`): the model configuration,
+    /// class names ([`crate::data::CLASSES_KEY`]), preprocessing
+    /// ([`crate::data::PREPROCESSING_KEY`]).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Loaded {
+    /// The class names stored in the file, if any.
+    pub fn class_names(&self) -> Option<Vec<String>> {
+        let json = self.metadata.get(crate::data::CLASSES_KEY)?;
+        serde_json::from_str(json).ok()
+    }
+
+    /// The preprocessing stored in the file, if any.
+    pub fn preprocessing(&self) -> Option<crate::data::Preset> {
+        let json = self.metadata.get(crate::data::PREPROCESSING_KEY)?;
+        serde_json::from_str(json).ok()
+    }
 }
 
 /// The outputs a built-in or Keras model returns: the main one, named by what it is, then the
@@ -534,6 +552,7 @@ pub fn load_file(
             format,
             outputs: model.outputs,
             input_nhwc: model.input_nhwc,
+            metadata: BTreeMap::new(),
         });
     }
     if format == Format::Keras {
@@ -576,9 +595,11 @@ pub fn load_file(
             format,
             outputs,
             input_nhwc: true,
+            metadata: BTreeMap::new(),
         });
     }
     let sd = read(path)?;
+    let metadata = sd.metadata.clone();
     let (network, config, report) = match source {
         ModelSource::Graph(g) => {
             let (network, report) = load_graph(g, &sd, device).map_err(in_file)?;
@@ -602,5 +623,6 @@ pub fn load_file(
         format,
         outputs,
         input_nhwc: false,
+        metadata,
     })
 }
