@@ -11,6 +11,7 @@ use inception::summary::{Summary, group_digits};
 
 mod images;
 mod run;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -98,6 +99,17 @@ Examples:
   inception features --weights googlenet.pth photos/ --layer inception4e -o maps.csv"
     )]
     Features(images::FeaturesArgs),
+    /// Train a model: the GoogLeNet recipe with auxiliary classifiers, the Inception v3 recipe,
+    /// or the compact network on the built-in digits (the default: no data to download).
+    ///
+    /// Every epoch prints the training loss and accuracy, the validation loss, top-1 and top-5,
+    /// and the throughput; the output folder gets log.csv, curves.svg/.png and model.safetensors
+    /// (written atomically), which `inception classify` reads like any other weights.
+    #[command(after_help = "Examples:
+  inception train                                   # inception-mini on the built-in digits
+  inception train --data photos/ --model googlenet --input-size 96 --epochs 30
+  inception train --model googlenet --input-size 64 --epochs 1 --channels 1   # full GoogLeNet on the digits")]
+    Train(train::TrainArgs),
     /// List the published pretrained checkpoints (torchvision, Keras, timm, ONNX zoo).
     Pretrained {
         /// Print JSON.
@@ -139,12 +151,12 @@ struct ModelArgs {
     /// Square input size in pixels (default 224 for GoogLeNet, 299 for Inception v3).
     #[arg(long, value_name = "N")]
     input_size: Option<usize>,
-    /// Input channels.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    in_channels: usize,
-    /// Number of classes of the classifier.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    classes: usize,
+    /// Input channels (default 3; 1 for inception-mini).
+    #[arg(long, value_name = "N")]
+    in_channels: Option<usize>,
+    /// Number of classes of the classifier (default 1000; 10 for inception-mini).
+    #[arg(long, value_name = "N")]
+    classes: Option<usize>,
     /// Drop the classifier head (Keras include_top=False).
     #[arg(long)]
     no_top: bool,
@@ -164,8 +176,8 @@ impl ModelArgs {
         let arch = Arch::from_name(&self.model)?;
         let mut cfg = ModelConfig::new(arch)
             .with_aux_logits(self.aux)
-            .with_classes(self.classes)
-            .with_in_channels(self.in_channels)
+            .with_classes(self.classes.unwrap_or(arch.default_classes()))
+            .with_in_channels(self.in_channels.unwrap_or(arch.default_in_channels()))
             .with_include_top(!self.no_top)
             .with_transform_input(self.transform_input);
         if let Some(s) = self.input_size {
@@ -202,6 +214,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Classify(args) => images::classify(args),
         Command::Features(args) => images::features(args),
+        Command::Train(args) => train::train(args),
         Command::Convert {
             weights,
             output,

@@ -172,6 +172,17 @@ impl V1Variant {
         }
     }
 
+    /// The compact networks' block: BatchNorm convs (they train fast from scratch) and the
+    /// paper's true 5x5 branch.
+    pub const fn compact() -> Self {
+        Self {
+            conv: ConvStyle::TORCHVISION,
+            branch3_kernel: 5,
+            caffe_names: false,
+            ceil_pool: true,
+        }
+    }
+
     /// Keras-style block as tutorials write it: biased convs with ReLU, `"same"` padding, a true
     /// 5x5 branch (the `inception_v1_block` of a functional-API tutorial).
     pub const fn keras() -> Self {
@@ -277,6 +288,14 @@ pub enum AuxVariant {
         /// Conv realisation.
         conv: ConvStyle,
     },
+    /// A small head for compact networks: 1x1 conv (+BN+ReLU) → global average pool → dropout
+    /// → `fc`.
+    Compact {
+        /// Channels of the 1x1 conv.
+        channels: usize,
+        /// Dropout before `fc`.
+        dropout: f64,
+    },
 }
 
 /// An auxiliary classifier on the side of the main path; its output is added to the graph as an
@@ -296,6 +315,7 @@ pub fn aux_classifier(
         AuxVariant::V3 { .. } => {
             "avgpool 5x5/3 → 1x1 conv 128 → 5x5 conv 768 → global avgpool → fc"
         }
+        AuxVariant::Compact { .. } => "1x1 conv → global avgpool → dropout → fc",
     };
     g.block(name, BlockKind::Aux, label, |g| match variant {
         AuxVariant::Paper { dropout } => {
@@ -339,6 +359,21 @@ pub fn aux_classifier(
             let c = basic_conv(g, p, "conv0", 128, [1, 1], 1, Padding::Valid, conv);
             let c = basic_conv(g, c, "conv1", 768, [5, 5], 1, Padding::Valid, conv);
             let f = g.global_avg_pool("pool", c);
+            g.dense("fc", f, classes, true)
+        }
+        AuxVariant::Compact { channels, dropout } => {
+            let c = basic_conv(
+                g,
+                x,
+                "conv",
+                channels,
+                [1, 1],
+                1,
+                Padding::Valid,
+                ConvStyle::TORCHVISION,
+            );
+            let f = g.global_avg_pool("pool", c);
+            let f = g.dropout("dropout", f, dropout);
             g.dense("fc", f, classes, true)
         }
     })

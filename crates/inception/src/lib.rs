@@ -21,6 +21,8 @@
 //! - [`network`]: [`Network`], the trainable Burn module that executes a graph;
 //! - [`predict`]: classification (top-k with class names) and frozen feature extraction;
 //! - [`pretrained`]: the published checkpoints by name and a verifying download cache;
+//! - [`train`]: datasets (embedded digits, ImageFolder), augmentation, losses, schedules and the
+//!   training loop;
 //! - [`weights`]: checkpoint readers (PyTorch `.pth`, safetensors), name mapping, export;
 //! - [`files`]: atomic writes and `.npy` / `.safetensors` arrays;
 //! - [`summary`] and [`diagram`]: the Keras-style table and the paper-style picture.
@@ -39,6 +41,7 @@ pub mod nn;
 pub mod predict;
 pub mod pretrained;
 pub mod summary;
+pub mod train;
 pub mod weights;
 
 pub use error::{Error, Result};

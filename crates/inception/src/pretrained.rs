@@ -201,7 +201,7 @@ pub fn find(name: &str) -> Result<Pretrained> {
         return Ok(e.clone());
     }
     if let Ok(arch) = Arch::from_name(name) {
-        return Ok(default_for(arch, true));
+        return default_for(arch, true);
     }
     let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
     Err(Error::Unknown(format!(
@@ -212,18 +212,23 @@ pub fn find(name: &str) -> Result<Pretrained> {
 
 /// The ImageNet checkpoint `--weights imagenet` means for `arch` (Keras: with or without the
 /// top, as `keras.applications` picks).
-pub fn default_for(arch: Arch, include_top: bool) -> Pretrained {
+pub fn default_for(arch: Arch, include_top: bool) -> Result<Pretrained> {
     let name = match (arch, include_top) {
         (Arch::GoogLeNet, _) => "googlenet.torchvision",
         (Arch::InceptionV3, _) => "inception_v3.torchvision",
         (Arch::InceptionV3Keras, true) => "inception_v3.keras",
         (Arch::InceptionV3Keras, false) => "inception_v3.keras_notop",
         (Arch::GoogLeNetBvlc, _) => "googlenet.onnx_zoo",
+        (Arch::InceptionMini, _) => {
+            return Err(Error::Unknown(format!(
+                "{arch} has no published weights; train it with `inception train --model {arch}`"
+            )));
+        }
     };
-    registry()
+    Ok(registry()
         .into_iter()
         .find(|e| e.name == name)
-        .expect("every architecture has a default checkpoint")
+        .expect("every published architecture has a default checkpoint"))
 }
 
 /// Which file `--weights`-style specification means, and the registry entry behind it.
@@ -252,7 +257,7 @@ pub fn resolve(spec: &str, arch: Option<Arch>, cache: &Cache) -> Result<Resolved
         let arch = arch.ok_or_else(|| {
             Error::Config("--weights imagenet needs the model (e.g. --model googlenet)".to_string())
         })?;
-        default_for(arch, true)
+        default_for(arch, true)?
     } else {
         match find(spec) {
             Ok(e) => e,

@@ -225,7 +225,11 @@ fn registry_covers_the_published_checkpoints() {
             .url
             .ends_with("inception_v3_google-0cc3c7bd.pth")
     );
-    assert!(!pretrained::default_for(Arch::InceptionV3Keras, false).include_top);
+    assert!(
+        !pretrained::default_for(Arch::InceptionV3Keras, false)
+            .unwrap()
+            .include_top
+    );
     assert!(pretrained::find("resnet50").is_err());
     // Names are unique, and so are cache file names.
     let mut names: Vec<&str> = all.iter().map(|e| e.file_name.as_str()).collect();

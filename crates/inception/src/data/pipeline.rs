@@ -86,10 +86,12 @@ pub fn collect_images(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
 pub struct Batch {
     /// The images' files.
     pub paths: Vec<PathBuf>,
-    /// `[len, 3, size, size]` values, CHW per image.
+    /// `[len, channels, size, size]` values, CHW per image.
     pub data: Vec<f32>,
     /// The square input size.
     pub size: usize,
+    /// Channels per image.
+    pub channels: usize,
     /// Files of this slice that could not be decoded, with the reason.
     pub failed: Vec<Failure>,
 }
@@ -105,10 +107,13 @@ impl Batch {
         self.paths.is_empty()
     }
 
-    /// The images as a `[N, 3, size, size]` tensor.
+    /// The images as a `[N, channels, size, size]` tensor.
     pub fn tensor(&self, device: &Device) -> Tensor<4> {
         Tensor::from_data(
-            TensorData::new(self.data.clone(), [self.len(), 3, self.size, self.size]),
+            TensorData::new(
+                self.data.clone(),
+                [self.len(), self.channels, self.size, self.size],
+            ),
             device,
         )
     }
@@ -129,7 +134,7 @@ pub fn image_batches(paths: Vec<PathBuf>, preset: Preset, batch_size: usize) -> 
     let total = paths.len();
     let (tx, rx) = sync_channel::<Batch>(2);
     let worker = std::thread::spawn(move || {
-        let size = preset.input_size();
+        let (size, channels) = (preset.input_size(), preset.channels());
         for chunk in paths.chunks(batch_size) {
             let results: Vec<Result<Vec<f32>, String>> = chunk
                 .par_iter()
@@ -147,6 +152,7 @@ pub fn image_batches(paths: Vec<PathBuf>, preset: Preset, batch_size: usize) -> 
                 paths: Vec::new(),
                 data: Vec::new(),
                 size,
+                channels,
                 failed: Vec::new(),
             };
             for (path, r) in chunk.iter().zip(results) {

@@ -65,6 +65,18 @@ pub enum Preset {
         /// Square size (224).
         size: usize,
     },
+    /// What models trained here use: resize to `size`² (bilinear), grayscale when `channels` is
+    /// 1 (Pillow's `L`), then `(x / 255 - mean[c]) / std[c]`.
+    Normalize {
+        /// Square size.
+        size: usize,
+        /// 1 (grayscale) or 3 (RGB).
+        channels: usize,
+        /// Per-channel mean of `x / 255`.
+        mean: Vec<f32>,
+        /// Per-channel standard deviation of `x / 255`.
+        std: Vec<f32>,
+    },
 }
 
 impl Preset {
@@ -133,6 +145,25 @@ impl Preset {
                 filter: *filter,
             },
             Preset::Caffe { .. } => Self::Caffe { size },
+            Preset::Normalize {
+                channels,
+                mean,
+                std,
+                ..
+            } => Self::Normalize {
+                size,
+                channels: *channels,
+                mean: mean.clone(),
+                std: std.clone(),
+            },
+        }
+    }
+
+    /// The channels the preset produces (3, or 1 for a grayscale [`Preset::Normalize`]).
+    pub fn channels(&self) -> usize {
+        match self {
+            Preset::Normalize { channels, .. } => *channels,
+            _ => 3,
         }
     }
 
@@ -140,11 +171,13 @@ impl Preset {
     pub fn input_size(&self) -> usize {
         match self {
             Preset::Torchvision { crop, .. } | Preset::TimmInception { crop, .. } => *crop,
-            Preset::KerasInception { size, .. } | Preset::Caffe { size } => *size,
+            Preset::KerasInception { size, .. }
+            | Preset::Caffe { size }
+            | Preset::Normalize { size, .. } => *size,
         }
     }
 
-    /// Runs the pipeline on one RGB image: `3 * size * size` values, CHW.
+    /// Runs the pipeline on one RGB image: `channels * size * size` values, CHW.
     pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
         match self {
             Preset::Torchvision { resize: r, crop } => {
@@ -177,18 +210,41 @@ impl Preset {
                 }
                 out
             }
+            Preset::Normalize {
+                size,
+                channels,
+                mean,
+                std,
+            } => {
+                let s = *size as u32;
+                let img = fit(img, s, s, Filter::Bilinear);
+                let stat = |v: &[f32], c: usize| v.get(c).or(v.first()).copied().unwrap_or(0.0);
+                if *channels == 1 {
+                    let (m, sd) = (stat(mean, 0), stat(std, 0));
+                    img.pixels()
+                        .map(|p| (luma(p.0) as f32 / 255.0 - m) / sd)
+                        .collect()
+                } else {
+                    chw(&img, |c, v| (v / 255.0 - stat(mean, c)) / stat(std, c))
+                }
+            }
         }
     }
 
-    /// Runs the pipeline on a batch and stacks it into `[N, 3, size, size]` on `device`.
+    /// Runs the pipeline on a batch and stacks it into `[N, channels, size, size]` on `device`.
     pub fn batch(&self, imgs: &[RgbImage], device: &Device) -> Tensor<4> {
-        let s = self.input_size();
-        let mut data = Vec::with_capacity(imgs.len() * 3 * s * s);
+        let (s, c) = (self.input_size(), self.channels());
+        let mut data = Vec::with_capacity(imgs.len() * c * s * s);
         for img in imgs {
             data.extend(self.apply(img));
         }
-        Tensor::from_data(TensorData::new(data, [imgs.len(), 3, s, s]), device)
+        Tensor::from_data(TensorData::new(data, [imgs.len(), c, s, s]), device)
     }
+}
+
+/// Pillow's RGB → `L` conversion (ITU-R 601-2 luma, fixed point).
+pub fn luma([r, g, b]: [u8; 3]) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
 fn fit(img: &RgbImage, w: u32, h: u32, filter: Filter) -> RgbImage {

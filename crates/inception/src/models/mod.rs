@@ -12,6 +12,7 @@
 //! assert_eq!(graph.nodes[graph.main_output().node].shape.channels(), 2048);
 //! ```
 
+pub mod compact;
 pub mod googlenet;
 pub mod inception_v3;
 
@@ -37,15 +38,19 @@ pub enum Arch {
     /// Inception v3 in keras.applications' layout (`inception-v3-keras`).
     #[serde(rename = "inception-v3-keras")]
     InceptionV3Keras,
+    /// A compact GoogLeNet for small images such as 28x28 digits (`inception-mini`).
+    #[serde(rename = "inception-mini")]
+    InceptionMini,
 }
 
 impl Arch {
     /// Every built-in architecture.
-    pub const ALL: [Arch; 4] = [
+    pub const ALL: [Arch; 5] = [
         Arch::GoogLeNet,
         Arch::GoogLeNetBvlc,
         Arch::InceptionV3,
         Arch::InceptionV3Keras,
+        Arch::InceptionMini,
     ];
 
     /// The registry name used on the command line.
@@ -55,6 +60,7 @@ impl Arch {
             Arch::GoogLeNetBvlc => "googlenet-bvlc",
             Arch::InceptionV3 => "inception-v3",
             Arch::InceptionV3Keras => "inception-v3-keras",
+            Arch::InceptionMini => "inception-mini",
         }
     }
 
@@ -72,6 +78,9 @@ impl Arch {
             }
             Arch::InceptionV3Keras => {
                 "Inception v3, keras.applications layout (BN without scale); Keras .h5 weights"
+            }
+            Arch::InceptionMini => {
+                "compact GoogLeNet for 28x28 images (4 inception modules, aux head); trained here"
             }
         }
     }
@@ -95,6 +104,7 @@ impl Arch {
                 Ok(Arch::InceptionV3)
             }
             "inceptionv3keras" | "kerasinceptionv3" => Ok(Arch::InceptionV3Keras),
+            "inceptionmini" | "mini" | "googlenetmini" => Ok(Arch::InceptionMini),
             _ => Err(Error::Unknown(format!(
                 "unknown model '{name}'; choose one of: {}",
                 Arch::ALL.map(|a| a.name()).join(", ")
@@ -107,6 +117,23 @@ impl Arch {
         match self {
             Arch::GoogLeNet | Arch::GoogLeNetBvlc => 224,
             Arch::InceptionV3 | Arch::InceptionV3Keras => 299,
+            Arch::InceptionMini => 28,
+        }
+    }
+
+    /// Classes of the default classifier (ImageNet's 1000; 10 digits for `inception-mini`).
+    pub fn default_classes(&self) -> usize {
+        match self {
+            Arch::InceptionMini => 10,
+            _ => 1000,
+        }
+    }
+
+    /// Input channels by default (RGB; grayscale for `inception-mini`).
+    pub fn default_in_channels(&self) -> usize {
+        match self {
+            Arch::InceptionMini => 1,
+            _ => 3,
         }
     }
 
@@ -117,6 +144,7 @@ impl Arch {
             Arch::GoogLeNetBvlc => 0.4,
             Arch::InceptionV3 => 0.5,
             Arch::InceptionV3Keras => 0.0,
+            Arch::InceptionMini => 0.2,
         }
     }
 
@@ -150,6 +178,13 @@ impl Arch {
                 "mixed2",
                 "mixed7",
                 "mixed10",
+            ],
+            Arch::InceptionMini => [
+                "conv1",
+                "conv2",
+                "inception3b",
+                "inception4a",
+                "inception4b",
             ],
         }
     }
@@ -223,9 +258,9 @@ impl ModelConfig {
             arch,
             include_top: true,
             pooling: None,
-            classes: 1000,
+            classes: arch.default_classes(),
             input_size: [s, s],
-            in_channels: 3,
+            in_channels: arch.default_in_channels(),
             dropout: arch.default_dropout(),
             aux_logits: false,
             transform_input: false,
@@ -369,6 +404,7 @@ impl ModelConfig {
             Arch::GoogLeNetBvlc => googlenet::paper(&mut g, self, x),
             Arch::InceptionV3 => inception_v3::torchvision(&mut g, self, x),
             Arch::InceptionV3Keras => inception_v3::keras(&mut g, self, x),
+            Arch::InceptionMini => compact::build(&mut g, self, x),
         };
         g.output(
             if self.include_top {

@@ -1,0 +1,371 @@
+//! `inception train`: the training loop with a progress bar, per-epoch lines, the CSV log, the
+//! curves and an atomically written model.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use inception::models::{Arch, ModelConfig};
+use inception::train::{
+    Decay, Event, ImageSet, OptimizerKind, Recipe, TrainConfig, Trainer, evaluate, report,
+    save_model,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Architecture to train.
+    #[arg(long, default_value = "inception-mini")]
+    model: String,
+    /// ImageFolder dataset: DIR/<class>/*.jpg, with train/ and val/ sub-folders or split at
+    /// random (--val-fraction). Default: the 10,000 digits built into the binary.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Hyper-parameter bundle: digits, googlenet-paper, inception-v3-paper (default: digits for
+    /// inception-mini, the paper's recipe for googlenet / inception-v3).
+    #[arg(long, value_name = "NAME")]
+    recipe: Option<String>,
+    /// Epochs.
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Images per step.
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+    /// Base learning rate.
+    #[arg(long, value_name = "LR")]
+    lr: Option<f64>,
+    /// Optimizer: sgd, nesterov, rmsprop, adamw.
+    #[arg(long, value_name = "NAME")]
+    optimizer: Option<String>,
+    /// Weight decay.
+    #[arg(long, value_name = "WD")]
+    weight_decay: Option<f64>,
+    /// Learning-rate decay: constant, cosine, step:EVERY:GAMMA (e.g. step:8:0.96).
+    #[arg(long, value_name = "SPEC")]
+    schedule: Option<String>,
+    /// Epochs of linear warm-up.
+    #[arg(long, value_name = "EPOCHS")]
+    warmup: Option<f64>,
+    /// Clip the gradients' global norm.
+    #[arg(long, value_name = "NORM")]
+    clip_norm: Option<f64>,
+    /// Label smoothing ε.
+    #[arg(long, value_name = "EPS")]
+    label_smoothing: Option<f32>,
+    /// Weight of each auxiliary classifier's loss (0 trains without aux heads).
+    #[arg(long, value_name = "W")]
+    aux_weight: Option<f32>,
+    /// Square input size (images are resized to it).
+    #[arg(long, value_name = "N")]
+    input_size: Option<usize>,
+    /// Input channels (default: the model's; 1 for inception-mini).
+    #[arg(long, value_name = "N")]
+    channels: Option<usize>,
+    /// Fraction of each class held out for validation when DIR has no val/ folder.
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Seed of initialisation, shuffling and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder: model.safetensors, log.csv, curves.svg, curves.png.
+    #[arg(short, long, value_name = "DIR", default_value = "runs/train")]
+    output: PathBuf,
+    /// Print the final evaluation as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn optimizer(name: &str) -> Result<OptimizerKind> {
+    Ok(match name {
+        "sgd" => OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        },
+        "nesterov" => OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+        },
+        "rmsprop" => OptimizerKind::RmsProp {
+            alpha: 0.9,
+            eps: 1.0,
+            momentum: 0.9,
+        },
+        "adamw" => OptimizerKind::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        _ => bail!("unknown optimizer '{name}'; use sgd, nesterov, rmsprop or adamw"),
+    })
+}
+
+fn decay(spec: &str) -> Result<Decay> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    Ok(match parts.as_slice() {
+        ["constant"] => Decay::Constant,
+        ["cosine"] => Decay::Cosine { min_factor: 0.01 },
+        ["step", every, gamma] => Decay::Step {
+            every: every.parse().context("step:EVERY:GAMMA")?,
+            gamma: gamma.parse().context("step:EVERY:GAMMA")?,
+        },
+        _ => bail!("unknown schedule '{spec}'; use constant, cosine or step:EVERY:GAMMA"),
+    })
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let arch = Arch::from_name(&args.model)?;
+    let channels = args.channels.unwrap_or(arch.default_in_channels());
+    let size = args.input_size.unwrap_or(arch.default_input_size());
+    let (train, val) = match &args.data {
+        None => {
+            let (train, test) = ImageSet::digits()?;
+            (train.with_channels(channels), test.with_channels(channels))
+        }
+        Some(dir) => {
+            eprintln!("reading {} …", dir.display());
+            let (train, val, failed) =
+                ImageSet::folder_splits(dir, channels, size, args.val_fraction, args.seed)?;
+            for (path, why) in &failed {
+                eprintln!("warning: skipped {}: {why}", path.display());
+            }
+            (train, val)
+        }
+    };
+    let classes = train.classes.clone();
+    let model = ModelConfig::new(arch)
+        .with_classes(classes.len())
+        .with_in_channels(channels)
+        .with_input_size(size)
+        .with_aux_logits(args.aux_weight.is_none_or(|w| w > 0.0));
+    let recipe = match &args.recipe {
+        Some(r) => Recipe::parse(r)?,
+        None => match arch {
+            Arch::InceptionMini => Recipe::Digits,
+            Arch::InceptionV3 | Arch::InceptionV3Keras => Recipe::InceptionV3Paper,
+            _ => Recipe::GoogLeNetPaper,
+        },
+    };
+    let mut cfg = TrainConfig::recipe(recipe, model.clone(), &train);
+    // Models without aux heads (Keras layout) simply get no aux term.
+    if cfg.model.graph().is_err() {
+        cfg.model = model.with_aux_logits(false);
+        cfg.model.graph()?;
+    }
+    if let Some(e) = args.epochs {
+        cfg = cfg.with_epochs(e);
+    }
+    if let Some(b) = args.batch {
+        if b < 2 {
+            bail!("--batch must be at least 2 (BatchNorm needs more than one image)");
+        }
+        cfg.batch_size = b;
+    }
+    if let Some(lr) = args.lr {
+        cfg.schedule.lr = lr;
+    }
+    if let Some(o) = &args.optimizer {
+        cfg.optimizer = optimizer(o)?;
+    }
+    if let Some(wd) = args.weight_decay {
+        cfg.weight_decay = wd;
+    }
+    if let Some(s) = &args.schedule {
+        cfg.schedule.decay = decay(s)?;
+    }
+    if let Some(w) = args.warmup {
+        cfg.schedule.warmup_epochs = w;
+    }
+    if args.clip_norm.is_some() {
+        cfg.clip_norm = args.clip_norm;
+    }
+    if let Some(ls) = args.label_smoothing {
+        cfg.label_smoothing = ls;
+    }
+    if let Some(w) = args.aux_weight {
+        cfg.aux_weight = w;
+    }
+    cfg.seed = args.seed;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
+    let model_path = args.output.join("model.safetensors");
+    let params = cfg.model.graph()?.params().trainable;
+    eprintln!(
+        "training {} ({} parameters{}) on {} images of {} classes, validating on {}; {} epochs of {} batches",
+        cfg.model.arch,
+        inception::summary::group_digits(params as u64),
+        if cfg.model.aux_logits {
+            format!(", aux heads × {}", cfg.aux_weight)
+        } else {
+            String::new()
+        },
+        train.len(),
+        classes.len(),
+        val.len(),
+        cfg.epochs,
+        train.len() / cfg.batch_size
+    );
+    let mut trainer = Trainer::new(cfg.clone(), &Default::default())?;
+    let start = std::time::Instant::now();
+    let mut bar: Option<ProgressBar> = None;
+    let mut io_error: Option<anyhow::Error> = None;
+    let title = format!("{} on {}", cfg.model.arch, data_name(&args.data));
+    let mut history = Vec::new();
+    let mut on = |event: Event| -> bool {
+        match event {
+            Event::Step {
+                epoch,
+                batch,
+                batches,
+                loss,
+                lr,
+            } => {
+                let b = bar.get_or_insert_with(|| {
+                    ProgressBar::new(batches as u64).with_style(
+                        ProgressStyle::with_template(
+                            "epoch {prefix} [{wide_bar}] {pos}/{len} {msg} ETA {eta}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    )
+                });
+                b.set_prefix(format!("{epoch}/{}", cfg.epochs));
+                b.set_position(batch as u64);
+                b.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+            }
+            Event::Epoch(s) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                eprintln!(
+                    "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}% (top-5 {:6.2}%)  {:.0} img/s  {:.0} s",
+                    s.epoch,
+                    cfg.epochs,
+                    s.train_loss,
+                    100.0 * s.train_top1,
+                    s.val_loss,
+                    100.0 * s.val_top1,
+                    100.0 * s.val_top5,
+                    s.images_per_sec,
+                    s.seconds
+                );
+                history.push(s.clone());
+                if let Err(e) = write_outputs(&args.output, &title, &history) {
+                    io_error = Some(e);
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    trainer.fit(&train, &val, &mut on)?;
+    if let Some(e) = io_error {
+        return Err(e);
+    }
+    save_model(
+        &model_path,
+        &trainer.network,
+        &cfg,
+        &classes,
+        &trainer.history,
+    )?;
+    let net = trainer.inference_network();
+    let eval = evaluate(&net, &val, &cfg.preset(), 256);
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "done in {:.0} s: validation top-1 {:.2}%, top-5 {:.2}% on {} images; model in {}",
+        secs,
+        100.0 * eval.top1,
+        100.0 * eval.top5,
+        eval.count,
+        model_path.display()
+    );
+    show_examples(&net, &val, &cfg, &classes)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": model_path.display().to_string(),
+                "seconds": secs,
+                "evaluation": eval,
+                "history": trainer.history,
+                "config": cfg,
+            })
+        );
+    }
+    Ok(())
+}
+
+fn data_name(data: &Option<PathBuf>) -> String {
+    match data {
+        None => "the embedded digits".into(),
+        Some(d) => d.display().to_string(),
+    }
+}
+
+fn write_outputs(
+    dir: &std::path::Path,
+    title: &str,
+    history: &[inception::train::EpochStats],
+) -> Result<()> {
+    report::write_csv(&dir.join("log.csv"), history)?;
+    let svg = report::curves_svg(title, history);
+    inception::files::write_atomic(&dir.join("curves.svg"), svg.as_bytes())?;
+    #[cfg(feature = "png")]
+    {
+        let png = inception::diagram::svg_to_png(&svg, 1.0).map_err(anyhow::Error::msg)?;
+        inception::files::write_atomic(&dir.join("curves.png"), &png)?;
+    }
+    Ok(())
+}
+
+/// Classifies a few held-out images and prints them (as small ASCII pictures for digits).
+fn show_examples(
+    net: &inception::Network,
+    val: &ImageSet,
+    cfg: &TrainConfig,
+    classes: &[String],
+) -> Result<()> {
+    use inception::data::Labels;
+    use inception::predict::Classifier;
+    let clf = Classifier::new(net.clone(), cfg.preset(), Labels::new(classes.to_vec()))?;
+    let picks: Vec<usize> = (0..8).map(|k| k * val.len() / 8).collect();
+    let images: Vec<_> = picks
+        .iter()
+        .map(|&i| inception::train::trainer::to_rgb(val, i))
+        .collect();
+    let preds = clf.classify(&images, 1);
+    eprintln!("held-out examples:");
+    for ((&i, img), p) in picks.iter().zip(&images).zip(preds) {
+        let top = &p[0];
+        let truth = &classes[val.labels[i]];
+        eprintln!(
+            "  #{i:<5} true {truth:<8} predicted {:<8} {:5.1}% {}",
+            top.label,
+            100.0 * top.probability,
+            if &top.label == truth { "✓" } else { "✗" }
+        );
+        if val.size == [28, 28] {
+            for line in ascii(img) {
+                eprintln!("        {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A 28x28 image as 14 lines of 28 characters (two pixel rows per line).
+fn ascii(img: &image::RgbImage) -> Vec<String> {
+    const SHADES: [char; 5] = [' ', '░', '▒', '▓', '█'];
+    (0..img.height() / 2)
+        .map(|r| {
+            (0..img.width())
+                .map(|x| {
+                    let v = (img.get_pixel(x, 2 * r)[0] as u32
+                        + img.get_pixel(x, 2 * r + 1)[0] as u32)
+                        / 2;
+                    SHADES[(v as usize * SHADES.len() / 256).min(SHADES.len() - 1)]
+                })
+                .collect()
+        })
+        .collect()
+}

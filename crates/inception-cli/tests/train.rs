@@ -1,0 +1,128 @@
+//! `inception train` on a real ImageFolder: progress lines, the log, the curves, a model that
+//! `inception classify` reads with its class names.
+
+use assert_cmd::Command;
+use inception::train::ImageSet;
+
+fn inception() -> Command {
+    Command::cargo_bin("inception").unwrap()
+}
+
+#[test]
+fn train_on_a_folder_then_classify_with_its_class_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits");
+    let (train, _) = ImageSet::digits().unwrap();
+    // Three classes named like a user's folders, 80 images each, plus a broken file.
+    let names = ["zero", "one", "seven"];
+    let subset = train.with_classes(&[0, 1, 7]).take_per_class(80, 0);
+    for i in 0..subset.len() {
+        let dir = data.join(names[subset.labels[i]]);
+        std::fs::create_dir_all(&dir).unwrap();
+        image::GrayImage::from_raw(28, 28, subset.image(i).to_vec())
+            .unwrap()
+            .save(dir.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+    std::fs::write(data.join("seven/broken.jpg"), b"not a jpeg").unwrap();
+    let out = tmp.path().join("run");
+    let result = inception()
+        .arg("train")
+        .arg("--data")
+        .arg(&data)
+        .args(["--epochs", "3", "--batch", "16", "--json", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("epoch   1/3") && stderr.contains("epoch   3/3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("skipped") && stderr.contains("broken.jpg"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(report["history"].as_array().unwrap().len(), 3);
+    assert!(
+        report["evaluation"]["top1"].as_f64().unwrap() > 0.6,
+        "{report}"
+    );
+    let log = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4);
+    assert!(log.starts_with("epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5"));
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    assert!(out.join("curves.png").is_file());
+
+    // The model is ordinary weights: classify names the user's classes.
+    let classified = inception()
+        .arg("classify")
+        .arg("--weights")
+        .arg(out.join("model.safetensors"))
+        .arg(data.join("seven"))
+        .args(["--json", "--top", "3"])
+        .assert()
+        .code(2) // broken.jpg is reported and skipped
+        .get_output()
+        .stdout
+        .clone();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&classified)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 80);
+    let labels: Vec<&str> = lines[0]["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    let mut sorted = labels.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["one", "seven", "zero"]);
+    let sevens = lines
+        .iter()
+        .filter(|l| l["predictions"][0]["label"] == "seven")
+        .count();
+    assert!(sevens >= 56, "{sevens} of 80 sevens recognised");
+}
+
+#[test]
+fn train_errors_are_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, want) in [
+        (vec!["train", "--model", "resnet50"], "unknown model"),
+        (vec!["train", "--recipe", "fast"], "no recipe called"),
+        (vec!["train", "--optimizer", "lbfgs"], "unknown optimizer"),
+        (vec!["train", "--schedule", "step:8"], "unknown schedule"),
+        (vec!["train", "--batch", "1"], "at least 2"),
+    ] {
+        let out = inception()
+            .args(&args)
+            .arg("-o")
+            .arg(tmp.path())
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
+    let out = inception()
+        .args(["train", "--data"])
+        .arg(tmp.path().join("nowhere"))
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nowhere") && stderr.contains("no such file"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,266 @@
+//! Training and fine-tuning: the GoogLeNet recipe with auxiliary classifiers, the Inception v3
+//! recipe, and the data they learn from.
+//!
+//! ```no_run
+//! use inception::train::{ImageSet, Recipe, TrainConfig, Trainer, Event};
+//! use inception::models::{Arch, ModelConfig};
+//!
+//! let (train, test) = ImageSet::digits()?;                       // embedded, no download
+//! let model = ModelConfig::new(Arch::InceptionMini).with_aux_logits(true);
+//! let config = TrainConfig::recipe(Recipe::Digits, model, &train);
+//! let mut trainer = Trainer::new(config, &Default::default())?;
+//! trainer.fit(&train, &test, &mut |e| {
+//!     if let Event::Epoch(s) = e { println!("epoch {}: {:.2}%", s.epoch, 100.0 * s.val_top1); }
+//!     true
+//! })?;
+//! # Ok::<(), inception::Error>(())
+//! ```
+
+pub mod augment;
+pub mod dataset;
+pub mod loss;
+pub mod report;
+pub mod schedule;
+pub mod trainer;
+
+use std::path::Path;
+
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+pub use augment::Augment;
+pub use dataset::ImageSet;
+pub use loss::{cross_entropy, objective};
+pub use schedule::{Decay, Schedule};
+pub use trainer::{
+    EpochStats, Evaluation, Event, Trainer, build_optimizer, clip_global_norm, evaluate,
+};
+
+use crate::data::{CLASSES_KEY, PREPROCESSING_KEY, Preset};
+use crate::error::Result;
+use crate::models::ModelConfig;
+use crate::network::Network;
+
+/// The metadata key of the training configuration and history in a checkpoint.
+pub const TRAIN_KEY: &str = "inception.train";
+
+/// Which optimizer, with PyTorch's semantics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// `torch.optim.SGD(momentum=m, dampening=0, nesterov=…)`.
+    Sgd {
+        /// Momentum (0.9).
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+    },
+    /// `torch.optim.RMSprop(alpha=…, eps=…, momentum=…)` (the Inception v3 paper: decay 0.9,
+    /// ε 1.0).
+    RmsProp {
+        /// Decay of the squared-gradient average (0.9).
+        alpha: f32,
+        /// ε added to the root (1.0).
+        eps: f32,
+        /// Momentum (0.9).
+        momentum: f32,
+    },
+    /// `torch.optim.AdamW(betas=(β1, β2), eps=…)`.
+    AdamW {
+        /// β1 (0.9).
+        beta1: f32,
+        /// β2 (0.999).
+        beta2: f32,
+        /// ε (1e-8).
+        eps: f32,
+    },
+}
+
+/// Bundled hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipe {
+    /// The embedded digits on `inception-mini`: SGD with Nesterov momentum, warm-up and cosine
+    /// decay, mild crops, aux weight 0.3; reaches ≥ 98.5% in a few minutes on 2 cores.
+    Digits,
+    /// GoogLeNet's paper: SGD momentum 0.9, rate ×0.96 every 8 epochs, aux losses × 0.3,
+    /// random crops of 8–100% with aspect 3/4–4/3, flips, photometric distortion.
+    GoogLeNetPaper,
+    /// Inception v3's paper: RMSprop (decay 0.9, ε 1.0) at 0.045, ×0.94 every 2 epochs,
+    /// gradient clipping at 2.0, label smoothing 0.1, aux loss × 0.4 (TF-slim's weight).
+    InceptionV3Paper,
+}
+
+impl Recipe {
+    /// Parses `digits`, `googlenet-paper`, `inception-v3-paper`.
+    pub fn parse(name: &str) -> Result<Recipe> {
+        match name {
+            "digits" => Ok(Recipe::Digits),
+            "googlenet-paper" | "googlenet" => Ok(Recipe::GoogLeNetPaper),
+            "inception-v3-paper" | "inception-v3" => Ok(Recipe::InceptionV3Paper),
+            _ => Err(crate::Error::Unknown(format!(
+                "no recipe called '{name}'; known: digits, googlenet-paper, inception-v3-paper"
+            ))),
+        }
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The network.
+    pub model: ModelConfig,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Learning rate and its schedule.
+    pub schedule: Schedule,
+    /// Clip the gradients' global L2 norm to this (`clip_grad_norm_`).
+    pub clip_norm: Option<f64>,
+    /// Weight of each auxiliary head's loss (0.3 in GoogLeNet).
+    pub aux_weight: f32,
+    /// Label smoothing ε (0.1 in Inception v3).
+    pub label_smoothing: f32,
+    /// Training-time distortions.
+    pub augment: Augment,
+    /// Per-channel mean of `x / 255` (input normalisation).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation of `x / 255`.
+    pub std: Vec<f32>,
+    /// Seed of initialisation, shuffling and augmentation.
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// A recipe's hyper-parameters for `model`, with the input normalisation measured on
+    /// `train`.
+    pub fn recipe(recipe: Recipe, model: ModelConfig, train: &ImageSet) -> Self {
+        let (mean, std) = train.mean_std();
+        let schedule = |lr, decay, warmup, epochs: usize| Schedule {
+            lr,
+            decay,
+            warmup_epochs: warmup,
+            epochs: epochs as f64,
+        };
+        match recipe {
+            Recipe::Digits => Self {
+                model,
+                epochs: 6,
+                batch_size: 64,
+                optimizer: OptimizerKind::Sgd {
+                    momentum: 0.9,
+                    nesterov: true,
+                },
+                weight_decay: 5e-4,
+                schedule: schedule(0.05, Decay::Cosine { min_factor: 0.01 }, 0.3, 6),
+                clip_norm: None,
+                aux_weight: 0.3,
+                label_smoothing: 0.0,
+                augment: Augment::digits(),
+                mean,
+                std,
+                seed: 0,
+            },
+            Recipe::GoogLeNetPaper => Self {
+                model,
+                epochs: 90,
+                batch_size: 32,
+                optimizer: OptimizerKind::Sgd {
+                    momentum: 0.9,
+                    nesterov: false,
+                },
+                weight_decay: 2e-4,
+                schedule: schedule(
+                    0.01,
+                    Decay::Step {
+                        every: 8.0,
+                        gamma: 0.96,
+                    },
+                    0.0,
+                    90,
+                ),
+                clip_norm: None,
+                aux_weight: 0.3,
+                label_smoothing: 0.0,
+                augment: Augment::paper(),
+                mean,
+                std,
+                seed: 0,
+            },
+            Recipe::InceptionV3Paper => Self {
+                model,
+                epochs: 100,
+                batch_size: 32,
+                optimizer: OptimizerKind::RmsProp {
+                    alpha: 0.9,
+                    eps: 1.0,
+                    momentum: 0.9,
+                },
+                weight_decay: 4e-5,
+                schedule: schedule(
+                    0.045,
+                    Decay::Step {
+                        every: 2.0,
+                        gamma: 0.94,
+                    },
+                    0.0,
+                    100,
+                ),
+                clip_norm: Some(2.0),
+                aux_weight: 0.4,
+                label_smoothing: 0.1,
+                augment: Augment::paper(),
+                mean,
+                std,
+                seed: 0,
+            },
+        }
+    }
+
+    /// Sets the number of epochs (and the schedule's length).
+    pub fn with_epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self.schedule.epochs = epochs as f64;
+        self
+    }
+
+    /// The preprocessing of evaluation and inference: resize to the model's input, normalise.
+    pub fn preset(&self) -> Preset {
+        Preset::Normalize {
+            size: self.model.input_size[0],
+            channels: self.model.in_channels,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        }
+    }
+}
+
+/// Writes a trained network as our checkpoint format (safetensors with torchvision-style names,
+/// the model configuration, class names, preprocessing, and the training configuration and
+/// history in the metadata), atomically: an interrupted write leaves the previous file intact.
+/// `inception classify` / `features` / `run` load it like any other weights.
+pub fn save_model(
+    path: &Path,
+    network: &Network,
+    config: &TrainConfig,
+    classes: &[String],
+    history: &[EpochStats],
+) -> Result<()> {
+    let mut sd = crate::weights::export(&network.valid(), &config.model);
+    let json = |v: serde_json::Value| v.to_string();
+    sd.metadata
+        .insert(CLASSES_KEY.into(), json(serde_json::json!(classes)));
+    sd.metadata.insert(
+        PREPROCESSING_KEY.into(),
+        json(serde_json::json!(config.preset())),
+    );
+    sd.metadata.insert(
+        TRAIN_KEY.into(),
+        serde_json::json!({ "config": config, "history": history }).to_string(),
+    );
+    crate::weights::safetensors::write(path, &sd)
+}

@@ -1,0 +1,202 @@
+//! What a training run leaves behind besides the model: the per-epoch CSV log and the learning
+//! curves as SVG (and PNG through the diagram rasteriser).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::trainer::EpochStats;
+use crate::error::{Error, Result};
+use crate::files::write_atomic;
+
+/// The CSV log: one row per epoch (`epoch, lr, train_loss, train_top1, val_loss, val_top1,
+/// val_top5, images_per_sec, seconds`), rewritten atomically after every epoch.
+pub fn write_csv(path: &Path, history: &[EpochStats]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for s in history {
+        w.serialize(s)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+/// Two panels — loss (train and validation) and accuracy (train top-1, validation top-1 and
+/// top-5) against the epoch — as a standalone SVG.
+pub fn curves_svg(title: &str, history: &[EpochStats]) -> String {
+    let (pw, ph, pad) = (420.0, 260.0, 50.0);
+    let top = 56.0;
+    let width = 2.0 * pw + 3.0 * pad;
+    let height = ph + top + 50.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{pad}" y="24" font-size="16">{}</text>
+"#,
+        escape(title)
+    );
+    let epochs: Vec<f64> = history.iter().map(|s| s.epoch as f64).collect();
+    let max_loss = history
+        .iter()
+        .flat_map(|s| [s.train_loss, s.val_loss])
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-3);
+    let loss: Vec<(&str, &str, Vec<f64>)> = vec![
+        (
+            "train",
+            "#1f77b4",
+            history.iter().map(|s| s.train_loss).collect(),
+        ),
+        (
+            "validation",
+            "#d62728",
+            history.iter().map(|s| s.val_loss).collect(),
+        ),
+    ];
+    let acc: Vec<(&str, &str, Vec<f64>)> = vec![
+        (
+            "train top-1",
+            "#1f77b4",
+            history.iter().map(|s| 100.0 * s.train_top1).collect(),
+        ),
+        (
+            "val top-1",
+            "#d62728",
+            history.iter().map(|s| 100.0 * s.val_top1).collect(),
+        ),
+        (
+            "val top-5",
+            "#2ca02c",
+            history.iter().map(|s| 100.0 * s.val_top5).collect(),
+        ),
+    ];
+    // Accuracy axis from the lowest value seen (rounded down to 10%) to 100%.
+    let low = acc
+        .iter()
+        .flat_map(|(_, _, v)| v.iter().copied())
+        .fold(100.0f64, f64::min);
+    let low = ((low / 10.0).floor() * 10.0).clamp(0.0, 90.0);
+    panel(
+        &mut svg,
+        pad,
+        top,
+        (pw, ph),
+        "loss",
+        &epochs,
+        (0.0, max_loss * 1.05),
+        &loss,
+    );
+    panel(
+        &mut svg,
+        2.0 * pad + pw,
+        top,
+        (pw, ph),
+        "accuracy (%)",
+        &epochs,
+        (low, 100.0),
+        &acc,
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[allow(clippy::too_many_arguments)]
+fn panel(
+    svg: &mut String,
+    x0: f64,
+    y0: f64,
+    (w, h): (f64, f64),
+    label: &str,
+    xs: &[f64],
+    (lo, hi): (f64, f64),
+    series: &[(&str, &str, Vec<f64>)],
+) {
+    let xmax = xs.iter().copied().fold(1.0f64, f64::max);
+    let px = |x: f64| x0 + (x - 1.0).max(0.0) / (xmax - 1.0).max(1.0) * w;
+    let py = |y: f64| y0 + h - ((y - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0) * h;
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#888"/>"##
+    );
+    for i in 0..=4 {
+        let v = lo + (hi - lo) * i as f64 / 4.0;
+        let y = py(v);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x0}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+            x0 + w,
+            x0 - 4.0,
+            y + 4.0,
+            trim(v)
+        );
+    }
+    let step = (xmax / 8.0).ceil().max(1.0);
+    let mut e = 1.0;
+    while e <= xmax {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="middle">{e}</text>"#,
+            px(e),
+            y0 + h + 16.0
+        );
+        e += step;
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">epoch</text><text x="{x0}" y="{}">{label}</text>"#,
+        x0 + w / 2.0,
+        y0 + h + 34.0,
+        y0 - 6.0
+    );
+    for (k, (name, color, ys)) in series.iter().enumerate() {
+        let pts: Vec<String> = xs
+            .iter()
+            .zip(ys)
+            .filter(|(_, y)| y.is_finite())
+            .map(|(&x, &y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        if pts.len() == 1 {
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{}" cy="{}" r="3" fill="{color}"/>"#,
+                px(xs[0]),
+                py(ys[0])
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
+            pts.join(" ")
+        );
+        // Legends go where the curves are not: top right for losses (falling), bottom right
+        // for accuracies (rising).
+        let ly = if lo > 0.0 || label.starts_with("acc") {
+            y0 + h - 8.0 - 16.0 * (series.len() - 1 - k) as f64
+        } else {
+            y0 + 14.0 + 16.0 * k as f64
+        };
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{color}" stroke-width="2"/><text x="{}" y="{}">{name}</text>"#,
+            x0 + w - 120.0,
+            ly - 4.0,
+            x0 + w - 100.0,
+            ly - 4.0,
+            x0 + w - 94.0,
+            ly
+        );
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

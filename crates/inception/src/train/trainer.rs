@@ -1,0 +1,466 @@
+//! The training loop: batches assembled and augmented on a background thread, the objective with
+//! aux heads, global-norm clipping, the schedule, evaluation every epoch.
+
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{
+    AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig,
+    decay::WeightDecayConfig, momentum::MomentumConfig,
+};
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::augment::augment;
+use super::dataset::ImageSet;
+use super::loss::{cross_entropy, objective};
+use super::{OptimizerKind, TrainConfig};
+use crate::data::Preset;
+use crate::error::{Error, Result};
+use crate::network::Network;
+
+/// What one epoch measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss of the main head (with label smoothing, without aux terms).
+    pub train_loss: f64,
+    /// Training top-1 accuracy (on augmented inputs, dropout active).
+    pub train_top1: f64,
+    /// Validation loss (plain cross-entropy).
+    pub val_loss: f64,
+    /// Validation top-1 accuracy.
+    pub val_top1: f64,
+    /// Validation top-5 accuracy (top-k with k = min(5, classes)).
+    pub val_top5: f64,
+    /// Training throughput.
+    pub images_per_sec: f64,
+    /// Wall-clock seconds of the epoch (training and validation).
+    pub seconds: f64,
+}
+
+/// What the loop reports as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A training step finished.
+    Step {
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Batches done in this epoch.
+        batch: usize,
+        /// Batches per epoch.
+        batches: usize,
+        /// The batch's main-head loss.
+        loss: f64,
+        /// The rate used.
+        lr: f64,
+    },
+    /// An epoch finished (after its evaluation).
+    Epoch(&'a EpochStats),
+}
+
+/// Trains a [`Network`] with a [`TrainConfig`].
+pub struct Trainer {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// The network being trained (on an autodiff device).
+    pub network: Network,
+    optim: ModuleOptimizer,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Steps completed.
+    pub step: usize,
+    /// One entry per completed epoch.
+    pub history: Vec<EpochStats>,
+}
+
+impl Trainer {
+    /// A trainer for a freshly initialised network of `config.model`, on `device` (made an
+    /// autodiff device if it is not). Parameters are initialised from `config.seed`.
+    pub fn new(config: TrainConfig, device: &Device) -> Result<Self> {
+        let device = if device.is_autodiff() {
+            device.clone()
+        } else {
+            device.clone().autodiff()
+        };
+        device.seed(config.seed);
+        let network = config.model.init(&device)?;
+        Ok(Self::with_network(config, network))
+    }
+
+    /// A trainer for an existing network (fine-tuning: frozen parts stay frozen).
+    pub fn with_network(config: TrainConfig, network: Network) -> Self {
+        let optim = build_optimizer(&config);
+        Self {
+            config,
+            network,
+            optim,
+            epoch: 0,
+            step: 0,
+            history: Vec::new(),
+        }
+    }
+
+    /// The preprocessing the trained model expects (stored with its checkpoints).
+    pub fn preset(&self) -> Preset {
+        self.config.preset()
+    }
+
+    /// Trains for the remaining epochs of the configuration, evaluating on `val` after each;
+    /// `on` sees every step and epoch and stops training by returning `false`.
+    pub fn fit(
+        &mut self,
+        train: &ImageSet,
+        val: &ImageSet,
+        on: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<()> {
+        self.check_data(train)?;
+        self.check_data(val)?;
+        while self.epoch < self.config.epochs {
+            let stats = self.train_epoch(train, val, on)?;
+            let go_on = on(Event::Epoch(&stats));
+            self.history.push(stats);
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_data(&self, set: &ImageSet) -> Result<()> {
+        let cfg = &self.config.model;
+        if set.channels != cfg.in_channels {
+            return Err(Error::Config(format!(
+                "the images have {} channel(s) but {} takes {}",
+                set.channels, cfg.arch, cfg.in_channels
+            )));
+        }
+        if let Some(&l) = set.labels.iter().find(|&&l| l >= cfg.classes) {
+            return Err(Error::Config(format!(
+                "label {l} is out of range for a {}-class classifier",
+                cfg.classes
+            )));
+        }
+        if set.is_empty() {
+            return Err(Error::Config("no images to train or evaluate on".into()));
+        }
+        Ok(())
+    }
+
+    /// One epoch of training and its evaluation.
+    pub fn train_epoch(
+        &mut self,
+        train: &ImageSet,
+        val: &ImageSet,
+        on: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<EpochStats> {
+        let start = Instant::now();
+        let cfg = self.config.clone();
+        let epoch = self.epoch;
+        let bs = cfg.batch_size.max(1);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+            cfg.seed,
+            epoch as u64,
+            0,
+        )));
+        // Drop the last partial batch, as PyTorch's `drop_last=True` (BatchNorm needs > 1).
+        let batches = (order.len() / bs).max(1);
+        let out = cfg.model.input_size[0];
+        let channels = train.channels;
+        let device = self.network_device();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut lr = cfg.schedule.lr_at(epoch as f64);
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = sync_channel::<(Vec<f32>, Vec<usize>)>(2);
+            let order = &order;
+            let cfg = &cfg;
+            scope.spawn(move || {
+                for b in 0..batches {
+                    let idx = &order[b * bs..((b + 1) * bs).min(order.len())];
+                    let inputs: Vec<Vec<f32>> = idx
+                        .par_iter()
+                        .enumerate()
+                        .map(|(k, &i)| {
+                            // Each image's draw depends only on (seed, epoch, position).
+                            let mut rng = ChaCha8Rng::seed_from_u64(mix(
+                                cfg.seed,
+                                epoch as u64,
+                                (b * bs + k + 1) as u64,
+                            ));
+                            augment(
+                                train.image(i),
+                                train.size,
+                                channels,
+                                out,
+                                &cfg.augment,
+                                &cfg.mean,
+                                &cfg.std,
+                                &mut rng,
+                            )
+                        })
+                        .collect();
+                    let labels = idx.iter().map(|&i| train.labels[i]).collect();
+                    if tx.send((inputs.concat(), labels)).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (b, (data, labels)) in rx.into_iter().enumerate() {
+                let t = epoch as f64 + b as f64 / batches as f64;
+                lr = cfg.schedule.lr_at(t);
+                let n = labels.len();
+                let x =
+                    Tensor::<4>::from_data(TensorData::new(data, [n, channels, out, out]), &device);
+                let output = self.network.forward(x);
+                let (total, main) =
+                    objective(&output, &labels, cfg.label_smoothing, cfg.aux_weight);
+                let pred = argmax(output.logits());
+                let grads = total.backward();
+                let mut grads = GradientsParams::from_grads(grads, &self.network);
+                if let Some(max) = cfg.clip_norm {
+                    clip_global_norm(&self.network, &mut grads, max);
+                }
+                self.network = self.optim.step(lr, self.network.clone(), grads);
+                self.step += 1;
+                let loss = scalar(main);
+                loss_sum += loss * n as f64;
+                correct += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+                seen += n;
+                if !on(Event::Step {
+                    epoch: epoch + 1,
+                    batch: b + 1,
+                    batches,
+                    loss,
+                    lr,
+                }) {
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        let train_secs = start.elapsed().as_secs_f64();
+        self.epoch += 1;
+        let eval = evaluate(&self.network.valid(), val, &self.preset(), 256);
+        Ok(EpochStats {
+            epoch: self.epoch,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_top1: correct as f64 / seen.max(1) as f64,
+            val_loss: eval.loss,
+            val_top1: eval.top1,
+            val_top5: eval.top5,
+            images_per_sec: seen as f64 / train_secs.max(1e-9),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn network_device(&self) -> Device {
+        let mut v = DeviceOf(None);
+        self.network.visit(&mut v);
+        v.0.unwrap_or_default()
+    }
+
+    /// The trained network for inference (plain device, evaluation mode).
+    pub fn inference_network(&self) -> Network {
+        self.network.valid()
+    }
+}
+
+/// SplitMix64 of three numbers: independent, reproducible seeds for every (epoch, image).
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+struct DeviceOf(Option<Device>);
+
+impl ModuleVisitor for DeviceOf {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.0.is_none() {
+            self.0 = Some(param.val().device());
+        }
+    }
+}
+
+/// The optimizer of a configuration, with PyTorch's semantics (`torch.optim.SGD` with
+/// dampening 0, `RMSprop`, `AdamW`); weight decay as PyTorch applies it (L2 added to the
+/// gradient for SGD and RMSprop, decoupled for AdamW).
+pub fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+    let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    match &cfg.optimizer {
+        OptimizerKind::Sgd { momentum, nesterov } => SgdConfig::new()
+            .with_momentum((*momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(*momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(*nesterov)
+            }))
+            .with_weight_decay(wd)
+            .init(),
+        OptimizerKind::RmsProp {
+            alpha,
+            eps,
+            momentum,
+        } => RmsPropConfig::new()
+            .with_alpha(*alpha)
+            .with_epsilon(*eps)
+            .with_momentum(*momentum)
+            .with_weight_decay(wd)
+            .init(),
+        OptimizerKind::AdamW { beta1, beta2, eps } => AdamWConfig::new()
+            .with_beta_1(*beta1)
+            .with_beta_2(*beta2)
+            .with_epsilon(*eps)
+            .with_weight_decay(cfg.weight_decay as f32)
+            .init(),
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: scales all gradients together so that their global L2
+/// norm is at most `max`. Returns the norm before clipping.
+pub fn clip_global_norm(network: &Network, grads: &mut GradientsParams, max: f64) -> f64 {
+    struct SumSquares<'a>(&'a GradientsParams, f64);
+    impl ModuleVisitor for SumSquares<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.get::<D>(param.id) {
+                self.1 += scalar(g.square().sum());
+            }
+        }
+    }
+    struct Scale<'a>(&'a mut GradientsParams, f32);
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.remove::<D>(param.id) {
+                self.0.register(param.id, g.mul_scalar(self.1));
+            }
+        }
+    }
+    let mut sum = SumSquares(grads, 0.0);
+    network.visit(&mut sum);
+    let norm = sum.1.sqrt();
+    let factor = max / (norm + 1e-6);
+    if factor < 1.0 {
+        network.visit(&mut Scale(grads, factor as f32));
+    }
+    norm
+}
+
+fn scalar<const D: usize>(t: Tensor<D>) -> f64 {
+    t.into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f64::NAN)
+}
+
+fn argmax(logits: Tensor<2>) -> Vec<usize> {
+    let [n, c] = logits.dims();
+    let v = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            let row = &v[i * c..(i + 1) * c];
+            (0..c).fold(0, |best, j| if row[j] > row[best] { j } else { best })
+        })
+        .collect()
+}
+
+/// Accuracy and loss of a classifier on a labelled set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Top-1 accuracy.
+    pub top1: f64,
+    /// Top-k accuracy with k = min(5, classes).
+    pub top5: f64,
+    /// Accuracy per class (NaN-free: 0 for a class without images).
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    /// Images evaluated.
+    pub count: usize,
+}
+
+/// Evaluates `network` (main head, evaluation mode) on `set`, preprocessed with `preset` as
+/// `inception classify` would.
+pub fn evaluate(network: &Network, set: &ImageSet, preset: &Preset, batch: usize) -> Evaluation {
+    let graph = network.graph();
+    let classes = graph.nodes[graph.main_output().node].shape.channels();
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let (mut loss, mut top5) = (0.0f64, 0usize);
+    let k = classes.min(5);
+    let device = Device::default();
+    let (s, c) = (preset.input_size(), preset.channels());
+    for start in (0..set.len()).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(set.len())).collect();
+        let data: Vec<f32> = idx
+            .par_iter()
+            .flat_map_iter(|&i| preset.apply(&to_rgb(set, i)))
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(data, [idx.len(), c, s, s]), &device);
+        let logits = network.infer(x).flat();
+        let labels: Vec<usize> = idx.iter().map(|&i| set.labels[i]).collect();
+        loss += scalar(cross_entropy(logits.clone(), &labels, 0.0)) * idx.len() as f64;
+        let [n, nc] = logits.dims();
+        let v = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
+        for (r, &label) in labels.iter().enumerate().take(n) {
+            let row = &v[r * nc..(r + 1) * nc];
+            let mut order: Vec<usize> = (0..nc).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            confusion[label][order[0]] += 1;
+            top5 += order[..k].contains(&label) as usize;
+        }
+    }
+    let count = set.len();
+    let correct: usize = (0..classes).map(|i| confusion[i][i]).sum();
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let total: usize = row.iter().sum();
+            if total == 0 {
+                0.0
+            } else {
+                row[i] as f64 / total as f64
+            }
+        })
+        .collect();
+    Evaluation {
+        loss: loss / count.max(1) as f64,
+        top1: correct as f64 / count.max(1) as f64,
+        top5: top5 as f64 / count.max(1) as f64,
+        per_class,
+        confusion,
+        count,
+    }
+}
+
+/// Image `i` of a set as 8-bit RGB (grey expanded), the form the presets take.
+pub fn to_rgb(set: &ImageSet, i: usize) -> RgbImage {
+    let [h, w] = set.size;
+    let px = set.image(i);
+    let raw: Vec<u8> = if set.channels == 1 {
+        px.iter().flat_map(|&v| [v, v, v]).collect()
+    } else {
+        px.to_vec()
+    };
+    RgbImage::from_raw(w as u32, h as u32, raw).expect("sizes agree")
+}

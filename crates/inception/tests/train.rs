@@ -1,0 +1,441 @@
+//! Training: data, augmentation, losses, schedules, clipping, the optimizers' update rules
+//! (against PyTorch's formulas, computed here), aux heads, and a short real convergence run.
+
+use inception::Network;
+use inception::burn::module::Module;
+use inception::burn::optim::GradientsParams;
+use inception::burn::tensor::{Device, Tensor, TensorData};
+use inception::graph::GraphBuilder;
+use inception::models::{Arch, ModelConfig};
+use inception::train::{
+    Augment, Decay, ImageSet, OptimizerKind, Recipe, Schedule, TrainConfig, Trainer,
+    augment::augment, augment::crop_box, build_optimizer, clip_global_norm, cross_entropy,
+    evaluate, objective, save_model,
+};
+use inception::weights;
+use rand::SeedableRng;
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn embedded_digits_are_the_mnist10k_folder() {
+    let (train, test) = ImageSet::digits().unwrap();
+    assert_eq!((train.len(), test.len()), (8004, 1996));
+    assert_eq!((train.channels, train.size), (1, [28, 28]));
+    let counts = train.class_counts();
+    assert!(
+        counts.iter().all(|&c| (650..950).contains(&c)),
+        "{counts:?}"
+    );
+    assert_eq!(counts.iter().sum::<usize>(), 8004);
+    // The same pixels as the PNG folder they were packed from, where it is available.
+    let folder =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist10k/test");
+    if folder.is_dir() {
+        let (disk, failed) = ImageSet::from_folder(&folder, 1, 28, None).unwrap();
+        assert!(failed.is_empty());
+        assert_eq!(disk.labels, test.labels);
+        assert_eq!(disk.pixels, test.pixels);
+    }
+}
+
+#[test]
+fn image_folders_splits_and_subsets() {
+    let (_, test) = ImageSet::digits().unwrap();
+    let small = test.take_per_class(3, 1);
+    assert_eq!(small.class_counts(), vec![3; 10]);
+    // Write it as an ImageFolder (with a corrupt file and a non-image) and read it back.
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..small.len() {
+        let dir = tmp.path().join(&small.classes[small.labels[i]]);
+        std::fs::create_dir_all(&dir).unwrap();
+        image::GrayImage::from_raw(28, 28, small.image(i).to_vec())
+            .unwrap()
+            .save(dir.join(format!("{i}.png")))
+            .unwrap();
+    }
+    std::fs::write(tmp.path().join("3/broken.png"), b"\x89PNG garbage").unwrap();
+    std::fs::write(tmp.path().join("3/notes.txt"), b"not an image").unwrap();
+    let (read, failed) = ImageSet::from_folder(tmp.path(), 1, 28, None).unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].0.ends_with("broken.png"));
+    assert_eq!(read.len(), 30);
+    assert_eq!(read.class_counts(), vec![3; 10]);
+    // Resized and expanded to RGB for a bigger 3-channel model.
+    let (rgb, _) = ImageSet::from_folder(tmp.path(), 3, 40, None).unwrap();
+    assert_eq!((rgb.channels, rgb.size), (3, [40, 40]));
+    // A seeded split keeps every class on both sides.
+    let (a, b, _) = ImageSet::folder_splits(tmp.path(), 1, 28, 1.0 / 3.0, 7).unwrap();
+    assert_eq!(
+        (a.class_counts(), b.class_counts()),
+        (vec![2; 10], vec![1; 10])
+    );
+    // Classes 5–9 become a new 5-class problem.
+    let upper = small.with_classes(&[5, 6, 7, 8, 9]);
+    assert_eq!(upper.classes, ["5", "6", "7", "8", "9"]);
+    assert_eq!(upper.class_counts(), vec![3; 5]);
+}
+
+#[test]
+fn augmentation_stays_in_bounds_and_none_is_the_identity() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..200 {
+        let (top, left, h, w) = crop_box(28, 40, &Augment::paper(), &mut rng);
+        assert!(top >= 0.0 && left >= 0.0 && top + h <= 28.0 && left + w <= 40.0);
+        let area = h * w / (28.0 * 40.0);
+        assert!((0.05..=1.0).contains(&area), "{area}");
+    }
+    let px: Vec<u8> = (0..28 * 28).map(|i| (i % 251) as u8).collect();
+    let x = augment(
+        &px,
+        [28, 28],
+        1,
+        28,
+        &Augment::none(),
+        &[0.5],
+        &[0.25],
+        &mut rng,
+    );
+    for (v, p) in x.iter().zip(&px) {
+        assert!((v - (*p as f32 / 255.0 - 0.5) / 0.25).abs() < 1e-5);
+    }
+    // A flip mirrors each row.
+    let flip = Augment {
+        flip: true,
+        ..Augment::none()
+    };
+    let flipped = (0..20)
+        .map(|_| augment(&px, [28, 28], 1, 28, &flip, &[0.0], &[1.0], &mut rng))
+        .find(|y| (y[0] - x[0] * 0.25 - 0.5).abs() > 1e-6)
+        .expect("some draw flips");
+    assert!((flipped[0] * 255.0 - px[27] as f32).abs() < 1e-3);
+}
+
+#[test]
+fn label_smoothing_matches_the_formula() {
+    let logits = [[2.0f32, 0.5, -1.0], [0.1, 0.2, 0.3]];
+    let targets = [0usize, 2];
+    let eps = 0.1f32;
+    let t = Tensor::<2>::from_data(TensorData::new(logits.concat(), [2, 3]), &Device::default());
+    let got = values(cross_entropy(t, &targets, eps))[0];
+    let mut want = 0.0f64;
+    for (row, &y) in logits.iter().zip(&targets) {
+        let lse = row.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+        for (k, &v) in row.iter().enumerate() {
+            let q = eps as f64 / 3.0 + if k == y { 1.0 - eps as f64 } else { 0.0 };
+            want -= q * (v as f64 - lse);
+        }
+    }
+    want /= 2.0;
+    assert!((got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+}
+
+#[test]
+fn schedules() {
+    let s = |decay, warmup| Schedule {
+        lr: 0.1,
+        decay,
+        warmup_epochs: warmup,
+        epochs: 10.0,
+    };
+    let paper = s(
+        Decay::Step {
+            every: 8.0,
+            gamma: 0.96,
+        },
+        0.0,
+    );
+    assert_eq!(paper.lr_at(0.0), 0.1);
+    assert!((paper.lr_at(16.5) - 0.1 * 0.96 * 0.96).abs() < 1e-12);
+    let v3 = s(
+        Decay::Step {
+            every: 2.0,
+            gamma: 0.94,
+        },
+        0.0,
+    );
+    assert!((v3.lr_at(5.0) - 0.1 * 0.94 * 0.94).abs() < 1e-12);
+    let cos = s(Decay::Cosine { min_factor: 0.0 }, 2.0);
+    assert!((cos.lr_at(0.0) - 0.01).abs() < 1e-12); // warm-up starts at lr / 10
+    assert!((cos.lr_at(1.0) - 0.055).abs() < 1e-12);
+    assert!((cos.lr_at(2.0) - 0.1).abs() < 1e-12);
+    assert!((cos.lr_at(6.0) - 0.05).abs() < 1e-12); // half-way down
+    assert!(cos.lr_at(10.0).abs() < 1e-12);
+    assert_eq!(s(Decay::Constant, 0.0).lr_at(9.0), 0.1);
+}
+
+/// `y = W x + b` with `x = [1, 2, 3]`; the loss `a·y` has constant gradients
+/// `dW[o][i] = a[o] x[i]`, `db[o] = a[o]`, so each optimizer's trajectory can be computed here.
+fn tiny() -> (Network, Tensor<4>, [f32; 2]) {
+    let device = Device::default().autodiff();
+    let mut g = GraphBuilder::new("tiny");
+    let x = g.input([3, 1, 1]);
+    let f = g.flatten("flatten", x);
+    let y = g.dense("fc", f, 2, true);
+    g.output("logits", y);
+    let net = Network::new(g.finish().unwrap(), &device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 3, 1, 1]),
+        &device,
+    );
+    (net, x, [0.5, -2.0])
+}
+
+fn params(net: &Network) -> Vec<f64> {
+    let sd = weights::state_dict(&net.valid());
+    let mut v: Vec<f64> = sd
+        .get("fc.weight")
+        .unwrap()
+        .data
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
+    v.extend(sd.get("fc.bias").unwrap().data.iter().map(|&x| x as f64));
+    v
+}
+
+fn run_optimizer(kind: OptimizerKind, wd: f64, lr: f64, steps: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut net, x, a) = tiny();
+    let start = params(&net);
+    let (train, _) = ImageSet::digits().unwrap();
+    let mut cfg = TrainConfig::recipe(
+        Recipe::Digits,
+        ModelConfig::new(Arch::InceptionMini),
+        &train,
+    );
+    cfg.optimizer = kind;
+    cfg.weight_decay = wd;
+    let mut optim = build_optimizer(&cfg);
+    let av = Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 2]), &x.device());
+    for _ in 0..steps {
+        let loss = (net.forward(x.clone()).logits() * av.clone()).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(lr, net, grads);
+    }
+    (start, params(&net))
+}
+
+fn expected_grads() -> Vec<f64> {
+    let (x, a) = ([1.0, 2.0, 3.0], [0.5, -2.0]);
+    let mut g: Vec<f64> = a
+        .iter()
+        .flat_map(|ao| x.iter().map(move |xi| ao * xi))
+        .collect();
+    g.extend(a);
+    g
+}
+
+fn assert_traj(got: &[f64], want: &[f64], what: &str) {
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() < 1e-5 * w.abs().max(1.0),
+            "{what}: {got:?} vs {want:?}"
+        );
+    }
+}
+
+#[test]
+fn sgd_momentum_and_nesterov_follow_pytorch() {
+    let (lr, mu, wd, steps) = (0.1, 0.9, 0.01, 4);
+    for nesterov in [false, true] {
+        let kind = OptimizerKind::Sgd {
+            momentum: mu,
+            nesterov,
+        };
+        let (start, got) = run_optimizer(kind, wd, lr, steps);
+        let want: Vec<f64> = start
+            .iter()
+            .zip(expected_grads())
+            .map(|(&p0, g0)| {
+                // torch.optim.SGD: g = grad + wd p; buf = g (first) or mu buf + g;
+                // d = g + mu buf (nesterov) or buf; p -= lr d.
+                let (mut p, mut buf) = (p0, 0.0);
+                for t in 0..steps {
+                    let g = g0 + wd * p;
+                    buf = if t == 0 { g } else { mu * buf + g };
+                    p -= lr * if nesterov { g + mu * buf } else { buf };
+                }
+                p
+            })
+            .collect();
+        assert_traj(&got, &want, if nesterov { "nesterov" } else { "sgd" });
+    }
+}
+
+#[test]
+fn rmsprop_follows_pytorch() {
+    let (lr, alpha, eps, mu, wd, steps) = (0.01, 0.9, 1.0, 0.9, 1e-3, 4);
+    let kind = OptimizerKind::RmsProp {
+        alpha: alpha as f32,
+        eps: eps as f32,
+        momentum: mu as f32,
+    };
+    let (start, got) = run_optimizer(kind, wd, lr, steps);
+    let want: Vec<f64> = start
+        .iter()
+        .zip(expected_grads())
+        .map(|(&p0, g0)| {
+            // torch.optim.RMSprop: v = alpha v + (1 - alpha) g²; buf = mu buf + g / (sqrt(v) + eps).
+            let (mut p, mut v, mut buf) = (p0, 0.0, 0.0);
+            for _ in 0..steps {
+                let g = g0 + wd * p;
+                v = alpha * v + (1.0 - alpha) * g * g;
+                buf = mu * buf + g / (v.sqrt() + eps);
+                p -= lr * buf;
+            }
+            p
+        })
+        .collect();
+    assert_traj(&got, &want, "rmsprop");
+}
+
+#[test]
+fn adamw_follows_pytorch() {
+    let (lr, b1, b2, eps, wd, steps) = (0.01, 0.9, 0.999, 1e-8, 0.1, 4);
+    let kind = OptimizerKind::AdamW {
+        beta1: b1 as f32,
+        beta2: b2 as f32,
+        eps: eps as f32,
+    };
+    let (start, got) = run_optimizer(kind, wd, lr, steps);
+    let want: Vec<f64> = start
+        .iter()
+        .zip(expected_grads())
+        .map(|(&p0, g)| {
+            // torch.optim.AdamW: p *= 1 - lr wd; then the bias-corrected Adam step.
+            let (mut p, mut m, mut v) = (p0, 0.0, 0.0);
+            for t in 1..=steps {
+                p *= 1.0 - lr * wd;
+                m = b1 * m + (1.0 - b1) * g;
+                v = b2 * v + (1.0 - b2) * g * g;
+                let mh = m / (1.0 - b1.powi(t as i32));
+                let vh = v / (1.0 - b2.powi(t as i32));
+                p -= lr * mh / (vh.sqrt() + eps);
+            }
+            p
+        })
+        .collect();
+    assert_traj(&got, &want, "adamw");
+}
+
+#[test]
+fn global_norm_clipping_scales_all_gradients_together() {
+    let (net, x, a) = tiny();
+    let av = Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 2]), &x.device());
+    let loss = (net.forward(x).logits() * av).sum();
+    let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+    let g = expected_grads();
+    let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let before = clip_global_norm(&net, &mut grads, 2.0);
+    assert!((before - norm).abs() < 1e-4, "{before} vs {norm}");
+    // Norm after clipping: measured by a second call (which then changes nothing).
+    let after = clip_global_norm(&net, &mut grads, 2.0);
+    assert!((after - 2.0).abs() < 1e-4, "{after}");
+}
+
+#[test]
+fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
+    let device = Device::default().autodiff();
+    device.seed(1);
+    let cfg = ModelConfig::new(Arch::InceptionMini).with_aux_logits(true);
+    let net = cfg.init(&device).unwrap();
+    let (_, test) = ImageSet::digits().unwrap();
+    let batch = test.take_per_class(1, 0);
+    let tc = TrainConfig::recipe(Recipe::Digits, cfg.clone(), &batch);
+    let x = tc.preset();
+    let imgs: Vec<_> = (0..batch.len())
+        .map(|i| inception::train::trainer::to_rgb(&batch, i))
+        .collect();
+    let x = x.batch(&imgs, &device);
+    let conv1_grad = |aux_weight: f32| {
+        let out = net.forward(x.clone());
+        assert_eq!(out.aux.len(), 1);
+        let (total, _) = objective(&out, &batch.labels, 0.0, aux_weight);
+        let gp = GradientsParams::from_grads(total.backward(), &net);
+        // The network's first layer: stem conv1, the farthest from every head.
+        let first = net
+            .graph()
+            .nodes
+            .iter()
+            .position(|n| matches!(n.op, inception::graph::Op::Conv2d(_)))
+            .unwrap();
+        let Some(inception::nn::LayerModule::Conv(conv)) = &net.layers[first] else {
+            panic!("conv1 is a convolution")
+        };
+        values(gp.get::<4>(conv.weight.id).expect("conv1 has a gradient"))
+    };
+    let with = conv1_grad(0.3);
+    let without = conv1_grad(0.0);
+    let diff = with
+        .iter()
+        .zip(&without)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff > 1e-6,
+        "aux loss did not change conv1's gradient ({diff})"
+    );
+    // Inference computes the main head only; the evaluation view has the same main output.
+    let eval = net.valid();
+    let plain = tc.preset().batch(&imgs, &Device::default());
+    assert_eq!(eval.infer(plain.clone()).dims(), vec![10, 10]);
+    let out = eval.forward(plain.clone());
+    assert!(
+        (values(out.logits())
+            .iter()
+            .zip(values(eval.infer(plain).flat())))
+        .all(|(a, b)| *a == b)
+    );
+    // A model exported for inference without aux heads has no aux outputs at all.
+    let sd = weights::export(&eval, &cfg);
+    let inference =
+        weights::load_model(&cfg.clone().with_aux_logits(false), &sd, &Device::default())
+            .unwrap()
+            .0;
+    assert_eq!(inference.graph().aux_outputs().count(), 0);
+    assert!(
+        inference
+            .forward(tc.preset().batch(&imgs, &Device::default()))
+            .aux
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_short_run_learns_the_digits_and_saves_a_loadable_model() {
+    let (train, test) = ImageSet::digits().unwrap();
+    let train = train.take_per_class(150, 0);
+    let test = test.take_per_class(40, 0);
+    let model = ModelConfig::new(Arch::InceptionMini).with_aux_logits(true);
+    let cfg = TrainConfig::recipe(Recipe::Digits, model, &train).with_epochs(2);
+    let mut trainer = Trainer::new(cfg.clone(), &Device::default()).unwrap();
+    let mut steps = 0;
+    trainer
+        .fit(&train, &test, &mut |e| {
+            steps += matches!(e, inception::train::Event::Step { .. }) as usize;
+            true
+        })
+        .unwrap();
+    assert_eq!(steps, 2 * (1500 / 64));
+    let h = &trainer.history;
+    assert_eq!(h.len(), 2);
+    assert!(h[1].train_loss < h[0].train_loss, "{h:?}");
+    assert!(h[1].val_top1 > 0.85, "{h:?}");
+    // The saved model classifies like the trained network.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.safetensors");
+    save_model(&path, &trainer.network, &cfg, &train.classes, h).unwrap();
+    let clf = inception::predict::Classifier::load(
+        path.to_str().unwrap(),
+        &inception::predict::LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(clf.labels().names(), train.classes.as_slice());
+    assert_eq!(clf.preset(), &cfg.preset());
+    let direct = evaluate(&trainer.inference_network(), &test, &cfg.preset(), 100);
+    let loaded = evaluate(clf.network(), &test, clf.preset(), 100);
+    assert_eq!(direct.confusion, loaded.confusion);
+    assert!((direct.top1 - h[1].val_top1).abs() < 1e-12);
+}
