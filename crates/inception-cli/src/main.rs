@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use inception::models::{Arch, ModelConfig, Pooling};
 use inception::summary::{Summary, group_digits};
 
+mod eval;
 mod images;
 mod run;
 mod train;
@@ -110,6 +111,15 @@ Examples:
   inception train --data photos/ --model googlenet --input-size 96 --epochs 30
   inception train --model googlenet --input-size 64 --epochs 1 --channels 1   # full GoogLeNet on the digits")]
     Train(train::TrainArgs),
+    /// Transfer learning: a pretrained network as a frozen feature extractor (BatchNorm frozen
+    /// too) with a new head for the folder's classes; optionally unfreeze the top blocks later.
+    #[command(
+        after_help = "Examples:\n  inception finetune --weights googlenet.torchvision --data flowers/ --epochs 10\n  inception finetune --weights runs/train/model.safetensors --data letters/ --freeze until:inception4a\n  inception finetune --weights inception_v3.keras --data photos/ --unfreeze-after mixed8 --unfreeze-epochs 3"
+    )]
+    Finetune(train::FinetuneArgs),
+    /// Accuracy on an ImageFolder: top-1/top-5, per-class accuracy, a confusion matrix
+    /// (SVG/PNG and JSON with -o).
+    Eval(eval::EvalArgs),
     /// List the published pretrained checkpoints (torchvision, Keras, timm, ONNX zoo).
     Pretrained {
         /// Print JSON.
@@ -215,6 +225,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Classify(args) => images::classify(args),
         Command::Features(args) => images::features(args),
         Command::Train(args) => train::train(args),
+        Command::Finetune(args) => train::finetune(args),
+        Command::Eval(args) => eval::eval(args),
         Command::Convert {
             weights,
             output,

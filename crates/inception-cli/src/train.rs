@@ -1,7 +1,7 @@
 //! `inception train`: the training loop with a progress bar, per-epoch lines, the CSV log, the
 //! curves and an atomically written model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -187,7 +187,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
     cfg.seed = args.seed;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
-    let model_path = args.output.join("model.safetensors");
     let params = cfg.model.graph()?.params().trainable;
     eprintln!(
         "training {} ({} parameters{}) on {} images of {} classes, validating on {}; {} epochs of {} batches",
@@ -204,12 +203,25 @@ pub fn train(args: TrainArgs) -> Result<()> {
         cfg.epochs,
         train.len() / cfg.batch_size
     );
-    let mut trainer = Trainer::new(cfg.clone(), &Default::default())?;
-    let start = std::time::Instant::now();
+    let mut trainer = Trainer::new(cfg, &Default::default())?;
+    let title = format!("{} on {}", trainer.config.model.arch, data_name(&args.data));
+    fit_and_report(&mut trainer, &train, &val, &title, &args.output)?;
+    finish(&trainer, &val, &classes, &args.output, args.json)
+}
+
+/// Runs `trainer` with a progress bar per epoch and one line after it; after every epoch the
+/// CSV log and the curves are rewritten in `out`.
+pub fn fit_and_report(
+    trainer: &mut Trainer,
+    train: &ImageSet,
+    val: &ImageSet,
+    title: &str,
+    out: &Path,
+) -> Result<()> {
+    let epochs = trainer.config.epochs;
     let mut bar: Option<ProgressBar> = None;
     let mut io_error: Option<anyhow::Error> = None;
-    let title = format!("{} on {}", cfg.model.arch, data_name(&args.data));
-    let mut history = Vec::new();
+    let mut history = trainer.history.clone();
     let mut on = |event: Event| -> bool {
         match event {
             Event::Step {
@@ -228,7 +240,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
                         .progress_chars("=> "),
                     )
                 });
-                b.set_prefix(format!("{epoch}/{}", cfg.epochs));
+                b.set_prefix(format!("{epoch}/{epochs}"));
                 b.set_position(batch as u64);
                 b.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
             }
@@ -239,7 +251,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 eprintln!(
                     "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}% (top-5 {:6.2}%)  {:.0} img/s  {:.0} s",
                     s.epoch,
-                    cfg.epochs,
+                    epochs,
                     s.train_loss,
                     100.0 * s.train_top1,
                     s.val_loss,
@@ -249,7 +261,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
                     s.seconds
                 );
                 history.push(s.clone());
-                if let Err(e) = write_outputs(&args.output, &title, &history) {
+                if let Err(e) = write_outputs(out, title, &history) {
                     io_error = Some(e);
                     return false;
                 }
@@ -257,20 +269,33 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         true
     };
-    trainer.fit(&train, &val, &mut on)?;
-    if let Some(e) = io_error {
-        return Err(e);
+    trainer.fit(train, val, &mut on)?;
+    match io_error {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
+}
+
+/// Saves the model, evaluates it, prints the result and a few classified examples.
+pub fn finish(
+    trainer: &Trainer,
+    val: &ImageSet,
+    classes: &[String],
+    out: &Path,
+    json: bool,
+) -> Result<()> {
+    let cfg = &trainer.config;
+    let model_path = out.join("model.safetensors");
     save_model(
         &model_path,
         &trainer.network,
-        &cfg,
-        &classes,
+        cfg,
+        classes,
         &trainer.history,
     )?;
     let net = trainer.inference_network();
-    let eval = evaluate(&net, &val, &cfg.preset(), 256);
-    let secs = start.elapsed().as_secs_f64();
+    let eval = evaluate(&net, val, &cfg.preset(), 256);
+    let secs: f64 = trainer.history.iter().map(|h| h.seconds).sum();
     eprintln!(
         "done in {:.0} s: validation top-1 {:.2}%, top-5 {:.2}% on {} images; model in {}",
         secs,
@@ -279,8 +304,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         eval.count,
         model_path.display()
     );
-    show_examples(&net, &val, &cfg, &classes)?;
-    if args.json {
+    show_examples(&net, val, cfg, classes)?;
+    if json {
         println!(
             "{}",
             serde_json::json!({
@@ -368,4 +393,175 @@ fn ascii(img: &image::RgbImage) -> Vec<String> {
                 .collect()
         })
         .collect()
+}
+
+#[derive(Args)]
+pub struct FinetuneArgs {
+    /// Pretrained weights: a file (.pth, .safetensors, .h5, .keras) or a pretrained name.
+    #[arg(long, value_name = "FILE|NAME")]
+    weights: String,
+    /// Architecture, when it cannot be recognised from the weights.
+    #[arg(long)]
+    model: Option<String>,
+    /// ImageFolder dataset: DIR/<class>/*.jpg, with train/ and val/ sub-folders or split at
+    /// random (--val-fraction).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// What stays fixed: backbone (everything but the new head; BatchNorm statistics too),
+    /// none, or until:BLOCK (e.g. until:inception4e).
+    #[arg(long, value_name = "WHAT", default_value = "backbone")]
+    freeze: String,
+    /// Epochs of the first phase.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    batch: usize,
+    /// Learning rate of the first phase.
+    #[arg(long, value_name = "LR", default_value_t = 0.1)]
+    lr: f64,
+    /// Optimizer: sgd, nesterov, rmsprop, adamw.
+    #[arg(long, value_name = "NAME", default_value = "nesterov")]
+    optimizer: String,
+    /// Label smoothing ε.
+    #[arg(long, value_name = "EPS", default_value_t = 0.1)]
+    label_smoothing: f32,
+    /// Training distortions: none (a linear probe on fixed features), digits (mild crops) or
+    /// paper (crops, flips, colour).
+    #[arg(long, value_name = "KIND", default_value = "none")]
+    augment: String,
+    /// Second phase: unfreeze the blocks after this one (e.g. inception4e, Mixed_6e) and train
+    /// on at a lower rate.
+    #[arg(long, value_name = "BLOCK")]
+    unfreeze_after: Option<String>,
+    /// Epochs of the second phase.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    unfreeze_epochs: usize,
+    /// The second phase's rate as a fraction of --lr.
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    unfreeze_lr_factor: f64,
+    /// Fraction of each class held out for validation when DIR has no val/ folder.
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Seed of shuffling and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder: model.safetensors, log.csv, curves.svg, curves.png.
+    #[arg(short, long, value_name = "DIR", default_value = "runs/finetune")]
+    output: PathBuf,
+    /// Print the final evaluation as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The class folders of an ImageFolder root (its train/ split when it has one).
+fn class_folders(dir: &Path) -> Result<usize> {
+    let root = if dir.join("train").is_dir() {
+        dir.join("train")
+    } else {
+        dir.to_path_buf()
+    };
+    let n = std::fs::read_dir(&root)
+        .with_context(|| format!("{}: cannot read the dataset folder", root.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+        .count();
+    if n < 2 {
+        bail!(
+            "{}: found {n} class folder(s); fine-tuning needs at least 2 ({}/<class>/<images>)",
+            root.display(),
+            root.display()
+        );
+    }
+    Ok(n)
+}
+
+pub fn finetune(args: FinetuneArgs) -> Result<()> {
+    use inception::train::{Augment, Freeze, finetune::prepare};
+    let freeze = Freeze::parse(&args.freeze)?;
+    let augment = match args.augment.as_str() {
+        "none" => Augment::none(),
+        "digits" => Augment::digits(),
+        "paper" => Augment::paper(),
+        a => bail!("--augment {a}: use none, digits or paper"),
+    };
+    let optim = optimizer(&args.optimizer)?;
+    if args.batch < 2 {
+        bail!("--batch must be at least 2 (BatchNorm needs more than one image)");
+    }
+    let classes_n = class_folders(&args.data)?;
+    let options = inception::predict::LoadOptions {
+        model: crate::run::model_source(args.model.as_deref())?,
+        ..Default::default()
+    };
+    let ft = prepare(
+        &args.weights,
+        &options,
+        classes_n,
+        &freeze,
+        &Default::default(),
+    )?;
+    eprintln!("reading {} …", args.data.display());
+    let (train, val, failed) = ImageSet::folder_splits(
+        &args.data,
+        ft.preset.channels(),
+        ft.preset.resize_size(),
+        args.val_fraction,
+        args.seed,
+    )?;
+    for (path, why) in &failed {
+        eprintln!("warning: skipped {}: {why}", path.display());
+    }
+    let classes = train.classes.clone();
+    let mut cfg = TrainConfig::recipe(Recipe::Digits, ft.model.clone(), &train)
+        .with_preset(ft.preset.clone())
+        .with_epochs(args.epochs);
+    cfg.batch_size = args.batch;
+    cfg.optimizer = optim;
+    cfg.schedule.lr = args.lr;
+    cfg.schedule.warmup_epochs = 0.0;
+    cfg.label_smoothing = args.label_smoothing;
+    cfg.aux_weight = 0.0;
+    cfg.augment = augment;
+    cfg.seed = args.seed;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
+    let graph = ft.network.graph().clone();
+    eprintln!(
+        "fine-tuning {} ({} tensors pretrained; {} of {} layers frozen{}) on {} images of {} classes, validating on {}",
+        ft.model.arch,
+        ft.pretrained_tensors,
+        ft.frozen_nodes,
+        graph.nodes.len(),
+        if ft.frozen_nodes > 0 {
+            ", BatchNorm statistics included"
+        } else {
+            ""
+        },
+        train.len(),
+        classes.len(),
+        val.len()
+    );
+    let title = format!("{} fine-tuned on {}", ft.model.arch, args.data.display());
+    let mut trainer = Trainer::with_network(cfg.clone(), ft.network);
+    fit_and_report(&mut trainer, &train, &val, &title, &args.output)?;
+    if let Some(block) = &args.unfreeze_after {
+        use inception::burn::module::Module;
+        let keep = graph.resolve(block)? + 1;
+        let network = trainer.network.clone().unfreeze().freeze_first(keep);
+        let total = args.epochs + args.unfreeze_epochs;
+        let mut cfg2 = cfg.clone().with_epochs(total);
+        cfg2.schedule.lr = args.lr * args.unfreeze_lr_factor;
+        cfg2.schedule.decay = Decay::Constant;
+        eprintln!(
+            "unfreezing the layers after {block}: {} more epochs at lr {:.2e}",
+            args.unfreeze_epochs, cfg2.schedule.lr
+        );
+        let history = std::mem::take(&mut trainer.history);
+        trainer = Trainer::with_network(cfg2, network);
+        trainer.epoch = args.epochs;
+        trainer.history = history;
+        fit_and_report(&mut trainer, &train, &val, &title, &args.output)?;
+    }
+    finish(&trainer, &val, &classes, &args.output, args.json)
 }

@@ -125,9 +125,12 @@ fn models_lists_every_architecture() {
             "googlenet",
             "googlenet-bvlc",
             "inception-v3",
-            "inception-v3-keras"
+            "inception-v3-keras",
+            "inception-mini"
         ]
     );
+    assert_eq!(v[4]["trainable_params"], 298_354);
+    assert_eq!(v[4]["input_size"], 28);
     assert_eq!(v[0]["min_input_size"], 15);
     assert_eq!(v[2]["min_input_size"], 75);
 }

@@ -126,3 +126,104 @@ fn train_errors_are_one_line() {
         "{stderr}"
     );
 }
+
+/// Writes `set` as an ImageFolder under `root` with the given class folder names.
+fn write_folder(root: &std::path::Path, set: &ImageSet, names: &[&str]) {
+    for i in 0..set.len() {
+        let dir = root.join(names[set.labels[i]]);
+        std::fs::create_dir_all(&dir).unwrap();
+        image::GrayImage::from_raw(28, 28, set.image(i).to_vec())
+            .unwrap()
+            .save(dir.join(format!("{i:04}.png")))
+            .unwrap();
+    }
+}
+
+#[test]
+fn finetune_a_trained_model_on_new_classes_then_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, test) = ImageSet::digits().unwrap();
+    // A source model on digits 0, 1, 2.
+    let source = tmp.path().join("source");
+    write_folder(
+        &source,
+        &train.with_classes(&[0, 1, 2]).take_per_class(150, 0),
+        &["0", "1", "2"],
+    );
+    let base = tmp.path().join("base");
+    inception()
+        .arg("train")
+        .arg("--data")
+        .arg(&source)
+        .args(["--epochs", "3", "--batch", "16", "-o"])
+        .arg(&base)
+        .assert()
+        .success();
+    // Fine-tuned on 3 and 4 with a frozen backbone, then its top block unfrozen.
+    let target = tmp.path().join("target");
+    write_folder(
+        &target.join("train"),
+        &train.with_classes(&[3, 4]).take_per_class(40, 0),
+        &["three", "four"],
+    );
+    write_folder(
+        &target.join("val"),
+        &test.with_classes(&[3, 4]).take_per_class(30, 0),
+        &["three", "four"],
+    );
+    let tuned = tmp.path().join("tuned");
+    let out = inception()
+        .arg("finetune")
+        .arg("--weights")
+        .arg(base.join("model.safetensors"))
+        .arg("--data")
+        .arg(&target)
+        .args(["--epochs", "6", "--batch", "10", "--lr", "0.3"])
+        .args([
+            "--unfreeze-after",
+            "inception4a",
+            "--unfreeze-epochs",
+            "1",
+            "--json",
+            "-o",
+        ])
+        .arg(&tuned)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("frozen") && stderr.contains("unfreezing"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["history"].as_array().unwrap().len(), 7);
+    // eval on the validation folder: the same accuracy, a confusion matrix, its pictures.
+    let ev = tmp.path().join("eval");
+    let out = inception()
+        .arg("eval")
+        .arg("--weights")
+        .arg(tuned.join("model.safetensors"))
+        .arg("--data")
+        .arg(target.join("val"))
+        .arg("--json")
+        .arg("-o")
+        .arg(&ev)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["count"], 60);
+    assert_eq!(e["classes"], serde_json::json!(["four", "three"]));
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(e["confusion"].clone()).unwrap();
+    assert_eq!(confusion.iter().flatten().sum::<u64>(), 60);
+    let top1 = e["top1"].as_f64().unwrap();
+    let reported = report["evaluation"]["top1"].as_f64().unwrap();
+    assert!((top1 - reported).abs() < 1e-9, "{top1} vs {reported}");
+    assert!(top1 > 0.8, "{top1}");
+    for f in ["confusion.svg", "confusion.png", "eval.json"] {
+        assert!(ev.join(f).is_file(), "{f}");
+    }
+}

@@ -240,6 +240,16 @@ impl Network {
         }
     }
 
+    /// Freezes the layers of the first `count` graph nodes: their parameters stop requiring
+    /// gradients and their BatchNorms use (and keep) their running statistics — the frozen
+    /// feature extractor of transfer learning, without Keras's `trainable=False` BatchNorm trap.
+    pub fn freeze_first(mut self, count: usize) -> Self {
+        for layer in self.layers.iter_mut().take(count) {
+            *layer = layer.take().map(Module::freeze);
+        }
+        self
+    }
+
     /// Trainable and non-trainable parameter counts measured on the allocated tensors.
     pub fn param_count(&self) -> ParamCount {
         let mut v = CountVisitor::default();

@@ -68,12 +68,12 @@ fn every_option_combination_builds_with_exact_counts() {
                             assert_eq!(built.is_ok(), valid, "{cfg:?}: {built:?}");
                             let Ok(g) = built else { continue };
                             let p = g.params();
-                            let fc_in = if arch.name().starts_with("googlenet") {
-                                1024
-                            } else {
-                                2048
+                            let fc_in = match arch {
+                                Arch::GoogLeNet | Arch::GoogLeNetBvlc => 1024,
+                                Arch::InceptionMini => 288,
+                                _ => 2048,
                             };
-                            let head = (fc_in + 1) * 1000;
+                            let head = (fc_in + 1) * arch.default_classes();
                             if !include_top {
                                 // Without the top, exactly the classifier is gone.
                                 assert_eq!(p.trainable, top.trainable - head, "{cfg:?}");
@@ -115,6 +115,8 @@ fn every_option_combination_builds_with_exact_counts() {
                                         2 * 2 * 128
                                     } else if aux && arch == Arch::InceptionV3 {
                                         2 * (128 + 768)
+                                    } else if aux && arch == Arch::InceptionMini {
+                                        2 * 64
                                     } else {
                                         0
                                     }

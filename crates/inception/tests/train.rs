@@ -439,3 +439,91 @@ fn a_short_run_learns_the_digits_and_saves_a_loadable_model() {
     assert_eq!(direct.confusion, loaded.confusion);
     assert!((direct.top1 - h[1].val_top1).abs() < 1e-12);
 }
+
+#[test]
+fn transfer_a_frozen_digit_backbone_to_new_digits() {
+    let (train, test) = ImageSet::digits().unwrap();
+    let (lower, upper) = ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9]);
+    // A backbone trained on digits 0–4 only.
+    let base = ModelConfig::new(Arch::InceptionMini)
+        .with_classes(5)
+        .with_aux_logits(true);
+    let source = train.with_classes(&lower);
+    let mut cfg = TrainConfig::recipe(Recipe::Digits, base, &source).with_epochs(1);
+    // Smoothed targets keep the features less specific to the five source classes.
+    cfg.label_smoothing = 0.1;
+    let mut trainer = Trainer::new(cfg.clone(), &Device::default()).unwrap();
+    // (Validation during training on a small subset; the final numbers use the whole test set.)
+    trainer
+        .fit(
+            &source,
+            &test.with_classes(&lower).take_per_class(10, 0),
+            &mut |_| true,
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("lower.safetensors");
+    save_model(
+        &path,
+        &trainer.network,
+        &cfg,
+        &source.classes,
+        &trainer.history,
+    )
+    .unwrap();
+
+    // Frozen, under a new head for 5–9, fine-tuned on 50 images per class.
+    let ft = inception::train::finetune::prepare(
+        path.to_str().unwrap(),
+        &inception::predict::LoadOptions::default(),
+        5,
+        &inception::train::Freeze::Backbone,
+        &Device::default(),
+    )
+    .unwrap();
+    assert_eq!(ft.preset, cfg.preset());
+    let frozen = |net: &Network| {
+        let sd = weights::state_dict(&net.valid());
+        sd.iter()
+            .filter(|(n, _)| !n.starts_with("fc."))
+            .map(|(n, t)| (n.to_string(), t.data.clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = frozen(&ft.network);
+    let head_before = weights::state_dict(&ft.network.valid())
+        .get("fc.weight")
+        .unwrap()
+        .data
+        .clone();
+    let few = train.with_classes(&upper).take_per_class(50, 3);
+    let target_test = test.with_classes(&upper);
+    let mut tune = TrainConfig::recipe(Recipe::Digits, ft.model.clone(), &few)
+        .with_preset(ft.preset.clone())
+        .with_epochs(60);
+    // A linear probe: clean inputs (the features are fixed), a high rate, many short epochs.
+    tune.batch_size = 25;
+    tune.schedule.lr = 0.3;
+    tune.schedule.warmup_epochs = 0.0;
+    tune.augment = Augment::none();
+    let mut trainer = Trainer::with_network(tune, ft.network);
+    trainer
+        .fit(&few, &target_test.take_per_class(10, 0), &mut |_| true)
+        .unwrap();
+    let after = frozen(&trainer.network);
+    assert_eq!(before.len(), after.len());
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert!(a == b, "frozen tensor {name} changed");
+    }
+    let head_after = weights::state_dict(&trainer.network.valid())
+        .get("fc.weight")
+        .unwrap()
+        .data
+        .clone();
+    assert_ne!(head_before, head_after, "the new head did not train");
+    let eval = evaluate(&trainer.inference_network(), &target_test, &ft.preset, 200);
+    eprintln!(
+        "transfer 0–4 → 5–9 (50 per class): {:.2}%",
+        100.0 * eval.top1
+    );
+    assert!(eval.top1 >= 0.90, "{:.4}", eval.top1);
+}

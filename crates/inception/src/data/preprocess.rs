@@ -159,6 +159,28 @@ impl Preset {
         }
     }
 
+    /// The per-channel `(mean, std)` of `x / 255` the preset normalises with, when it is such a
+    /// normalisation (every preset but Caffe's BGR 0..255 one); training uses it.
+    pub fn normalization(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        match self {
+            Preset::Torchvision { .. } => Some((IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec())),
+            Preset::TimmInception { .. } | Preset::KerasInception { .. } => {
+                Some((vec![0.5; 3], vec![0.5; 3]))
+            }
+            Preset::Normalize { mean, std, .. } => Some((mean.clone(), std.clone())),
+            Preset::Caffe { .. } => None,
+        }
+    }
+
+    /// The size images are brought to before cropping (the shorter side for torchvision and
+    /// timm; the input size otherwise).
+    pub fn resize_size(&self) -> usize {
+        match self {
+            Preset::Torchvision { resize, .. } | Preset::TimmInception { resize, .. } => *resize,
+            _ => self.input_size(),
+        }
+    }
+
     /// The channels the preset produces (3, or 1 for a grayscale [`Preset::Normalize`]).
     pub fn channels(&self) -> usize {
         match self {

@@ -18,6 +18,7 @@
 
 pub mod augment;
 pub mod dataset;
+pub mod finetune;
 pub mod loss;
 pub mod report;
 pub mod schedule;
@@ -30,10 +31,12 @@ use serde::{Deserialize, Serialize};
 
 pub use augment::Augment;
 pub use dataset::ImageSet;
+pub use finetune::{FineTune, Freeze};
 pub use loss::{cross_entropy, objective};
 pub use schedule::{Decay, Schedule};
 pub use trainer::{
     EpochStats, Evaluation, Event, Trainer, build_optimizer, clip_global_norm, evaluate,
+    evaluate_folder,
 };
 
 use crate::data::{CLASSES_KEY, PREPROCESSING_KEY, Preset};
@@ -133,6 +136,10 @@ pub struct TrainConfig {
     pub std: Vec<f32>,
     /// Seed of initialisation, shuffling and augmentation.
     pub seed: u64,
+    /// The evaluation and inference preprocessing, when it is not the plain normalisation of
+    /// `mean` / `std` (fine-tuning keeps the pretrained weights' preset).
+    #[serde(default)]
+    pub preset: Option<Preset>,
 }
 
 impl TrainConfig {
@@ -164,6 +171,7 @@ impl TrainConfig {
                 mean,
                 std,
                 seed: 0,
+                preset: None,
             },
             Recipe::GoogLeNetPaper => Self {
                 model,
@@ -190,6 +198,7 @@ impl TrainConfig {
                 mean,
                 std,
                 seed: 0,
+                preset: None,
             },
             Recipe::InceptionV3Paper => Self {
                 model,
@@ -217,6 +226,7 @@ impl TrainConfig {
                 mean,
                 std,
                 seed: 0,
+                preset: None,
             },
         }
     }
@@ -228,8 +238,23 @@ impl TrainConfig {
         self
     }
 
-    /// The preprocessing of evaluation and inference: resize to the model's input, normalise.
+    /// Keeps a pretrained model's preprocessing for evaluation and inference, and trains with
+    /// its normalisation.
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        if let Some((mean, std)) = preset.normalization() {
+            self.mean = mean;
+            self.std = std;
+        }
+        self.preset = Some(preset);
+        self
+    }
+
+    /// The preprocessing of evaluation and inference: the pretrained one when fine-tuning, else
+    /// resize to the model's input and normalise.
     pub fn preset(&self) -> Preset {
+        if let Some(p) = &self.preset {
+            return p.clone();
+        }
         Preset::Normalize {
             size: self.model.input_size[0],
             channels: self.model.in_channels,

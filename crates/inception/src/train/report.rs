@@ -200,3 +200,80 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
+
+/// The confusion matrix as an SVG heat map: rows are the true classes, columns the predicted
+/// ones (a last column counts predictions outside `classes`, when the matrix has it); each cell
+/// shows its count, shaded by its share of the row.
+pub fn confusion_svg(title: &str, classes: &[String], confusion: &[Vec<usize>]) -> String {
+    let n = classes.len();
+    let cols = confusion.first().map_or(n, Vec::len);
+    let cell = if n > 30 { 14.0 } else { 32.0 };
+    let label_w = 12.0 + 7.0 * classes.iter().map(|c| c.chars().count()).max().unwrap_or(1) as f64;
+    let (x0, y0) = (label_w + 30.0, 70.0 + label_w);
+    let width = (x0 + cell * cols as f64 + 20.0).max(20.0 + 7.5 * title.chars().count() as f64);
+    let height = y0 + cell * n as f64 + 40.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="22" font-size="15">{}</text>
+<text x="{x0}" y="44">predicted →</text>
+<text x="10" y="{}" >true ↓</text>
+"#,
+        escape(title),
+        y0 - 6.0
+    );
+    for (j, name) in classes
+        .iter()
+        .map(String::as_str)
+        .chain((cols > n).then_some("other"))
+        .enumerate()
+    {
+        let x = x0 + cell * (j as f64 + 0.5);
+        let _ = writeln!(
+            svg,
+            r#"<text transform="translate({x},{}) rotate(-60)">{}</text>"#,
+            y0 - 6.0,
+            escape(name)
+        );
+    }
+    for (i, row) in confusion.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f64;
+        let y = y0 + cell * i as f64;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            x0 - 6.0,
+            y + cell * 0.65,
+            escape(&classes[i])
+        );
+        for (j, &count) in row.iter().enumerate() {
+            let share = count as f64 / total;
+            // Correct cells in blue, confusions in red, the darker the more.
+            let (r, g, b) = if i == j {
+                (31, 119, 180)
+            } else {
+                (214, 39, 40)
+            };
+            let mix = |c: u8| (255.0 - (255.0 - c as f64) * share).round() as u8;
+            let x = x0 + cell * j as f64;
+            let _ = writeln!(
+                svg,
+                r##"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="rgb({},{},{})" stroke="#ddd"/>"##,
+                mix(r),
+                mix(g),
+                mix(b)
+            );
+            if count > 0 && cell >= 20.0 {
+                let fill = if share > 0.5 { "white" } else { "black" };
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{}" y="{}" text-anchor="middle" fill="{fill}">{count}</text>"#,
+                    x + cell / 2.0,
+                    y + cell * 0.65
+                );
+            }
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

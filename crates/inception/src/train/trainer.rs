@@ -464,3 +464,108 @@ pub fn to_rgb(set: &ImageSet, i: usize) -> RgbImage {
     };
     RgbImage::from_raw(w as u32, h as u32, raw).expect("sizes agree")
 }
+
+/// Evaluates a classifier on an ImageFolder (`dir/<class>/<images>`) exactly as `inception
+/// classify` sees the images (decoded and preprocessed with the classifier's preset, in
+/// parallel). Folder names are matched to the classifier's class names (or taken as class
+/// indices when they are numbers). Rows and columns of the confusion matrix are the folder's
+/// classes, plus a last column for predictions outside them. Unreadable files are returned.
+pub fn evaluate_folder(
+    classifier: &crate::predict::Classifier,
+    dir: &std::path::Path,
+    batch: usize,
+) -> Result<(Evaluation, Vec<String>, Vec<crate::data::Failure>)> {
+    use crate::data::pipeline::{image_batches, is_image_path};
+    let mut classes: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    classes.sort();
+    if classes.is_empty() {
+        return Err(Error::Format(format!(
+            "{}: no class folders (expected {0}/<class>/<image files>)",
+            dir.display()
+        )));
+    }
+    let names = classifier.labels().names();
+    let model_index: Vec<usize> = classes
+        .iter()
+        .map(|c| {
+            names
+                .iter()
+                .position(|n| n == c)
+                .or_else(|| c.parse::<usize>().ok().filter(|&i| i < names.len()))
+                .ok_or_else(|| {
+                    Error::Unknown(format!(
+                        "{}: class folder `{c}` is not one of the model's classes ({}…)",
+                        dir.display(),
+                        names.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })
+        })
+        .collect::<Result<_>>()?;
+    let mut files = Vec::new();
+    let mut truth = std::collections::HashMap::new();
+    for (k, class) in classes.iter().enumerate() {
+        for entry in walkdir::WalkDir::new(dir.join(class))
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(|e| e.ok())
+        {
+            if entry.file_type().is_file() && is_image_path(entry.path()) {
+                truth.insert(entry.path().to_path_buf(), k);
+                files.push(entry.into_path());
+            }
+        }
+    }
+    let n = classes.len();
+    let mut confusion = vec![vec![0usize; n + 1]; n];
+    let (mut loss, mut top5, mut failed) = (0.0f64, 0usize, Vec::new());
+    let device = Device::default();
+    for b in image_batches(files, classifier.preset().clone(), batch) {
+        failed.extend(b.failed.iter().cloned());
+        if b.is_empty() {
+            continue;
+        }
+        let probs = classifier.probabilities(b.tensor(&device))?;
+        let [rows, nc] = probs.dims();
+        let v = probs.into_data().try_to_vec::<f32>().unwrap_or_default();
+        for (r, path) in b.paths.iter().enumerate().take(rows) {
+            let k = truth[path];
+            let want = model_index[k];
+            let row = &v[r * nc..(r + 1) * nc];
+            loss -= (row[want].max(1e-12) as f64).ln();
+            let mut order: Vec<usize> = (0..nc).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            let col = model_index.iter().position(|&m| m == order[0]).unwrap_or(n);
+            confusion[k][col] += 1;
+            top5 += order[..nc.min(5)].contains(&want) as usize;
+        }
+    }
+    let count: usize = confusion.iter().map(|r| r.iter().sum::<usize>()).sum();
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let t: usize = r.iter().sum();
+            if t == 0 { 0.0 } else { r[i] as f64 / t as f64 }
+        })
+        .collect();
+    let correct: usize = (0..n).map(|i| confusion[i][i]).sum();
+    Ok((
+        Evaluation {
+            loss: loss / count.max(1) as f64,
+            top1: correct as f64 / count.max(1) as f64,
+            top5: top5 as f64 / count.max(1) as f64,
+            per_class,
+            confusion,
+            count,
+        },
+        classes,
+        failed,
+    ))
+}
