@@ -207,6 +207,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<train::Interrupted>() => {
+            eprintln!("warning: {e}");
+            ExitCode::from(130)
+        }
         Err(e) if e.is::<images::PartialFailure>() => {
             eprintln!("warning: {e}");
             ExitCode::from(2)

@@ -2,13 +2,14 @@
 //! curves and an atomically written model.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inception::models::{Arch, ModelConfig};
 use inception::train::{
-    Decay, Event, ImageSet, OptimizerKind, Recipe, TrainConfig, Trainer, evaluate, report,
-    save_model,
+    Decay, Event, ImageSet, OptimizerKind, Recipe, TrainConfig, Trainer, evaluate, load_checkpoint,
+    report, save_checkpoint, save_model,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -67,7 +68,16 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output folder: model.safetensors, log.csv, curves.svg, curves.png.
+    /// Keep an exponential moving average of the weights (Polyak averaging) with this decay and
+    /// evaluate and save it (the paper recipes use 0.9999).
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f64>,
+    /// Continue a run from its checkpoint (default: OUTPUT/checkpoint.safetensors): weights,
+    /// optimizer, schedule, moving average, epoch and random streams, exactly. --epochs may
+    /// extend it; the other hyper-parameters are the checkpoint's.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    resume: Option<PathBuf>,
+    /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
     #[arg(short, long, value_name = "DIR", default_value = "runs/train")]
     output: PathBuf,
     /// Print the final evaluation as JSON on stdout.
@@ -185,6 +195,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
         cfg.aux_weight = w;
     }
     cfg.seed = args.seed;
+    if let Some(d) = args.ema {
+        if !(0.0..1.0).contains(&d) {
+            bail!("--ema {d}: the decay must be in [0, 1), e.g. 0.9999");
+        }
+        cfg.ema_decay = Some(d);
+    }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
     let params = cfg.model.graph()?.params().trainable;
@@ -203,34 +219,77 @@ pub fn train(args: TrainArgs) -> Result<()> {
         cfg.epochs,
         train.len() / cfg.batch_size
     );
-    let mut trainer = Trainer::new(cfg, &Default::default())?;
+    let mut trainer = match &args.resume {
+        Some(path) => {
+            let path = if path.as_os_str().is_empty() {
+                args.output.join("checkpoint.safetensors")
+            } else {
+                path.clone()
+            };
+            let (mut t, saved) = load_checkpoint(&path, &Default::default())?;
+            if saved != classes {
+                bail!(
+                    "{}: the checkpoint's classes [{}] differ from the data's [{}]",
+                    path.display(),
+                    saved.join(", "),
+                    classes.join(", ")
+                );
+            }
+            if let Some(e) = args.epochs {
+                t.config = t.config.clone().with_epochs(e.max(t.epoch));
+            }
+            eprintln!(
+                "resuming {} from epoch {} of {} ({})",
+                t.config.model.arch,
+                t.epoch,
+                t.config.epochs,
+                path.display()
+            );
+            t
+        }
+        None => Trainer::new(cfg, &Default::default())?,
+    };
     let title = format!("{} on {}", trainer.config.model.arch, data_name(&args.data));
-    fit_and_report(&mut trainer, &train, &val, &title, &args.output)?;
+    fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
     finish(&trainer, &val, &classes, &args.output, args.json)
 }
 
+/// Set by Ctrl-C: the run stops at the next step and keeps its last epoch's checkpoint.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler (once).
+fn catch_ctrl_c() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    });
+}
+
 /// Runs `trainer` with a progress bar per epoch and one line after it; after every epoch the
-/// CSV log and the curves are rewritten in `out`.
+/// CSV log, the curves and the checkpoint (`checkpoint.safetensors`, atomically) are rewritten
+/// in `out`. Ctrl-C stops at the next step with the last epoch's checkpoint kept.
 pub fn fit_and_report(
     trainer: &mut Trainer,
     train: &ImageSet,
     val: &ImageSet,
+    classes: &[String],
     title: &str,
     out: &Path,
 ) -> Result<()> {
+    catch_ctrl_c();
     let epochs = trainer.config.epochs;
-    let mut bar: Option<ProgressBar> = None;
-    let mut io_error: Option<anyhow::Error> = None;
-    let mut history = trainer.history.clone();
-    let mut on = |event: Event| -> bool {
-        match event {
-            Event::Step {
+    let checkpoint = out.join("checkpoint.safetensors");
+    while trainer.epoch < epochs {
+        let mut bar: Option<ProgressBar> = None;
+        let mut on = |event: Event| -> bool {
+            if let Event::Step {
                 epoch,
                 batch,
                 batches,
                 loss,
                 lr,
-            } => {
+            } = event
+            {
                 let b = bar.get_or_insert_with(|| {
                     ProgressBar::new(batches as u64).with_style(
                         ProgressStyle::with_template(
@@ -244,37 +303,56 @@ pub fn fit_and_report(
                 b.set_position(batch as u64);
                 b.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
             }
-            Event::Epoch(s) => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                eprintln!(
-                    "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}% (top-5 {:6.2}%)  {:.0} img/s  {:.0} s",
-                    s.epoch,
-                    epochs,
-                    s.train_loss,
-                    100.0 * s.train_top1,
-                    s.val_loss,
-                    100.0 * s.val_top1,
-                    100.0 * s.val_top5,
-                    s.images_per_sec,
-                    s.seconds
-                );
-                history.push(s.clone());
-                if let Err(e) = write_outputs(out, title, &history) {
-                    io_error = Some(e);
-                    return false;
-                }
-            }
+            !INTERRUPTED.load(Ordering::SeqCst)
+        };
+        let stats = trainer.train_epoch(train, val, &mut on)?;
+        if let Some(b) = bar.take() {
+            b.finish_and_clear();
         }
-        true
-    };
-    trainer.fit(train, val, &mut on)?;
-    match io_error {
-        Some(e) => Err(e),
-        None => Ok(()),
+        let Some(s) = stats else {
+            bail!(Interrupted(format!(
+                "interrupted during epoch {} of {epochs}; {}",
+                trainer.epoch + 1,
+                if checkpoint.is_file() {
+                    format!(
+                        "the checkpoint of epoch {} is in {}: continue with --resume {0}",
+                        trainer.epoch,
+                        checkpoint.display()
+                    )
+                } else {
+                    "no epoch had finished, nothing was saved".to_string()
+                }
+            )));
+        };
+        eprintln!(
+            "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}% (top-5 {:6.2}%)  {:.0} img/s  {:.0} s",
+            s.epoch,
+            epochs,
+            s.train_loss,
+            100.0 * s.train_top1,
+            s.val_loss,
+            100.0 * s.val_top1,
+            100.0 * s.val_top5,
+            s.images_per_sec,
+            s.seconds
+        );
+        write_outputs(out, title, &trainer.history)?;
+        save_checkpoint(&checkpoint, trainer, classes)?;
+    }
+    Ok(())
+}
+
+/// Ctrl-C: reported as a warning with exit code 130.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for Interrupted {}
 
 /// Saves the model, evaluates it, prints the result and a few classified examples.
 pub fn finish(
@@ -286,14 +364,9 @@ pub fn finish(
 ) -> Result<()> {
     let cfg = &trainer.config;
     let model_path = out.join("model.safetensors");
-    save_model(
-        &model_path,
-        &trainer.network,
-        cfg,
-        classes,
-        &trainer.history,
-    )?;
-    let net = trainer.inference_network();
+    // The weights that are evaluated are the ones saved: the moving average when there is one.
+    let net = trainer.inference_network()?;
+    save_model(&model_path, &net, cfg, classes, &trainer.history)?;
     let eval = evaluate(&net, val, &cfg.preset(), 256);
     let secs: f64 = trainer.history.iter().map(|h| h.seconds).sum();
     eprintln!(
@@ -446,7 +519,11 @@ pub struct FinetuneArgs {
     /// Seed of shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output folder: model.safetensors, log.csv, curves.svg, curves.png.
+    /// Keep an exponential moving average of the weights with this decay and evaluate and save
+    /// it.
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f64>,
+    /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
     #[arg(short, long, value_name = "DIR", default_value = "runs/finetune")]
     output: PathBuf,
     /// Print the final evaluation as JSON on stdout.
@@ -499,6 +576,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         &options,
         classes_n,
         &freeze,
+        args.seed,
         &Default::default(),
     )?;
     eprintln!("reading {} …", args.data.display());
@@ -524,6 +602,12 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     cfg.aux_weight = 0.0;
     cfg.augment = augment;
     cfg.seed = args.seed;
+    if let Some(d) = args.ema {
+        if !(0.0..1.0).contains(&d) {
+            bail!("--ema {d}: the decay must be in [0, 1), e.g. 0.9999");
+        }
+        cfg.ema_decay = Some(d);
+    }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
     let graph = ft.network.graph().clone();
@@ -544,7 +628,8 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     );
     let title = format!("{} fine-tuned on {}", ft.model.arch, args.data.display());
     let mut trainer = Trainer::with_network(cfg.clone(), ft.network);
-    fit_and_report(&mut trainer, &train, &val, &title, &args.output)?;
+    trainer.frozen_nodes = ft.frozen_nodes;
+    fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
     if let Some(block) = &args.unfreeze_after {
         use inception::burn::module::Module;
         let keep = graph.resolve(block)? + 1;
@@ -559,9 +644,10 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         );
         let history = std::mem::take(&mut trainer.history);
         trainer = Trainer::with_network(cfg2, network);
+        trainer.frozen_nodes = keep;
         trainer.epoch = args.epochs;
         trainer.history = history;
-        fit_and_report(&mut trainer, &train, &val, &title, &args.output)?;
+        fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
     }
     finish(&trainer, &val, &classes, &args.output, args.json)
 }

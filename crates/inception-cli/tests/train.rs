@@ -193,6 +193,7 @@ fn finetune_a_trained_model_on_new_classes_then_eval() {
         .get_output()
         .clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
     assert!(
         stderr.contains("frozen") && stderr.contains("unfreezing"),
         "{stderr}"

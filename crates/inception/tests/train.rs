@@ -8,12 +8,19 @@ use inception::burn::tensor::{Device, Tensor, TensorData};
 use inception::graph::GraphBuilder;
 use inception::models::{Arch, ModelConfig};
 use inception::train::{
-    Augment, Decay, ImageSet, OptimizerKind, Recipe, Schedule, TrainConfig, Trainer,
+    Augment, Decay, Ema, ImageSet, OptimizerKind, Recipe, Schedule, TrainConfig, Trainer,
     augment::augment, augment::crop_box, build_optimizer, clip_global_norm, cross_entropy,
-    evaluate, objective, save_model,
+    evaluate, load_checkpoint, objective, save_checkpoint, save_model,
 };
 use inception::weights;
 use rand::SeedableRng;
+
+/// Burn's CPU backend has one random generator per process: tests that initialise or train
+/// networks take turns, so that each run draws exactly what its seed says.
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
@@ -21,6 +28,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 #[test]
 fn embedded_digits_are_the_mnist10k_folder() {
+    let _turn = exclusive();
     let (train, test) = ImageSet::digits().unwrap();
     assert_eq!((train.len(), test.len()), (8004, 1996));
     assert_eq!((train.channels, train.size), (1, [28, 28]));
@@ -43,6 +51,7 @@ fn embedded_digits_are_the_mnist10k_folder() {
 
 #[test]
 fn image_folders_splits_and_subsets() {
+    let _turn = exclusive();
     let (_, test) = ImageSet::digits().unwrap();
     let small = test.take_per_class(3, 1);
     assert_eq!(small.class_counts(), vec![3; 10]);
@@ -80,6 +89,7 @@ fn image_folders_splits_and_subsets() {
 
 #[test]
 fn augmentation_stays_in_bounds_and_none_is_the_identity() {
+    let _turn = exclusive();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     for _ in 0..200 {
         let (top, left, h, w) = crop_box(28, 40, &Augment::paper(), &mut rng);
@@ -115,6 +125,7 @@ fn augmentation_stays_in_bounds_and_none_is_the_identity() {
 
 #[test]
 fn label_smoothing_matches_the_formula() {
+    let _turn = exclusive();
     let logits = [[2.0f32, 0.5, -1.0], [0.1, 0.2, 0.3]];
     let targets = [0usize, 2];
     let eps = 0.1f32;
@@ -134,6 +145,7 @@ fn label_smoothing_matches_the_formula() {
 
 #[test]
 fn schedules() {
+    let _turn = exclusive();
     let s = |decay, warmup| Schedule {
         lr: 0.1,
         decay,
@@ -238,6 +250,7 @@ fn assert_traj(got: &[f64], want: &[f64], what: &str) {
 
 #[test]
 fn sgd_momentum_and_nesterov_follow_pytorch() {
+    let _turn = exclusive();
     let (lr, mu, wd, steps) = (0.1, 0.9, 0.01, 4);
     for nesterov in [false, true] {
         let kind = OptimizerKind::Sgd {
@@ -266,6 +279,7 @@ fn sgd_momentum_and_nesterov_follow_pytorch() {
 
 #[test]
 fn rmsprop_follows_pytorch() {
+    let _turn = exclusive();
     let (lr, alpha, eps, mu, wd, steps) = (0.01, 0.9, 1.0, 0.9, 1e-3, 4);
     let kind = OptimizerKind::RmsProp {
         alpha: alpha as f32,
@@ -293,6 +307,7 @@ fn rmsprop_follows_pytorch() {
 
 #[test]
 fn adamw_follows_pytorch() {
+    let _turn = exclusive();
     let (lr, b1, b2, eps, wd, steps) = (0.01, 0.9, 0.999, 1e-8, 0.1, 4);
     let kind = OptimizerKind::AdamW {
         beta1: b1 as f32,
@@ -322,6 +337,7 @@ fn adamw_follows_pytorch() {
 
 #[test]
 fn global_norm_clipping_scales_all_gradients_together() {
+    let _turn = exclusive();
     let (net, x, a) = tiny();
     let av = Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 2]), &x.device());
     let loss = (net.forward(x).logits() * av).sum();
@@ -337,6 +353,7 @@ fn global_norm_clipping_scales_all_gradients_together() {
 
 #[test]
 fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
+    let _turn = exclusive();
     let device = Device::default().autodiff();
     device.seed(1);
     let cfg = ModelConfig::new(Arch::InceptionMini).with_aux_logits(true);
@@ -405,6 +422,7 @@ fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
 
 #[test]
 fn a_short_run_learns_the_digits_and_saves_a_loadable_model() {
+    let _turn = exclusive();
     let (train, test) = ImageSet::digits().unwrap();
     let train = train.take_per_class(150, 0);
     let test = test.take_per_class(40, 0);
@@ -434,7 +452,12 @@ fn a_short_run_learns_the_digits_and_saves_a_loadable_model() {
     .unwrap();
     assert_eq!(clf.labels().names(), train.classes.as_slice());
     assert_eq!(clf.preset(), &cfg.preset());
-    let direct = evaluate(&trainer.inference_network(), &test, &cfg.preset(), 100);
+    let direct = evaluate(
+        &trainer.inference_network().unwrap(),
+        &test,
+        &cfg.preset(),
+        100,
+    );
     let loaded = evaluate(clf.network(), &test, clf.preset(), 100);
     assert_eq!(direct.confusion, loaded.confusion);
     assert!((direct.top1 - h[1].val_top1).abs() < 1e-12);
@@ -442,6 +465,7 @@ fn a_short_run_learns_the_digits_and_saves_a_loadable_model() {
 
 #[test]
 fn transfer_a_frozen_digit_backbone_to_new_digits() {
+    let _turn = exclusive();
     let (train, test) = ImageSet::digits().unwrap();
     let (lower, upper) = ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9]);
     // A backbone trained on digits 0–4 only.
@@ -478,6 +502,7 @@ fn transfer_a_frozen_digit_backbone_to_new_digits() {
         &inception::predict::LoadOptions::default(),
         5,
         &inception::train::Freeze::Backbone,
+        0,
         &Device::default(),
     )
     .unwrap();
@@ -520,10 +545,215 @@ fn transfer_a_frozen_digit_backbone_to_new_digits() {
         .data
         .clone();
     assert_ne!(head_before, head_after, "the new head did not train");
-    let eval = evaluate(&trainer.inference_network(), &target_test, &ft.preset, 200);
+    let eval = evaluate(
+        &trainer.inference_network().unwrap(),
+        &target_test,
+        &ft.preset,
+        200,
+    );
     eprintln!(
         "transfer 0–4 → 5–9 (50 per class): {:.2}%",
         100.0 * eval.top1
     );
     assert!(eval.top1 >= 0.90, "{:.4}", eval.top1);
+}
+
+#[test]
+fn ema_follows_tensorflows_moving_average_and_is_what_is_evaluated() {
+    let _turn = exclusive();
+    let (mut net, x, a) = tiny();
+    let mut ema = Ema::new(&net, 0.5);
+    let mut want = params(&net);
+    let (train, _) = ImageSet::digits().unwrap();
+    let mut cfg = TrainConfig::recipe(
+        Recipe::Digits,
+        ModelConfig::new(Arch::InceptionMini),
+        &train,
+    );
+    cfg.optimizer = OptimizerKind::Sgd {
+        momentum: 0.0,
+        nesterov: false,
+    };
+    cfg.weight_decay = 0.0;
+    let mut optim = build_optimizer(&cfg);
+    let av = Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 2]), &x.device());
+    for n in 0..12u64 {
+        let loss = (net.forward(x.clone()).logits() * av.clone()).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(0.1, net, grads);
+        ema.update(&net);
+        // TensorFlow's num_updates rule: min(decay, (1 + n) / (10 + n)).
+        let d = 0.5f64.min((1.0 + n as f64) / (10.0 + n as f64));
+        for (e, p) in want.iter_mut().zip(params(&net)) {
+            *e = d * *e + (1.0 - d) * p;
+        }
+    }
+    assert_eq!(ema.updates, 12);
+    let sd = ema.state_dict();
+    let mut got: Vec<f64> = sd
+        .get("fc.weight")
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    got.extend(sd.get("fc.bias").unwrap().data.iter().map(|&v| v as f64));
+    assert_traj(&got, &want, "ema");
+    // The trainer evaluates (and saves) the average, not the last weights.
+    let (train, test) = ImageSet::digits().unwrap();
+    let small = train.take_per_class(4, 0);
+    let mut cfg = TrainConfig::recipe(
+        Recipe::Digits,
+        ModelConfig::new(Arch::InceptionMini),
+        &small,
+    )
+    .with_epochs(1);
+    cfg.batch_size = 8;
+    cfg.ema_decay = Some(0.9);
+    let mut trainer = Trainer::new(cfg, &Device::default()).unwrap();
+    trainer
+        .fit(&small, &test.take_per_class(2, 0), &mut |_| true)
+        .unwrap();
+    let ema = trainer.ema.as_ref().unwrap();
+    assert_eq!(ema.updates, 5);
+    let evaluated = weights::state_dict(&trainer.inference_network().unwrap());
+    let averaged = ema.state_dict();
+    let last = weights::state_dict(&trainer.network.valid());
+    let name = "fc.weight";
+    assert_eq!(
+        evaluated.get(name).unwrap().data,
+        averaged.get(name).unwrap().data
+    );
+    assert_ne!(
+        evaluated.get(name).unwrap().data,
+        last.get(name).unwrap().data
+    );
+}
+
+/// Every tensor of a state dict, by name.
+fn tensors(sd: &weights::StateDict) -> Vec<(String, Vec<f32>)> {
+    sd.iter()
+        .map(|(n, t)| (n.to_string(), t.data.clone()))
+        .collect()
+}
+
+#[test]
+fn resume_from_a_checkpoint_gives_the_weights_of_an_uninterrupted_run() {
+    let _turn = exclusive();
+    let (train, test) = ImageSet::digits().unwrap();
+    let train = train.take_per_class(20, 0);
+    let val = test.take_per_class(3, 0);
+    let model = ModelConfig::new(Arch::InceptionMini).with_aux_logits(true);
+    let mut cfg = TrainConfig::recipe(Recipe::Digits, model, &train).with_epochs(3);
+    cfg.batch_size = 25;
+    cfg.ema_decay = Some(0.9);
+    cfg.clip_norm = Some(5.0);
+    cfg.seed = 7;
+    // Uninterrupted.
+    let mut whole = Trainer::new(cfg.clone(), &Device::default()).unwrap();
+    whole.fit(&train, &val, &mut |_| true).unwrap();
+    // Stopped after the first epoch and again half-way through the second (as Ctrl-C does),
+    // then continued from the checkpoint in a new trainer.
+    let mut first = Trainer::new(cfg.clone(), &Device::default()).unwrap();
+    first
+        .fit(&train, &val, &mut |e| {
+            !matches!(e, inception::train::Event::Epoch(_))
+        })
+        .unwrap();
+    assert_eq!(first.epoch, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("checkpoint.safetensors");
+    save_checkpoint(&path, &first, &train.classes).unwrap();
+    let stopped = first
+        .train_epoch(&train, &val, &mut |e| {
+            !matches!(e, inception::train::Event::Step { batch: 4, .. })
+        })
+        .unwrap();
+    assert!(
+        stopped.is_none() && first.epoch == 1,
+        "a stopped epoch is not counted"
+    );
+    drop(first);
+    let (mut resumed, classes) = load_checkpoint(&path, &Device::default()).unwrap();
+    assert_eq!(classes, train.classes);
+    assert_eq!((resumed.epoch, resumed.step), (1, 8));
+    assert_eq!(resumed.config, cfg);
+    let saved_average = resumed.ema.as_ref().unwrap().state_dict();
+    resumed.fit(&train, &val, &mut |_| true).unwrap();
+    assert_eq!((resumed.epoch, resumed.step), (whole.epoch, whole.step));
+    // Bit for bit: weights, BatchNorm statistics, the moving average, the history's numbers.
+    let a = tensors(&weights::state_dict(&whole.network.valid()));
+    let b = tensors(&weights::state_dict(&resumed.network.valid()));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{name} differs after resuming");
+    }
+    let sorted = |mut v: Vec<(String, Vec<f32>)>| {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(
+        sorted(tensors(&whole.ema.as_ref().unwrap().state_dict())),
+        sorted(tensors(&resumed.ema.as_ref().unwrap().state_dict()))
+    );
+    let strip = |h: &[inception::train::EpochStats]| {
+        h.iter()
+            .map(|s| {
+                (
+                    s.epoch,
+                    s.lr,
+                    s.train_loss,
+                    s.train_top1,
+                    s.val_loss,
+                    s.val_top1,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&whole.history), strip(&resumed.history));
+    // A checkpoint also reads as ordinary weights: the model the run saves (the average).
+    let read = weights::read(&path).unwrap();
+    assert_eq!(read.len(), saved_average.len());
+    assert_eq!(
+        read.get("fc.weight").unwrap().data,
+        saved_average.get("fc.weight").unwrap().data
+    );
+    let clf = inception::predict::Classifier::load(
+        path.to_str().unwrap(),
+        &inception::predict::LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(clf.labels().names(), train.classes.as_slice());
+}
+
+#[test]
+fn a_checkpoint_that_is_not_one_is_a_clear_error() {
+    let _turn = exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, _) = ImageSet::digits().unwrap();
+    let small = train.take_per_class(2, 0);
+    let cfg = TrainConfig::recipe(
+        Recipe::Digits,
+        ModelConfig::new(Arch::InceptionMini),
+        &small,
+    );
+    let trainer = Trainer::new(cfg.clone(), &Device::default()).unwrap();
+    // A plain model file has no optimizer state.
+    let model = tmp.path().join("model.safetensors");
+    save_model(&model, &trainer.network, &cfg, &small.classes, &[]).unwrap();
+    let err = load_checkpoint(&model, &Device::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("not a training checkpoint"),
+        "{err}"
+    );
+    let junk = tmp.path().join("junk.safetensors");
+    std::fs::write(&junk, b"\x10\0\0\0\0\0\0\0{\"a\":").unwrap();
+    let err = load_checkpoint(&junk, &Device::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("junk.safetensors"), "{err}");
 }

@@ -60,12 +60,14 @@ pub struct FineTune {
 
 /// Opens `weights` (file or registry name), keeps its backbone and puts a new `classes`-way
 /// head on it (global average pooling, dropout, a freshly initialised classifier; no aux
-/// heads), frozen as `freeze` says, on `device` (made autodiff).
+/// heads), frozen as `freeze` says, on `device` (made autodiff). The head is initialised from
+/// `seed`, so a fine-tuning run is reproducible.
 pub fn prepare(
     weights: &str,
     options: &LoadOptions,
     classes: usize,
     freeze: &Freeze,
+    seed: u64,
     device: &Device,
 ) -> Result<FineTune> {
     let opened = open(weights, options, |cfg| {
@@ -91,6 +93,7 @@ pub fn prepare(
     };
     // The new network on the training device; the backbone's tensors are copied into it by
     // name, the head keeps its fresh initialisation.
+    device.seed(seed);
     let mut network = model.init(&device)?;
     let mut sd = weights::state_dict(&opened.loaded.network);
     let pretrained_tensors = sd.len();

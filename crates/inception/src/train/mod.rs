@@ -17,7 +17,9 @@
 //! ```
 
 pub mod augment;
+pub mod checkpoint;
 pub mod dataset;
+pub mod ema;
 pub mod finetune;
 pub mod loss;
 pub mod report;
@@ -30,7 +32,9 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 pub use augment::Augment;
+pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use dataset::ImageSet;
+pub use ema::Ema;
 pub use finetune::{FineTune, Freeze};
 pub use loss::{cross_entropy, objective};
 pub use schedule::{Decay, Schedule};
@@ -86,10 +90,12 @@ pub enum Recipe {
     /// decay, mild crops, aux weight 0.3; reaches ≥ 98.5% in a few minutes on 2 cores.
     Digits,
     /// GoogLeNet's paper: SGD momentum 0.9, rate ×0.96 every 8 epochs, aux losses × 0.3,
-    /// random crops of 8–100% with aspect 3/4–4/3, flips, photometric distortion.
+    /// random crops of 8–100% with aspect 3/4–4/3, flips, photometric distortion, Polyak
+    /// averaging (EMA 0.9999) for evaluation.
     GoogLeNetPaper,
     /// Inception v3's paper: RMSprop (decay 0.9, ε 1.0) at 0.045, ×0.94 every 2 epochs,
-    /// gradient clipping at 2.0, label smoothing 0.1, aux loss × 0.4 (TF-slim's weight).
+    /// gradient clipping at 2.0, label smoothing 0.1, aux loss × 0.4 (TF-slim's weight), EMA of
+    /// the weights (0.9999) for evaluation.
     InceptionV3Paper,
 }
 
@@ -140,6 +146,10 @@ pub struct TrainConfig {
     /// `mean` / `std` (fine-tuning keeps the pretrained weights' preset).
     #[serde(default)]
     pub preset: Option<Preset>,
+    /// Keep an exponential moving average of the weights with this decay and evaluate it
+    /// (Polyak averaging; 0.9999 in the papers' recipes).
+    #[serde(default)]
+    pub ema_decay: Option<f64>,
 }
 
 impl TrainConfig {
@@ -172,6 +182,7 @@ impl TrainConfig {
                 std,
                 seed: 0,
                 preset: None,
+                ema_decay: None,
             },
             Recipe::GoogLeNetPaper => Self {
                 model,
@@ -199,6 +210,7 @@ impl TrainConfig {
                 std,
                 seed: 0,
                 preset: None,
+                ema_decay: Some(0.9999),
             },
             Recipe::InceptionV3Paper => Self {
                 model,
@@ -227,6 +239,7 @@ impl TrainConfig {
                 std,
                 seed: 0,
                 preset: None,
+                ema_decay: Some(0.9999),
             },
         }
     }

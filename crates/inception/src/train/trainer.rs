@@ -81,6 +81,10 @@ pub struct Trainer {
     pub step: usize,
     /// One entry per completed epoch.
     pub history: Vec<EpochStats>,
+    /// The moving average of the weights, when the configuration asks for one.
+    pub ema: Option<super::ema::Ema>,
+    /// Graph nodes kept frozen (fine-tuning), restored with a checkpoint.
+    pub frozen_nodes: usize,
 }
 
 impl Trainer {
@@ -100,6 +104,7 @@ impl Trainer {
     /// A trainer for an existing network (fine-tuning: frozen parts stay frozen).
     pub fn with_network(config: TrainConfig, network: Network) -> Self {
         let optim = build_optimizer(&config);
+        let ema = config.ema_decay.map(|d| super::ema::Ema::new(&network, d));
         Self {
             config,
             network,
@@ -107,7 +112,22 @@ impl Trainer {
             epoch: 0,
             step: 0,
             history: Vec::new(),
+            ema,
+            frozen_nodes: 0,
         }
+    }
+
+    /// Replaces the optimizer (a checkpoint's restored state).
+    pub fn set_optimizer(&mut self, optim: ModuleOptimizer) {
+        self.optim = optim;
+    }
+
+    /// The optimizer's state as bytes (Burn's record format).
+    pub fn optimizer_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        self.optim
+            .into_bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| e.to_string())
     }
 
     /// The preprocessing the trained model expects (stored with its checkpoints).
@@ -126,10 +146,10 @@ impl Trainer {
         self.check_data(train)?;
         self.check_data(val)?;
         while self.epoch < self.config.epochs {
-            let stats = self.train_epoch(train, val, on)?;
-            let go_on = on(Event::Epoch(&stats));
-            self.history.push(stats);
-            if !go_on {
+            let Some(stats) = self.train_epoch(train, val, on)? else {
+                break;
+            };
+            if !on(Event::Epoch(&stats)) {
                 break;
             }
         }
@@ -156,13 +176,14 @@ impl Trainer {
         Ok(())
     }
 
-    /// One epoch of training and its evaluation.
+    /// One epoch of training and its evaluation, recorded in the history. `None` when `on`
+    /// stopped it part-way (the epoch is then not counted).
     pub fn train_epoch(
         &mut self,
         train: &ImageSet,
         val: &ImageSet,
         on: &mut dyn FnMut(Event) -> bool,
-    ) -> Result<EpochStats> {
+    ) -> Result<Option<EpochStats>> {
         let start = Instant::now();
         let cfg = self.config.clone();
         let epoch = self.epoch;
@@ -178,7 +199,11 @@ impl Trainer {
         let out = cfg.model.input_size[0];
         let channels = train.channels;
         let device = self.network_device();
+        // Dropout draws from the device's generator: seeding it per epoch makes a resumed run
+        // draw exactly what an uninterrupted one would.
+        device.seed(mix(cfg.seed, epoch as u64, u64::MAX));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut stopped = false;
         let mut lr = cfg.schedule.lr_at(epoch as f64);
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = sync_channel::<(Vec<f32>, Vec<usize>)>(2);
@@ -231,6 +256,9 @@ impl Trainer {
                     clip_global_norm(&self.network, &mut grads, max);
                 }
                 self.network = self.optim.step(lr, self.network.clone(), grads);
+                if let Some(ema) = &mut self.ema {
+                    ema.update(&self.network);
+                }
                 self.step += 1;
                 let loss = scalar(main);
                 loss_sum += loss * n as f64;
@@ -243,15 +271,19 @@ impl Trainer {
                     loss,
                     lr,
                 }) {
+                    stopped = true;
                     break;
                 }
             }
             Ok(())
         })?;
+        if stopped {
+            return Ok(None);
+        }
         let train_secs = start.elapsed().as_secs_f64();
         self.epoch += 1;
-        let eval = evaluate(&self.network.valid(), val, &self.preset(), 256);
-        Ok(EpochStats {
+        let eval = evaluate(&self.inference_network()?, val, &self.preset(), 256);
+        let stats = EpochStats {
             epoch: self.epoch,
             lr,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -261,7 +293,9 @@ impl Trainer {
             val_top5: eval.top5,
             images_per_sec: seen as f64 / train_secs.max(1e-9),
             seconds: start.elapsed().as_secs_f64(),
-        })
+        };
+        self.history.push(stats.clone());
+        Ok(Some(stats))
     }
 
     fn network_device(&self) -> Device {
@@ -270,9 +304,13 @@ impl Trainer {
         v.0.unwrap_or_default()
     }
 
-    /// The trained network for inference (plain device, evaluation mode).
-    pub fn inference_network(&self) -> Network {
-        self.network.valid()
+    /// The trained network for inference (plain device, evaluation mode): the moving average
+    /// of the weights when there is one (as both papers evaluate), else the weights.
+    pub fn inference_network(&self) -> Result<Network> {
+        match &self.ema {
+            Some(ema) => ema.network(&self.config.model),
+            None => Ok(self.network.valid()),
+        }
     }
 }
 

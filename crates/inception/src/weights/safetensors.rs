@@ -10,10 +10,43 @@ use super::{DType, Format, StateDict, WeightTensor, decode};
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 
+/// The byte tensor of a training checkpoint that holds the optimizer state.
+pub(crate) const OPTIMIZER_TENSOR: &str = "optimizer";
+/// The prefix of a training checkpoint's moving-average tensors.
+pub(crate) const EMA_PREFIX: &str = "ema.";
+/// The metadata key that marks a training checkpoint (its parameters' identities).
+pub(crate) const PARAM_IDS_KEY: &str = "inception.param_ids";
+
 /// Reads every tensor of a safetensors file, in file order, converted to f32.
+///
+/// A training checkpoint (`inception train` writes one after every epoch) reads as the model
+/// that run saves: its moving average of the weights where it keeps one, else its weights;
+/// the optimizer state is left out.
 pub fn read(path: &Path) -> Result<StateDict> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    read_bytes(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+    let sd = read_bytes(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+    Ok(model_view(sd))
+}
+
+/// The model weights of a training checkpoint (see [`read`]); other files are returned as
+/// they are.
+fn model_view(sd: StateDict) -> StateDict {
+    if !sd.metadata.contains_key(PARAM_IDS_KEY) || sd.get(OPTIMIZER_TENSOR).is_none() {
+        return sd;
+    }
+    let has_ema = sd.iter().any(|(n, _)| n.starts_with(EMA_PREFIX));
+    let mut out = StateDict::new(sd.format);
+    out.metadata = sd.metadata.clone();
+    for (name, t) in sd.iter() {
+        let kept = match name.strip_prefix(EMA_PREFIX) {
+            Some(n) => has_ema.then_some(n),
+            None => (!has_ema && name != OPTIMIZER_TENSOR).then_some(name),
+        };
+        if let Some(n) = kept {
+            out.insert(n.to_string(), t.clone());
+        }
+    }
+    out
 }
 
 /// Reads a safetensors file already in memory.
@@ -56,7 +89,13 @@ fn dtype(d: Dtype) -> std::result::Result<DType, String> {
 /// Encodes a state dict as safetensors bytes: floats as f32, integer tensors (such as
 /// `num_batches_tracked`) as i64, with `sd.metadata` as the `__metadata__` header.
 pub fn to_bytes(sd: &StateDict) -> Result<Vec<u8>> {
-    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = sd
+    to_bytes_with_blobs(sd, &[])
+}
+
+/// [`to_bytes`] plus raw byte strings stored as 1-D `U8` tensors (a training checkpoint's
+/// optimizer state), so that everything lives in one file written in one atomic rename.
+pub fn to_bytes_with_blobs(sd: &StateDict, blobs: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let mut encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = sd
         .iter()
         .map(|(name, t)| {
             let (dt, bytes) = match t.dtype {
@@ -75,6 +114,11 @@ pub fn to_bytes(sd: &StateDict) -> Result<Vec<u8>> {
             (name.to_string(), dt, t.shape.clone(), bytes)
         })
         .collect();
+    encoded.extend(
+        blobs
+            .iter()
+            .map(|(n, b)| (n.to_string(), Dtype::U8, vec![b.len()], b.to_vec())),
+    );
     let views = encoded
         .iter()
         .map(|(n, dt, shape, bytes)| {
@@ -91,6 +135,19 @@ pub fn to_bytes(sd: &StateDict) -> Result<Vec<u8>> {
     });
     ::safetensors::serialize(views, metadata)
         .map_err(|e| Error::Format(format!("cannot encode safetensors: {e}")))
+}
+
+/// The raw bytes of a `U8` tensor written by [`to_bytes_with_blobs`].
+pub fn read_blob(bytes: &[u8], name: &str) -> std::result::Result<Vec<u8>, String> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let view = st
+        .tensor(name)
+        .map_err(|e| format!("tensor `{name}`: {e}"))?;
+    if view.dtype() != Dtype::U8 {
+        return Err(format!("tensor `{name}` is not a byte string"));
+    }
+    Ok(view.data().to_vec())
 }
 
 /// Writes a state dict to `path` atomically (see [`to_bytes`]).
