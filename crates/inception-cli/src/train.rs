@@ -72,11 +72,16 @@ pub struct TrainArgs {
     /// evaluate and save it (the paper recipes use 0.9999).
     #[arg(long, value_name = "DECAY")]
     ema: Option<f64>,
+    /// Devices, comma-separated: cpu (Burn's CPU backend, the default), or with a GPU build
+    /// cuda:0,cuda:1 / wgpu:0 … — several train data-parallel (each batch split between them).
+    #[arg(long, value_name = "LIST", default_value = "cpu")]
+    devices: String,
     /// Continue a run from its checkpoint (default: OUTPUT/checkpoint.safetensors): weights,
     /// optimizer, schedule, moving average, epoch and random streams, exactly. --epochs may
     /// extend it; the other hyper-parameters are the checkpoint's.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    resume: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    #[allow(clippy::option_option)] // absent / `--resume` / `--resume FILE`
+    resume: Option<Option<PathBuf>>,
     /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
     #[arg(short, long, value_name = "DIR", default_value = "runs/train")]
     output: PathBuf,
@@ -123,9 +128,38 @@ fn decay(spec: &str) -> Result<Decay> {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let arch = Arch::from_name(&args.model)?;
-    let channels = args.channels.unwrap_or(arch.default_in_channels());
-    let size = args.input_size.unwrap_or(arch.default_input_size());
+    let devices = inception::device::parse_devices(&args.devices)?;
+    // A resumed run takes everything from its checkpoint (the data are read as it read them).
+    let resumed = match &args.resume {
+        Some(path) => {
+            let path = path
+                .clone()
+                .unwrap_or_else(|| args.output.join("checkpoint.safetensors"));
+            if !path.is_file() {
+                bail!(
+                    "{}: no checkpoint to resume from (a run writes one after each epoch into its --output folder)",
+                    path.display()
+                );
+            }
+            Some((load_checkpoint(&path, &devices[0])?, path))
+        }
+        None => None,
+    };
+    let (arch, channels, size, seed) = match &resumed {
+        Some(((t, _), _)) => {
+            let m = &t.config.model;
+            (m.arch, m.in_channels, m.input_size[0], t.config.seed)
+        }
+        None => {
+            let arch = Arch::from_name(&args.model)?;
+            (
+                arch,
+                args.channels.unwrap_or(arch.default_in_channels()),
+                args.input_size.unwrap_or(arch.default_input_size()),
+                args.seed,
+            )
+        }
+    };
     let (train, val) = match &args.data {
         None => {
             let (train, test) = ImageSet::digits()?;
@@ -134,7 +168,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         Some(dir) => {
             eprintln!("reading {} …", dir.display());
             let (train, val, failed) =
-                ImageSet::folder_splits(dir, channels, size, args.val_fraction, args.seed)?;
+                ImageSet::folder_splits(dir, channels, size, args.val_fraction, seed)?;
             for (path, why) in &failed {
                 eprintln!("warning: skipped {}: {why}", path.display());
             }
@@ -142,8 +176,73 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
     };
     let classes = train.classes.clone();
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
+    let trainer = match resumed {
+        Some(((mut t, saved), path)) => {
+            if saved != classes {
+                bail!(
+                    "{}: the checkpoint's classes [{}] differ from the data's [{}]",
+                    path.display(),
+                    saved.join(", "),
+                    classes.join(", ")
+                );
+            }
+            if let Some(e) = args.epochs {
+                t.config = t.config.clone().with_epochs(e.max(t.epoch));
+            }
+            eprintln!(
+                "resuming {} from epoch {} of {} ({})",
+                t.config.model.arch,
+                t.epoch,
+                t.config.epochs,
+                path.display()
+            );
+            t
+        }
+        None => {
+            let cfg = configure(&args, arch, channels, size, &train)?;
+            Trainer::new(cfg, &devices[0])?
+        }
+    };
+    let mut trainer = trainer.with_devices(&devices);
+    let cfg = &trainer.config;
+    let params = cfg.model.graph()?.params().trainable;
+    eprintln!(
+        "training {} ({} parameters{}) on {} images of {} classes, validating on {}; {} epochs of {} batches{}",
+        cfg.model.arch,
+        inception::summary::group_digits(params as u64),
+        if cfg.model.aux_logits {
+            format!(", aux heads × {}", cfg.aux_weight)
+        } else {
+            String::new()
+        },
+        train.len(),
+        classes.len(),
+        val.len(),
+        cfg.epochs,
+        train.len() / cfg.batch_size,
+        if devices.len() > 1 {
+            format!(", data-parallel on {} devices", devices.len())
+        } else {
+            String::new()
+        }
+    );
+    let title = format!("{} on {}", trainer.config.model.arch, data_name(&args.data));
+    fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
+    finish(&trainer, &val, &classes, &args.output, args.json)
+}
+
+/// The training configuration of a new run: the recipe, then the options given.
+fn configure(
+    args: &TrainArgs,
+    arch: Arch,
+    channels: usize,
+    size: usize,
+    train: &ImageSet,
+) -> Result<TrainConfig> {
     let model = ModelConfig::new(arch)
-        .with_classes(classes.len())
+        .with_classes(train.classes.len())
         .with_in_channels(channels)
         .with_input_size(size)
         .with_aux_logits(args.aux_weight.is_none_or(|w| w > 0.0));
@@ -155,7 +254,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             _ => Recipe::GoogLeNetPaper,
         },
     };
-    let mut cfg = TrainConfig::recipe(recipe, model.clone(), &train);
+    let mut cfg = TrainConfig::recipe(recipe, model.clone(), train);
     // Models without aux heads (Keras layout) simply get no aux term.
     if cfg.model.graph().is_err() {
         cfg.model = model.with_aux_logits(false);
@@ -201,67 +300,49 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         cfg.ema_decay = Some(d);
     }
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
-    let params = cfg.model.graph()?.params().trainable;
-    eprintln!(
-        "training {} ({} parameters{}) on {} images of {} classes, validating on {}; {} epochs of {} batches",
-        cfg.model.arch,
-        inception::summary::group_digits(params as u64),
-        if cfg.model.aux_logits {
-            format!(", aux heads × {}", cfg.aux_weight)
-        } else {
-            String::new()
-        },
-        train.len(),
-        classes.len(),
-        val.len(),
-        cfg.epochs,
-        train.len() / cfg.batch_size
-    );
-    let mut trainer = match &args.resume {
-        Some(path) => {
-            let path = if path.as_os_str().is_empty() {
-                args.output.join("checkpoint.safetensors")
-            } else {
-                path.clone()
-            };
-            let (mut t, saved) = load_checkpoint(&path, &Default::default())?;
-            if saved != classes {
-                bail!(
-                    "{}: the checkpoint's classes [{}] differ from the data's [{}]",
-                    path.display(),
-                    saved.join(", "),
-                    classes.join(", ")
-                );
-            }
-            if let Some(e) = args.epochs {
-                t.config = t.config.clone().with_epochs(e.max(t.epoch));
-            }
-            eprintln!(
-                "resuming {} from epoch {} of {} ({})",
-                t.config.model.arch,
-                t.epoch,
-                t.config.epochs,
-                path.display()
-            );
-            t
-        }
-        None => Trainer::new(cfg, &Default::default())?,
-    };
-    let title = format!("{} on {}", trainer.config.model.arch, data_name(&args.data));
-    fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
-    finish(&trainer, &val, &classes, &args.output, args.json)
+    Ok(cfg)
 }
 
 /// Set by Ctrl-C: the run stops at the next step and keeps its last epoch's checkpoint.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Deletes what killed runs left in `out`: the half-written temporaries of
+/// [`inception::files::write_atomic`] (`.NAME.PID.tmp`) whose process is gone.
+fn remove_stale_temporaries(out: &Path) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && std::fs::remove_file(entry.path()).is_ok() {
+            eprintln!(
+                "removed {}, left by an interrupted run",
+                entry.path().display()
+            );
+        }
+    }
+}
+
 /// Installs the Ctrl-C handler (once).
 fn catch_ctrl_c() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+        // The first Ctrl-C finishes the step and keeps the last checkpoint; a second one quits
+        // at once (the checkpoint on disk is still whole: it is only ever replaced by rename).
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
     });
 }
 
@@ -277,6 +358,7 @@ pub fn fit_and_report(
     out: &Path,
 ) -> Result<()> {
     catch_ctrl_c();
+    remove_stale_temporaries(out);
     let epochs = trainer.config.epochs;
     let checkpoint = out.join("checkpoint.safetensors");
     while trainer.epoch < epochs {
@@ -523,6 +605,10 @@ pub struct FinetuneArgs {
     /// it.
     #[arg(long, value_name = "DECAY")]
     ema: Option<f64>,
+    /// Devices, comma-separated: cpu (Burn's CPU backend, the default), or with a GPU build
+    /// cuda:0,cuda:1 / wgpu:0 … — several train data-parallel (each batch split between them).
+    #[arg(long, value_name = "LIST", default_value = "cpu")]
+    devices: String,
     /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
     #[arg(short, long, value_name = "DIR", default_value = "runs/finetune")]
     output: PathBuf,
@@ -556,6 +642,7 @@ fn class_folders(dir: &Path) -> Result<usize> {
 pub fn finetune(args: FinetuneArgs) -> Result<()> {
     use inception::train::{Augment, Freeze, finetune::prepare};
     let freeze = Freeze::parse(&args.freeze)?;
+    let devices = inception::device::parse_devices(&args.devices)?;
     let augment = match args.augment.as_str() {
         "none" => Augment::none(),
         "digits" => Augment::digits(),
@@ -577,7 +664,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         classes_n,
         &freeze,
         args.seed,
-        &Default::default(),
+        &devices[0],
     )?;
     eprintln!("reading {} …", args.data.display());
     let (train, val, failed) = ImageSet::folder_splits(
@@ -627,7 +714,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         val.len()
     );
     let title = format!("{} fine-tuned on {}", ft.model.arch, args.data.display());
-    let mut trainer = Trainer::with_network(cfg.clone(), ft.network);
+    let mut trainer = Trainer::with_network(cfg.clone(), ft.network).with_devices(&devices);
     trainer.frozen_nodes = ft.frozen_nodes;
     fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
     if let Some(block) = &args.unfreeze_after {
@@ -643,7 +730,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             args.unfreeze_epochs, cfg2.schedule.lr
         );
         let history = std::mem::take(&mut trainer.history);
-        trainer = Trainer::with_network(cfg2, network);
+        trainer = Trainer::with_network(cfg2, network).with_devices(&devices);
         trainer.frozen_nodes = keep;
         trainer.epoch = args.epochs;
         trainer.history = history;

@@ -228,3 +228,110 @@ fn finetune_a_trained_model_on_new_classes_then_eval() {
         assert!(ev.join(f).is_file(), "{f}");
     }
 }
+
+/// Waits (up to two minutes) until `ready` holds, failing if `child` exits first.
+fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before {what}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+fn checkpoint_epoch(path: &std::path::Path) -> usize {
+    let (t, _) = inception::train::load_checkpoint(path, &Default::default())
+        .unwrap_or_else(|e| panic!("the checkpoint does not load: {e}"));
+    t.epoch
+}
+
+#[test]
+fn killed_and_interrupted_runs_keep_their_checkpoint_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, _) = ImageSet::digits().unwrap();
+    let data = tmp.path().join("data");
+    write_folder(
+        &data,
+        &train.with_classes(&[0, 1]).take_per_class(10, 0),
+        &["0", "1"],
+    );
+    let out = tmp.path().join("run");
+    // The full GoogLeNet at 32x32: quick epochs, but a 120 MB checkpoint that takes a while to
+    // write — long enough to kill the run in the middle of writing it.
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("inception"));
+        cmd.args([
+            "train",
+            "--model",
+            "googlenet",
+            "--input-size",
+            "32",
+            "--batch",
+            "4",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("-o")
+        .arg(&out)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let checkpoint = out.join("checkpoint.safetensors");
+
+    // 1. SIGKILL while a checkpoint is being replaced: the previous one stays whole.
+    let mut child = run(&["--epochs", "60"]).spawn().unwrap();
+    let partial = out.join(format!(".checkpoint.safetensors.{}.tmp", child.id()));
+    wait_for(&mut child, "a checkpoint is being replaced", || {
+        checkpoint.is_file() && partial.is_file()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(partial.is_file(), "the killed write left its temporary");
+    let first = checkpoint_epoch(&checkpoint);
+    assert!(first >= 1);
+
+    // 2. Resume, then Ctrl-C (SIGINT) once a later epoch is saved: exit code 130, a message
+    // that says how to continue, the checkpoint whole.
+    let mut child = run(&["--resume", "--epochs", "60"]).spawn().unwrap();
+    wait_for(&mut child, "a later checkpoint", || {
+        !partial.exists()
+            && std::fs::metadata(&checkpoint)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e.as_millis() < 1000))
+            && checkpoint_epoch(&checkpoint) > first
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("resuming googlenet from epoch")
+            && stderr.contains("removed")
+            && stderr.contains("interrupted")
+            && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let second = checkpoint_epoch(&checkpoint);
+    assert!(second > first, "{second} after {first}");
+
+    // 3. Resume to the end: the log has one row per epoch of the whole run.
+    let total = (second + 1).to_string();
+    let output = run(&["--resume", "--epochs", &total]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(out.join("model.safetensors").is_file());
+    let log = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 1 + second + 1, "{log}");
+    assert_eq!(checkpoint_epoch(&checkpoint), second + 1);
+}

@@ -17,6 +17,7 @@
 //! - [`graph`]: the network representation (functional and sequential APIs, shape inference);
 //! - [`blocks`]: inception modules, aux classifiers, stems;
 //! - [`data`]: image decoding and the reference preprocessing pipelines;
+//! - [`device`]: choosing the CPU or GPUs (one, or several data-parallel);
 //! - [`models`]: the built-in architectures and their Keras-style options;
 //! - [`network`]: [`Network`], the trainable Burn module that executes a graph;
 //! - [`predict`]: classification (top-k with class names) and frozen feature extraction;
@@ -31,6 +32,7 @@
 
 pub mod blocks;
 pub mod data;
+pub mod device;
 pub mod diagram;
 pub mod error;
 pub mod files;

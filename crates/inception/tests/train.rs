@@ -757,3 +757,83 @@ fn a_checkpoint_that_is_not_one_is_a_clear_error() {
         .to_string();
     assert!(err.contains("junk.safetensors"), "{err}");
 }
+
+#[test]
+fn data_parallel_steps_are_the_whole_batch_steps() {
+    let _turn = exclusive();
+    // A network without BatchNorm or dropout: then splitting a batch over devices changes
+    // nothing but the order of the sums, and the update must be the whole batch's.
+    let mut g = GraphBuilder::new("small");
+    let x = g.input([1, 28, 28]);
+    let c = g.conv2d(
+        "conv",
+        x,
+        6,
+        [3, 3],
+        [2, 2],
+        inception::graph::Padding::Valid,
+        true,
+    );
+    let r = g.relu("relu", c);
+    let p = g.global_avg_pool("pool", r);
+    let f = g.flatten("flatten", p);
+    let y = g.dense("fc", f, 10, true);
+    g.output("logits", y);
+    let graph = g.finish().unwrap();
+    let (train, test) = ImageSet::digits().unwrap();
+    let train = train.take_per_class(4, 0);
+    let val = test.take_per_class(1, 0);
+    let mut cfg = TrainConfig::recipe(
+        Recipe::Digits,
+        ModelConfig::new(Arch::InceptionMini),
+        &train,
+    )
+    .with_epochs(2);
+    cfg.batch_size = 10; // split 3 + 3 + 4 over three devices
+    cfg.aux_weight = 0.0;
+    cfg.clip_norm = Some(1.0);
+    let device = Device::default().autodiff();
+    device.seed(3);
+    let start = Network::new(graph, &device);
+    let run = |devices: &str| {
+        let devices = inception::device::parse_devices(devices).unwrap();
+        let mut t = Trainer::with_network(cfg.clone(), start.clone()).with_devices(&devices);
+        assert_eq!(t.devices().len(), devices.len());
+        t.fit(&train, &val, &mut |_| true).unwrap();
+        (tensors(&weights::state_dict(&t.network.valid())), t.history)
+    };
+    let (one, h1) = run("cpu");
+    let (three, h3) = run("cpu,cpu,cpu");
+    for ((name, a), (_, b)) in one.iter().zip(&three) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1e-2),
+                "{name}: {x} vs {y}"
+            );
+        }
+    }
+    assert_ne!(
+        tensors(&weights::state_dict(&start.valid())),
+        one,
+        "nothing trained"
+    );
+    for (a, b) in h1.iter().zip(&h3) {
+        assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{a:?} vs {b:?}");
+        assert_eq!(a.train_top1, b.train_top1);
+    }
+    // With BatchNorm, aux heads and dropout the replicas run too (each shard normalised by
+    // its own statistics, as DistributedDataParallel does).
+    let model = ModelConfig::new(Arch::InceptionMini).with_aux_logits(true);
+    let mut cfg = TrainConfig::recipe(Recipe::Digits, model, &train).with_epochs(1);
+    cfg.batch_size = 20;
+    let mut t = Trainer::new(cfg, &Device::default())
+        .unwrap()
+        .with_devices(&inception::device::parse_devices("cpu,cpu").unwrap());
+    t.fit(&train, &val, &mut |_| true).unwrap();
+    assert!(t.history[0].train_loss.is_finite(), "{:?}", t.history);
+    let err = inception::device::parse_devices("cuda:x")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cuda:x") && err.contains("cpu"), "{err}");
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{
-    AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig,
+    AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig,
     decay::WeightDecayConfig, momentum::MomentumConfig,
 };
 use burn::tensor::{Device, Tensor, TensorData};
@@ -24,6 +24,7 @@ use super::{OptimizerKind, TrainConfig};
 use crate::data::Preset;
 use crate::error::{Error, Result};
 use crate::network::Network;
+use crate::nn::LayerModule;
 
 /// What one epoch measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +86,8 @@ pub struct Trainer {
     pub ema: Option<super::ema::Ema>,
     /// Graph nodes kept frozen (fine-tuning), restored with a checkpoint.
     pub frozen_nodes: usize,
+    /// Data parallelism: the devices after the first (see [`Trainer::with_devices`]).
+    replicas: Vec<Device>,
 }
 
 impl Trainer {
@@ -114,7 +117,37 @@ impl Trainer {
             history: Vec::new(),
             ema,
             frozen_nodes: 0,
+            replicas: Vec::new(),
         }
+    }
+
+    /// Trains on `devices` (see [`crate::device::parse_devices`]); several devices train
+    /// data-parallel. The first holds the master weights and the optimizer. Each batch is split
+    /// into near-equal shards, one per device, and the shards' gradients are summed on the
+    /// first device weighted by shard size, so that the update is the one the whole batch would
+    /// give on one device — as PyTorch's `DistributedDataParallel` averages them. BatchNorm
+    /// normalises each shard with its own statistics and keeps the first device's running
+    /// averages (DDP's `broadcast_buffers`).
+    pub fn with_devices(mut self, devices: &[Device]) -> Self {
+        let autodiff = |d: &Device| {
+            if d.is_autodiff() {
+                d.clone()
+            } else {
+                d.clone().autodiff()
+            }
+        };
+        if let Some(first) = devices.first() {
+            self.network = self.network.fork(&autodiff(first));
+        }
+        self.replicas = devices.iter().skip(1).map(autodiff).collect();
+        self
+    }
+
+    /// The devices training runs on, the first holding the weights.
+    pub fn devices(&self) -> Vec<Device> {
+        let mut all = vec![self.network_device()];
+        all.extend(self.replicas.iter().cloned());
+        all
     }
 
     /// Replaces the optimizer (a checkpoint's restored state).
@@ -201,7 +234,9 @@ impl Trainer {
         let device = self.network_device();
         // Dropout draws from the device's generator: seeding it per epoch makes a resumed run
         // draw exactly what an uninterrupted one would.
-        device.seed(mix(cfg.seed, epoch as u64, u64::MAX));
+        for (k, d) in self.devices().iter().enumerate() {
+            d.seed(mix(cfg.seed, epoch as u64, u64::MAX - k as u64));
+        }
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut stopped = false;
         let mut lr = cfg.schedule.lr_at(epoch as f64);
@@ -244,14 +279,8 @@ impl Trainer {
                 let t = epoch as f64 + b as f64 / batches as f64;
                 lr = cfg.schedule.lr_at(t);
                 let n = labels.len();
-                let x =
-                    Tensor::<4>::from_data(TensorData::new(data, [n, channels, out, out]), &device);
-                let output = self.network.forward(x);
-                let (total, main) =
-                    objective(&output, &labels, cfg.label_smoothing, cfg.aux_weight);
-                let pred = argmax(output.logits());
-                let grads = total.backward();
-                let mut grads = GradientsParams::from_grads(grads, &self.network);
+                let (mut grads, loss, pred) =
+                    self.gradients(data, &labels, [channels, out, out], &device);
                 if let Some(max) = cfg.clip_norm {
                     clip_global_norm(&self.network, &mut grads, max);
                 }
@@ -260,7 +289,6 @@ impl Trainer {
                     ema.update(&self.network);
                 }
                 self.step += 1;
-                let loss = scalar(main);
                 loss_sum += loss * n as f64;
                 correct += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
                 seen += n;
@@ -298,6 +326,75 @@ impl Trainer {
         Ok(Some(stats))
     }
 
+    /// The gradients of a batch (on `device`, the network's), its mean main-head loss and the
+    /// predictions: on `device` alone, or split over it and the replicas.
+    fn gradients(
+        &self,
+        data: Vec<f32>,
+        labels: &[usize],
+        [c, h, w]: [usize; 3],
+        device: &Device,
+    ) -> (GradientsParams, f64, Vec<usize>) {
+        let (smoothing, aux_weight) = (self.config.label_smoothing, self.config.aux_weight);
+        let n = labels.len();
+        let k = (self.replicas.len() + 1).min(n);
+        if k <= 1 {
+            return shard_step(
+                &self.network,
+                data,
+                labels,
+                [c, h, w],
+                smoothing,
+                aux_weight,
+                device,
+            );
+        }
+        let bounds: Vec<usize> = (0..=k).map(|i| i * n / k).collect();
+        let per = c * h * w;
+        std::thread::scope(|scope| {
+            let others: Vec<_> = (1..k)
+                .map(|i| {
+                    let dev = &self.replicas[i - 1];
+                    let net = replica(&self.network, dev);
+                    let x = data[bounds[i] * per..bounds[i + 1] * per].to_vec();
+                    let y = &labels[bounds[i]..bounds[i + 1]];
+                    scope.spawn(move || {
+                        let (g, loss, pred) =
+                            shard_step(&net, x, y, [c, h, w], smoothing, aux_weight, dev);
+                        (g.to_device(device, &net), loss, pred)
+                    })
+                })
+                .collect();
+            let x = data[..bounds[1] * per].to_vec();
+            let (g, loss, mut pred) = shard_step(
+                &self.network,
+                x,
+                &labels[..bounds[1]],
+                [c, h, w],
+                smoothing,
+                aux_weight,
+                device,
+            );
+            let mut sum = GradientsAccumulator::new();
+            let weight = |m: usize| m as f64 / n as f64;
+            let mut g = g;
+            scale_grads(&self.network, &mut g, weight(bounds[1]));
+            sum.accumulate(&self.network, g);
+            let mut mean_loss = loss * weight(bounds[1]);
+            for (i, handle) in others.into_iter().enumerate() {
+                let (mut g, loss, p) = handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                let m = bounds[i + 2] - bounds[i + 1];
+                scale_grads(&self.network, &mut g, weight(m));
+                sum.accumulate(&self.network, g);
+                mean_loss += loss * weight(m);
+                pred.extend(p);
+            }
+            (sum.grads(), mean_loss, pred)
+        })
+    }
+
     fn network_device(&self) -> Device {
         let mut v = DeviceOf(None);
         self.network.visit(&mut v);
@@ -312,6 +409,40 @@ impl Trainer {
             None => Ok(self.network.valid()),
         }
     }
+}
+
+/// Forward and backward of one shard: its gradients, mean main-head loss and predictions.
+fn shard_step(
+    network: &Network,
+    data: Vec<f32>,
+    labels: &[usize],
+    [c, h, w]: [usize; 3],
+    smoothing: f32,
+    aux_weight: f32,
+    device: &Device,
+) -> (GradientsParams, f64, Vec<usize>) {
+    let x = Tensor::<4>::from_data(TensorData::new(data, [labels.len(), c, h, w]), device);
+    let output = network.forward(x);
+    let (total, main) = objective(&output, labels, smoothing, aux_weight);
+    let pred = argmax(output.logits());
+    let grads = GradientsParams::from_grads(total.backward(), network);
+    (grads, scalar(main), pred)
+}
+
+/// A copy of `network` on `device` for one data-parallel step: the same parameters (and
+/// parameter identities, so its gradients map onto the master's), with BatchNorm running
+/// statistics of its own — Burn's running states are shared between clones, and a replica's
+/// updates must not reach the master's.
+fn replica(network: &Network, device: &Device) -> Network {
+    use burn::module::RunningState;
+    let mut copy = network.clone();
+    for layer in copy.layers.iter_mut().flatten() {
+        if let LayerModule::Norm(bn) = layer {
+            bn.running_mean = RunningState::new(bn.running_mean.value());
+            bn.running_var = RunningState::new(bn.running_var.value());
+        }
+    }
+    copy.fork(device)
 }
 
 /// SplitMix64 of three numbers: independent, reproducible seeds for every (epoch, image).
@@ -378,7 +509,19 @@ pub fn clip_global_norm(network: &Network, grads: &mut GradientsParams, max: f64
             }
         }
     }
-    struct Scale<'a>(&'a mut GradientsParams, f32);
+    let mut sum = SumSquares(grads, 0.0);
+    network.visit(&mut sum);
+    let norm = sum.1.sqrt();
+    let factor = max / (norm + 1e-6);
+    if factor < 1.0 {
+        scale_grads(network, grads, factor);
+    }
+    norm
+}
+
+/// Multiplies every gradient of `network`'s parameters by `factor`.
+fn scale_grads(network: &Network, grads: &mut GradientsParams, factor: f64) {
+    struct Scale<'a>(&'a mut GradientsParams, f64);
     impl ModuleVisitor for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.0.remove::<D>(param.id) {
@@ -386,14 +529,7 @@ pub fn clip_global_norm(network: &Network, grads: &mut GradientsParams, max: f64
             }
         }
     }
-    let mut sum = SumSquares(grads, 0.0);
-    network.visit(&mut sum);
-    let norm = sum.1.sqrt();
-    let factor = max / (norm + 1e-6);
-    if factor < 1.0 {
-        network.visit(&mut Scale(grads, factor as f32));
-    }
-    norm
+    network.visit(&mut Scale(grads, factor));
 }
 
 fn scalar<const D: usize>(t: Tensor<D>) -> f64 {
