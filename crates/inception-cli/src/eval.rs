@@ -7,7 +7,7 @@ use clap::Args;
 use inception::predict::{Classifier, LoadOptions};
 use inception::train::{evaluate_folder, report::confusion_svg};
 
-use crate::images::PartialFailure;
+use crate::Warning;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -89,7 +89,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(PartialFailure(format!(
+        Err(Warning::partial(format!(
             "{} image(s) could not be read and were skipped",
             failed.len()
         ))

@@ -14,19 +14,8 @@ use inception::files::{Array, write_arrays_with_metadata};
 use inception::predict::{Classifier, FeatureExtractor, LoadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::Warning;
 use crate::run::model_source;
-
-/// Some inputs could not be used; the rest were processed (exit code 2).
-#[derive(Debug)]
-pub struct PartialFailure(pub String);
-
-impl std::fmt::Display for PartialFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PartialFailure {}
 
 /// What `classify` and `features` share: the weights, the images, batching and preprocessing.
 #[derive(Args)]
@@ -143,7 +132,7 @@ fn partial(failed: &[Failure], total_ok: usize) -> Result<()> {
     if total_ok == 0 {
         bail!("none of the {} inputs could be read", failed.len());
     }
-    Err(PartialFailure(format!(
+    Err(Warning::partial(format!(
         "{} input(s) could not be read and were skipped (see above); {total_ok} processed",
         failed.len()
     ))

@@ -203,17 +203,43 @@ impl ModelArgs {
     }
 }
 
+/// A run that ended early or in part, reported as a warning with its own exit code: 2 when
+/// some inputs were skipped, 130 when Ctrl-C stopped it.
+#[derive(Debug)]
+pub struct Warning {
+    /// The exit code.
+    pub code: u8,
+    /// The message, one line.
+    pub message: String,
+}
+
+impl Warning {
+    /// Some inputs could not be used; the rest were processed (exit code 2).
+    pub fn partial(message: String) -> Self {
+        Self { code: 2, message }
+    }
+
+    /// Ctrl-C stopped the run (exit code 130, as a shell reports SIGINT).
+    pub fn interrupted(message: String) -> Self {
+        Self { code: 130, message }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Warning {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<train::Interrupted>() => {
+        Err(e) if e.is::<Warning>() => {
             eprintln!("warning: {e}");
-            ExitCode::from(130)
-        }
-        Err(e) if e.is::<images::PartialFailure>() => {
-            eprintln!("warning: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.downcast_ref::<Warning>().map_or(1, |w| w.code))
         }
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();

@@ -392,7 +392,7 @@ pub fn fit_and_report(
             b.finish_and_clear();
         }
         let Some(s) = stats else {
-            bail!(Interrupted(format!(
+            bail!(crate::Warning::interrupted(format!(
                 "interrupted during epoch {} of {epochs}; {}",
                 trainer.epoch + 1,
                 if checkpoint.is_file() {
@@ -423,18 +423,6 @@ pub fn fit_and_report(
     }
     Ok(())
 }
-
-/// Ctrl-C: reported as a warning with exit code 130.
-#[derive(Debug)]
-pub struct Interrupted(pub String);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 /// Saves the model, evaluates it, prints the result and a few classified examples.
 pub fn finish(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::ema::Ema;
 use super::trainer::{EpochStats, Trainer, build_optimizer};
 use super::{TRAIN_KEY, TrainConfig};
-use crate::data::{CLASSES_KEY, PREPROCESSING_KEY};
+use crate::data::CLASSES_KEY;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::network::Network;
@@ -41,7 +41,7 @@ struct State {
 /// the previous checkpoint intact). The file also loads as ordinary weights.
 pub fn save_checkpoint(path: &Path, trainer: &Trainer, classes: &[String]) -> Result<()> {
     let cfg = &trainer.config;
-    let mut sd = weights::export(&trainer.network.valid(), &cfg.model);
+    let mut sd = super::model_file(&trainer.network, cfg, classes);
     if let Some(ema) = &trainer.ema {
         for (name, t) in ema.state_dict().iter() {
             sd.insert(format!("{EMA_PREFIX}{name}"), t.clone());
@@ -55,18 +55,11 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, classes: &[String]) -> Re
         frozen_nodes: trainer.frozen_nodes,
         ema_updates: trainer.ema.as_ref().map_or(0, |e| e.updates),
     };
-    let json = |v: serde_json::Value| v.to_string();
     sd.metadata
-        .insert(TRAIN_KEY.into(), json(serde_json::json!(state)));
-    sd.metadata
-        .insert(CLASSES_KEY.into(), json(serde_json::json!(classes)));
-    sd.metadata.insert(
-        PREPROCESSING_KEY.into(),
-        json(serde_json::json!(cfg.preset())),
-    );
+        .insert(TRAIN_KEY.into(), serde_json::json!(state).to_string());
     sd.metadata.insert(
         PARAM_IDS_KEY.into(),
-        json(serde_json::json!(param_ids(&trainer.network))),
+        serde_json::json!(param_ids(&trainer.network)).to_string(),
     );
     let optim = trainer
         .optimizer_bytes()

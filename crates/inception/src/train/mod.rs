@@ -277,6 +277,23 @@ impl TrainConfig {
     }
 }
 
+/// A trained network's tensors with what `inception classify` needs to use them: the class
+/// names and the preprocessing.
+pub(crate) fn model_file(
+    network: &Network,
+    config: &TrainConfig,
+    classes: &[String],
+) -> crate::weights::StateDict {
+    let mut sd = crate::weights::export(&network.valid(), &config.model);
+    sd.metadata
+        .insert(CLASSES_KEY.into(), serde_json::json!(classes).to_string());
+    sd.metadata.insert(
+        PREPROCESSING_KEY.into(),
+        serde_json::json!(config.preset()).to_string(),
+    );
+    sd
+}
+
 /// Writes a trained network as our checkpoint format (safetensors with torchvision-style names,
 /// the model configuration, class names, preprocessing, and the training configuration and
 /// history in the metadata), atomically: an interrupted write leaves the previous file intact.
@@ -288,14 +305,7 @@ pub fn save_model(
     classes: &[String],
     history: &[EpochStats],
 ) -> Result<()> {
-    let mut sd = crate::weights::export(&network.valid(), &config.model);
-    let json = |v: serde_json::Value| v.to_string();
-    sd.metadata
-        .insert(CLASSES_KEY.into(), json(serde_json::json!(classes)));
-    sd.metadata.insert(
-        PREPROCESSING_KEY.into(),
-        json(serde_json::json!(config.preset())),
-    );
+    let mut sd = model_file(network, config, classes);
     sd.metadata.insert(
         TRAIN_KEY.into(),
         serde_json::json!({ "config": config, "history": history }).to_string(),
