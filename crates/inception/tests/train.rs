@@ -121,6 +121,32 @@ fn augmentation_stays_in_bounds_and_none_is_the_identity() {
         .find(|y| (y[0] - x[0] * 0.25 - 0.5).abs() > 1e-6)
         .expect("some draw flips");
     assert!((flipped[0] * 255.0 - px[27] as f32).abs() < 1e-3);
+    // Every interpolation reproduces an image at its own size, and agrees on a smooth ramp
+    // resampled; nearest picks source pixels, the others blend.
+    use inception::train::augment::{Interpolation, resample};
+    let ramp: Vec<u8> = (0..16 * 16).map(|i| ((i % 16) * 16) as u8).collect();
+    let whole = (0.0, 0.0, 16.0, 16.0);
+    for mode in [
+        Interpolation::Nearest,
+        Interpolation::Bilinear,
+        Interpolation::Bicubic,
+    ] {
+        let same = resample(&ramp, [16, 16], 1, whole, 16, false, mode);
+        assert!(
+            same.iter()
+                .zip(&ramp)
+                .all(|(a, &b)| (a - b as f32).abs() < 1e-3),
+            "{mode:?}"
+        );
+        let up = resample(&ramp, [16, 16], 1, whole, 32, false, mode);
+        // Output column 9 samples x = 4.25: between source columns 4 and 5 (64 and 80).
+        let v = up[9];
+        match mode {
+            Interpolation::Nearest => assert_eq!(v, 64.0),
+            _ => assert!((v - 68.0).abs() < 0.5, "{mode:?}: {v}"),
+        }
+    }
+    assert!(Augment::paper().random_interpolation && !Augment::digits().random_interpolation);
 }
 
 #[test]

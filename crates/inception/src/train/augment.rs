@@ -19,6 +19,58 @@ pub struct Augment {
     pub contrast: f32,
     /// Saturation factor drawn from `[1 - s, 1 + s]` (blend with each pixel's grey; RGB only).
     pub saturation: f32,
+    /// Resize each crop with an interpolation drawn at random — nearest, bilinear or bicubic,
+    /// equally likely — as the GoogLeNet paper does ("random interpolation methods"); else
+    /// always bilinear.
+    #[serde(default)]
+    pub random_interpolation: bool,
+}
+
+/// How a crop is resampled to the model's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interpolation {
+    /// The nearest source pixel.
+    Nearest,
+    /// Linear in both directions (2x2 taps).
+    Bilinear,
+    /// Keys' cubic convolution with a = -0.5 (4x4 taps), as Pillow and TensorFlow.
+    Bicubic,
+}
+
+impl Interpolation {
+    /// The taps `(index, weight)` for sampling position `x` on an axis of `len` pixels.
+    fn taps(self, x: f32, len: usize) -> ([usize; 4], [f32; 4], usize) {
+        let clamp = |i: i64| i.clamp(0, len as i64 - 1) as usize;
+        let x = x.clamp(0.0, (len - 1) as f32);
+        let i = x.floor() as i64;
+        let f = x - i as f32;
+        match self {
+            Interpolation::Nearest => (
+                [clamp((x + 0.5).floor() as i64), 0, 0, 0],
+                [1.0, 0.0, 0.0, 0.0],
+                1,
+            ),
+            Interpolation::Bilinear => ([clamp(i), clamp(i + 1), 0, 0], [1.0 - f, f, 0.0, 0.0], 2),
+            Interpolation::Bicubic => {
+                let a = -0.5f32;
+                let k = |t: f32| {
+                    let t = t.abs();
+                    if t <= 1.0 {
+                        ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+                    } else if t < 2.0 {
+                        ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
+                    } else {
+                        0.0
+                    }
+                };
+                (
+                    [clamp(i - 1), clamp(i), clamp(i + 1), clamp(i + 2)],
+                    [k(1.0 + f), k(f), k(1.0 - f), k(2.0 - f)],
+                    4,
+                )
+            }
+        }
+    }
 }
 
 impl Augment {
@@ -32,6 +84,7 @@ impl Augment {
             brightness: 0.4,
             contrast: 0.4,
             saturation: 0.4,
+            random_interpolation: true,
         }
     }
 
@@ -44,6 +97,7 @@ impl Augment {
             brightness: 0.2,
             contrast: 0.2,
             saturation: 0.0,
+            random_interpolation: false,
         }
     }
 
@@ -56,6 +110,7 @@ impl Augment {
             brightness: 0.0,
             contrast: 0.0,
             saturation: 0.0,
+            random_interpolation: false,
         }
     }
 }
@@ -93,12 +148,52 @@ pub fn crop_box(h: usize, w: usize, aug: &Augment, rng: &mut impl Rng) -> (f32, 
     )
 }
 
+/// The crop `(top, left, height, width)` of `pixels` (HWC) resampled to `out`² (HWC, 0..255),
+/// sampling at pixel centres (`align_corners=False`), mirrored when `flip`.
+pub fn resample(
+    pixels: &[u8],
+    [h, w]: [usize; 2],
+    channels: usize,
+    (top, left, ch, cw): (f32, f32, f32, f32),
+    out: usize,
+    flip: bool,
+    interpolation: Interpolation,
+) -> Vec<f32> {
+    let mut img = vec![0f32; out * out * channels];
+    let (sy, sx) = (ch / out as f32, cw / out as f32);
+    let columns: Vec<_> = (0..out)
+        .map(|ox| {
+            let xo = if flip { out - 1 - ox } else { ox };
+            interpolation.taps(left + (xo as f32 + 0.5) * sx - 0.5, w)
+        })
+        .collect();
+    for oy in 0..out {
+        let (ys, wy, ny) = interpolation.taps(top + (oy as f32 + 0.5) * sy - 0.5, h);
+        for (ox, (xs, wx, nx)) in columns.iter().enumerate() {
+            for k in 0..channels {
+                let mut v = 0.0;
+                for a in 0..ny {
+                    let row = ys[a] * w;
+                    let mut r = 0.0;
+                    for b in 0..*nx {
+                        r += pixels[(row + xs[b]) * channels + k] as f32 * wx[b];
+                    }
+                    v += r * wy[a];
+                }
+                img[(oy * out + ox) * channels + k] = v.clamp(0.0, 255.0);
+            }
+        }
+    }
+    img
+}
+
 fn uniform(rng: &mut impl Rng, a: f32, b: f32) -> f32 {
     if b > a { rng.random_range(a..b) } else { a }
 }
 
 /// One augmented training input: a random crop of `pixels` (HWC, `channels` of 1 or 3) resized
-/// bilinearly to `out`², photometric distortion, flip, then `(x / 255 - mean) / std`; CHW.
+/// to `out`² (bilinearly, or with a random interpolation), photometric distortion, flip, then
+/// `(x / 255 - mean) / std`; CHW.
 #[allow(clippy::too_many_arguments)]
 pub fn augment(
     pixels: &[u8],
@@ -116,27 +211,25 @@ pub fn augment(
     let b = factor(rng, aug.brightness);
     let c = factor(rng, aug.contrast);
     let s = factor(rng, aug.saturation);
+    let interpolation = if aug.random_interpolation {
+        [
+            Interpolation::Nearest,
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+        ][rng.random_range(0..3)]
+    } else {
+        Interpolation::Bilinear
+    };
     let n = out * out;
-    // Crop and resize (sample at pixel centres, as align_corners=False).
-    let mut img = vec![0f32; n * channels];
-    let (sy, sx) = (ch / out as f32, cw / out as f32);
-    for oy in 0..out {
-        let y = (top + (oy as f32 + 0.5) * sy - 0.5).clamp(0.0, (h - 1) as f32);
-        let (y0, fy) = (y.floor() as usize, y.fract());
-        let y1 = (y0 + 1).min(h - 1);
-        for ox in 0..out {
-            let xo = if flip { out - 1 - ox } else { ox };
-            let x = (left + (xo as f32 + 0.5) * sx - 0.5).clamp(0.0, (w - 1) as f32);
-            let (x0, fx) = (x.floor() as usize, x.fract());
-            let x1 = (x0 + 1).min(w - 1);
-            for k in 0..channels {
-                let p = |yy: usize, xx: usize| pixels[(yy * w + xx) * channels + k] as f32;
-                let top_row = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
-                let bottom = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
-                img[(oy * out + ox) * channels + k] = top_row * (1.0 - fy) + bottom * fy;
-            }
-        }
-    }
+    let mut img = resample(
+        pixels,
+        [h, w],
+        channels,
+        (top, left, ch, cw),
+        out,
+        flip,
+        interpolation,
+    );
     // Photometric distortion, in torchvision's brightness → contrast → saturation order.
     if b != 1.0 {
         img.iter_mut().for_each(|v| *v = (*v * b).clamp(0.0, 255.0));
