@@ -28,8 +28,9 @@ pub fn available() -> Vec<&'static str> {
     names
 }
 
-/// Parses a comma-separated device list: `cpu`, `cuda:0,cuda:1` (feature `cuda`), `wgpu`,
-/// `wgpu:1`, `wgpu:integrated`, `wgpu:cpu` (feature `wgpu`). `cuda:0-3` names a range. The
+/// Parses a comma-separated device list: `cpu` (Burn's pure-Rust Flex backend), `cuda:0,cuda:1`
+/// (feature `cuda`), `wgpu`, `wgpu:1`, `wgpu:integrated`, `wgpu:cpu` (feature `wgpu`; `wgpu:cpu`
+/// is a software Vulkan/Metal adapter such as Mesa's lavapipe). `cuda:0-3` names a range. The
 /// first device holds the master weights and the optimizer.
 pub fn parse_devices(spec: &str) -> Result<Vec<Device>> {
     let mut devices = Vec::new();
@@ -71,7 +72,8 @@ fn parse_one(item: &str) -> Result<Vec<Device>> {
         None => (item, None),
     };
     match (backend, rest) {
-        ("cpu", None) => Ok(vec![Device::default()]),
+        // Burn's Flex backend by name: in a GPU build `Device::default()` is the GPU.
+        ("cpu", None) => Ok(vec![Device::flex()]),
         #[cfg(feature = "cuda")]
         ("cuda", None) => Ok(vec![Device::cuda(0)]),
         #[cfg(feature = "cuda")]

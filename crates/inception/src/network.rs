@@ -66,6 +66,22 @@ impl Network {
         &self.graph
     }
 
+    /// The device its parameters live on (inputs must be made there); the default device for
+    /// a network without parameters.
+    pub fn device(&self) -> Device {
+        struct First(Option<Device>);
+        impl ModuleVisitor for First {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if self.0.is_none() {
+                    self.0 = Some(param.val().device());
+                }
+            }
+        }
+        let mut first = First(None);
+        self.visit(&mut first);
+        first.0.unwrap_or_default()
+    }
+
     /// Checks that a batch of the given dimensions fits the network's input.
     pub fn check_input(&self, dims: [usize; 4]) -> Result<()> {
         let want = self.graph.input_shape();

@@ -256,6 +256,7 @@ impl Classifier {
     /// Class probabilities `[N, classes]` of a preprocessed batch.
     pub fn probabilities(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         self.network.check_input(x.dims())?;
+        let x = x.to_device(&self.network.device());
         let scores = self.network.run(x, &[self.output]).remove(0).flat();
         Ok(if self.softmax {
             activation::softmax(scores, 1)
@@ -276,7 +277,7 @@ impl Classifier {
 
     /// Preprocesses and classifies images: the `top` most probable classes of each.
     pub fn classify(&self, images: &[RgbImage], top: usize) -> Vec<Vec<Prediction>> {
-        let x = self.preset.batch(images, &Device::default());
+        let x = self.preset.batch(images, &self.network.device());
         self.predict(x, top)
             .expect("the preset produces the model's input size")
     }
@@ -434,6 +435,7 @@ impl FeatureExtractor {
     /// Vectors `[N, dim]` of a preprocessed batch.
     pub fn extract(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         self.network.check_input(x.dims())?;
+        let x = x.to_device(&self.network.device());
         Ok(match self.network.run(x, &[self.node]).remove(0) {
             Value::Flat(t) => t,
             Value::Map(m) => {
@@ -450,7 +452,7 @@ impl FeatureExtractor {
 
     /// Preprocesses images and extracts their vectors `[N, dim]`.
     pub fn extract_images(&self, images: &[RgbImage]) -> Tensor<2> {
-        let x = self.preset.batch(images, &Device::default());
+        let x = self.preset.batch(images, &self.network.device());
         self.extract(x)
             .expect("the preset produces the model's input size")
     }

@@ -92,8 +92,9 @@ impl Ema {
         }
     }
 
-    /// A network (plain device, for evaluation) with the averaged weights.
-    pub fn network(&self, model: &ModelConfig) -> Result<Network> {
-        Ok(weights::load_model(model, &self.state_dict(), &Device::default())?.0)
+    /// A network with the averaged weights on `device` (made a plain device: for evaluation).
+    pub fn network(&self, model: &ModelConfig, device: &Device) -> Result<Network> {
+        let device = device.clone().without_autodiff();
+        Ok(weights::load_model(model, &self.state_dict(), &device)?.0)
     }
 }

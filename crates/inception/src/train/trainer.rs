@@ -396,16 +396,14 @@ impl Trainer {
     }
 
     fn network_device(&self) -> Device {
-        let mut v = DeviceOf(None);
-        self.network.visit(&mut v);
-        v.0.unwrap_or_default()
+        self.network.device()
     }
 
     /// The trained network for inference (plain device, evaluation mode): the moving average
     /// of the weights when there is one (as both papers evaluate), else the weights.
     pub fn inference_network(&self) -> Result<Network> {
         match &self.ema {
-            Some(ema) => ema.network(&self.config.model),
+            Some(ema) => ema.network(&self.config.model, &self.network_device()),
             None => Ok(self.network.valid()),
         }
     }
@@ -452,16 +450,6 @@ fn mix(seed: u64, a: u64, b: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-struct DeviceOf(Option<Device>);
-
-impl ModuleVisitor for DeviceOf {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.0.is_none() {
-            self.0 = Some(param.val().device());
-        }
-    }
 }
 
 /// The optimizer of a configuration, with PyTorch's semantics (`torch.optim.SGD` with
@@ -581,7 +569,7 @@ pub fn evaluate(network: &Network, set: &ImageSet, preset: &Preset, batch: usize
     let mut confusion = vec![vec![0usize; classes]; classes];
     let (mut loss, mut top5) = (0.0f64, 0usize);
     let k = classes.min(5);
-    let device = Device::default();
+    let device = network.device();
     let (s, c) = (preset.input_size(), preset.channels());
     for start in (0..set.len()).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(set.len())).collect();
@@ -699,7 +687,7 @@ pub fn evaluate_folder(
     let n = classes.len();
     let mut confusion = vec![vec![0usize; n + 1]; n];
     let (mut loss, mut top5, mut failed) = (0.0f64, 0usize, Vec::new());
-    let device = Device::default();
+    let device = classifier.network().device();
     for b in image_batches(files, classifier.preset().clone(), batch) {
         failed.extend(b.failed.iter().cloned());
         if b.is_empty() {
