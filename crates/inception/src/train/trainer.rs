@@ -92,15 +92,19 @@ pub struct Trainer {
 
 impl Trainer {
     /// A trainer for a freshly initialised network of `config.model`, on `device` (made an
-    /// autodiff device if it is not). Parameters are initialised from `config.seed`.
+    /// autodiff device if it is not). Parameters are initialised from `config.seed`, on the CPU
+    /// backend, so that a seed means the same starting weights on every device.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self> {
         let device = if device.is_autodiff() {
             device.clone()
         } else {
             device.clone().autodiff()
         };
-        device.seed(config.seed);
-        let network = config.model.init(&device)?;
+        // Initialised on the CPU backend, then moved: a seed gives the same starting weights
+        // whatever device trains.
+        let cpu = Device::flex().autodiff();
+        cpu.seed(config.seed);
+        let network = config.model.init(&cpu)?.fork(&device);
         Ok(Self::with_network(config, network))
     }
 
