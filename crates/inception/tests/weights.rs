@@ -295,3 +295,19 @@ fn pth_half_bfloat16_wrappers_and_strides() {
         }
     }
 }
+
+#[test]
+fn a_model_too_small_for_its_aux_heads_loads_its_own_weights() {
+    // Inception v3 at 75x75 (its minimum) cannot have the aux head, which needs 299x299: the
+    // head is then simply not part of the model, and loading must not ask for it.
+    let cfg = ModelConfig::new(Arch::InceptionV3)
+        .with_input_size(75)
+        .with_classes(2);
+    let net = cfg.init(&Device::default()).unwrap();
+    let sd = weights::state_dict(&net);
+    let (loaded, _) = weights::load_model(&cfg, &sd, &Device::default()).unwrap();
+    assert_eq!(
+        weights::state_dict(&loaded).get("fc.weight").unwrap().data,
+        sd.get("fc.weight").unwrap().data
+    );
+}

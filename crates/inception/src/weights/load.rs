@@ -244,11 +244,14 @@ fn load_graph(graph: Graph, sd: &StateDict, device: &Device) -> Result<(Network,
 /// Names the full architecture has and `cfg` does not (heads left out).
 fn optional_names(cfg: &ModelConfig) -> Result<HashSet<String>> {
     let mine: HashSet<String> = names(&cfg.graph()?);
-    let mut full = cfg.clone().with_include_top(true).with_pooling(None);
-    if cfg.arch != Arch::InceptionV3Keras {
-        full = full.with_aux_logits(true);
-    }
-    Ok(names(&full.graph()?)
+    let top = cfg.clone().with_include_top(true).with_pooling(None);
+    // With its aux heads where the architecture has them and the input is large enough for them
+    // (Inception v3's needs 299x299).
+    let full = match top.clone().with_aux_logits(true).graph() {
+        Ok(g) if cfg.arch != Arch::InceptionV3Keras => g,
+        _ => top.graph()?,
+    };
+    Ok(names(&full)
         .into_iter()
         .filter(|n| !mine.contains(n))
         .collect())
