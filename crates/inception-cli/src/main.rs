@@ -104,12 +104,16 @@ Examples:
     /// or the compact network on the built-in digits (the default: no data to download).
     ///
     /// Every epoch prints the training loss and accuracy, the validation loss, top-1 and top-5,
-    /// and the throughput; the output folder gets log.csv, curves.svg/.png and model.safetensors
-    /// (written atomically), which `inception classify` reads like any other weights.
+    /// and the throughput; the output folder gets log.csv, curves.svg/.png and
+    /// checkpoint.safetensors (replaced atomically after every epoch; --resume continues from
+    /// it exactly, Ctrl-C keeps it), and at the end model.safetensors, which `inception
+    /// classify` reads like any other weights.
     #[command(after_help = "Examples:
   inception train                                   # inception-mini on the built-in digits
+  inception train --resume                          # continue runs/train after Ctrl-C
   inception train --data photos/ --model googlenet --input-size 96 --epochs 30
-  inception train --model googlenet --input-size 64 --epochs 1 --channels 1   # full GoogLeNet on the digits")]
+  inception train --model googlenet --input-size 32 --epochs 1 --channels 1   # full GoogLeNet on the digits
+  inception train --data photos/ --model inception-v3 --recipe inception-v3-paper --devices cuda:0-3")]
     Train(train::TrainArgs),
     /// Transfer learning: a pretrained network as a frozen feature extractor (BatchNorm frozen
     /// too) with a new head for the folder's classes; optionally unfreeze the top blocks later.

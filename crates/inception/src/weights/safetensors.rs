@@ -31,7 +31,7 @@ pub fn read(path: &Path) -> Result<StateDict> {
 /// The model weights of a training checkpoint (see [`read`]); other files are returned as
 /// they are.
 fn model_view(sd: StateDict) -> StateDict {
-    if !sd.metadata.contains_key(PARAM_IDS_KEY) || sd.get(OPTIMIZER_TENSOR).is_none() {
+    if !sd.metadata.contains_key(PARAM_IDS_KEY) {
         return sd;
     }
     let has_ema = sd.iter().any(|(n, _)| n.starts_with(EMA_PREFIX));
@@ -63,6 +63,10 @@ pub fn read_bytes(bytes: &[u8]) -> std::result::Result<StateDict, String> {
         let view = st
             .tensor(&name)
             .map_err(|e| format!("tensor `{name}`: {e}"))?;
+        // A checkpoint's optimizer record is bytes, not a tensor: read by `read_blob`.
+        if name == OPTIMIZER_TENSOR && view.dtype() == Dtype::U8 {
+            continue;
+        }
         let dtype = dtype(view.dtype()).map_err(|e| format!("tensor `{name}`: {e}"))?;
         let data = decode(view.data(), dtype).map_err(|e| format!("tensor `{name}`: {e}"))?;
         sd.insert(name, WeightTensor::new(view.shape().to_vec(), data, dtype));
