@@ -256,6 +256,21 @@ impl Network {
         }
     }
 
+    /// A copy with BatchNorm running statistics of its own. Burn's running states are shared
+    /// between clones of a module (a clone's forward pass updates the original's statistics);
+    /// a replica or a moving average must not do that.
+    pub fn independent_copy(&self) -> Self {
+        use burn::module::RunningState;
+        let mut copy = self.clone();
+        for layer in copy.layers.iter_mut().flatten() {
+            if let LayerModule::Norm(bn) = layer {
+                bn.running_mean = RunningState::new(bn.running_mean.value_sync());
+                bn.running_var = RunningState::new(bn.running_var.value_sync());
+            }
+        }
+        copy
+    }
+
     /// Freezes the layers of the first `count` graph nodes: their parameters stop requiring
     /// gradients and their BatchNorms use (and keep) their running statistics — the frozen
     /// feature extractor of transfer learning, without Keras's `trainable=False` BatchNorm trap.

@@ -111,10 +111,14 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
     let optim = build_optimizer(&state.config)
         .from_bytes(Bytes::from_bytes_vec(optim))
         .map_err(|e| bad(format!("optimizer state: {e}")))?;
-    let ema = state
-        .config
-        .ema_decay
-        .map(|d| Ema::from_state_dict(&ema_sd, d, state.ema_updates));
+    let ema = match state.config.ema_decay {
+        Some(d) => {
+            let plain = device.clone().without_autodiff();
+            let (average, _) = weights::load_model(&state.config.model, &ema_sd, &plain)?;
+            Some(Ema::from_network(average, d, state.ema_updates))
+        }
+        None => None,
+    };
     let mut trainer = Trainer::with_network(state.config, network);
     trainer.set_optimizer(optim);
     trainer.ema = ema;

@@ -1,14 +1,14 @@
 //! Polyak averaging: an exponential moving average of the weights, which both papers evaluate.
 
-use burn::tensor::Device;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
 
-use crate::error::Result;
-use crate::models::ModelConfig;
 use crate::network::Network;
-use crate::weights::{self, DType, Format, StateDict, WeightTensor};
+use crate::weights::{self, StateDict};
 
 /// The moving average `ema ← d · ema + (1 - d) · θ` of every tensor of a network (BatchNorm
-/// statistics included, as timm's `ModelEmaV2`), kept on the host.
+/// statistics included, as timm's `ModelEmaV2`), kept as a network on the training device, so
+/// that updating it moves nothing to the host.
 ///
 /// The decay of update `n` (from 0) is `d = min(decay, (1 + n) / (10 + n))`, as TensorFlow's
 /// `ExponentialMovingAverage(decay, num_updates=global_step)` that the Inception v3 recipe
@@ -31,14 +31,23 @@ pub struct Ema {
     pub decay: f64,
     /// Updates folded in so far.
     pub updates: u64,
-    // f32, as PyTorch keeps it, so a checkpoint restores it exactly.
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// The averaged weights (evaluation mode, the training device without autodiff).
+    average: Network,
 }
 
 impl Ema {
     /// Starts the average at the network's current weights.
     pub fn new(network: &Network, decay: f64) -> Self {
-        Self::from_state_dict(&weights::state_dict(network), decay, 0)
+        Self::from_network(network.valid().independent_copy(), decay, 0)
+    }
+
+    /// An average that has seen `updates` updates (a checkpoint's, restored).
+    pub fn from_network(average: Network, decay: f64, updates: u64) -> Self {
+        Self {
+            decay,
+            updates,
+            average,
+        }
     }
 
     /// The decay the next [`update`](Self::update) uses.
@@ -47,54 +56,54 @@ impl Ema {
         self.decay.min((1.0 + n) / (10.0 + n))
     }
 
-    /// Folds the network's current weights into the average.
+    /// Folds the network's current weights (and BatchNorm statistics) into the average.
     pub fn update(&mut self, network: &Network) {
-        let sd = weights::state_dict(network);
-        let d = self.next_decay() as f32;
-        for (name, _, avg) in &mut self.tensors {
-            if let Some(t) = sd.get(name) {
-                for (a, &v) in avg.iter_mut().zip(&t.data) {
-                    *a = d * *a + (1.0 - d) * v;
-                }
+        struct Collect(Vec<Tensor<1>>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0.push(param.val().flatten(0, D - 1));
             }
         }
+        struct Blend(std::vec::IntoIter<Tensor<1>>, f64);
+        impl ModuleMapper for Blend {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let Some(current) = self.0.next() else {
+                    return param;
+                };
+                let d = self.1;
+                param.map(|avg| {
+                    let dims = avg.dims();
+                    avg.mul_scalar(d)
+                        .add(current.reshape(dims).mul_scalar(1.0 - d))
+                })
+            }
+        }
+        let mut current = Collect(Vec::new());
+        network.valid().visit(&mut current);
+        let d = self.next_decay();
+        self.average = self
+            .average
+            .clone()
+            .map(&mut Blend(current.0.into_iter(), d));
         self.updates += 1;
     }
 
     /// The averaged weights as a state dict (PyTorch names).
     pub fn state_dict(&self) -> StateDict {
-        let mut sd = StateDict::new(Format::Safetensors);
-        for (name, shape, avg) in &self.tensors {
-            let dtype = if name.ends_with("num_batches_tracked") {
-                DType::I64
-            } else {
-                DType::F32
-            };
-            sd.insert(
-                name.clone(),
-                WeightTensor::new(shape.clone(), avg.clone(), dtype),
-            );
-        }
-        sd
+        weights::state_dict(&self.average)
     }
 
-    /// Restores an average saved as a state dict (a checkpoint's `ema.` tensors) after
-    /// `updates` updates.
-    pub fn from_state_dict(sd: &StateDict, decay: f64, updates: u64) -> Self {
-        let tensors = sd
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.shape.clone(), t.data.clone()))
-            .collect();
-        Self {
-            decay,
-            updates,
-            tensors,
-        }
+    /// The network with the averaged weights, for evaluation.
+    pub fn network(&self) -> Network {
+        self.average.independent_copy()
     }
 
-    /// A network with the averaged weights on `device` (made a plain device: for evaluation).
-    pub fn network(&self, model: &ModelConfig, device: &Device) -> Result<Network> {
+    /// The average moved to `device` (made a plain device).
+    pub fn to_device(self, device: &Device) -> Self {
         let device = device.clone().without_autodiff();
-        Ok(weights::load_model(model, &self.state_dict(), &device)?.0)
+        Self {
+            average: self.average.to_device(&device),
+            ..self
+        }
     }
 }

@@ -24,7 +24,6 @@ use super::{OptimizerKind, TrainConfig};
 use crate::data::Preset;
 use crate::error::{Error, Result};
 use crate::network::Network;
-use crate::nn::LayerModule;
 
 /// What one epoch measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,6 +141,7 @@ impl Trainer {
         };
         if let Some(first) = devices.first() {
             self.network = self.network.fork(&autodiff(first));
+            self.ema = self.ema.take().map(|e| e.to_device(first));
         }
         self.replicas = devices.iter().skip(1).map(autodiff).collect();
         self
@@ -407,7 +407,7 @@ impl Trainer {
     /// of the weights when there is one (as both papers evaluate), else the weights.
     pub fn inference_network(&self) -> Result<Network> {
         match &self.ema {
-            Some(ema) => ema.network(&self.config.model, &self.network_device()),
+            Some(ema) => Ok(ema.network()),
             None => Ok(self.network.valid()),
         }
     }
@@ -433,18 +433,9 @@ fn shard_step(
 
 /// A copy of `network` on `device` for one data-parallel step: the same parameters (and
 /// parameter identities, so its gradients map onto the master's), with BatchNorm running
-/// statistics of its own — Burn's running states are shared between clones, and a replica's
-/// updates must not reach the master's.
+/// statistics of its own, so that a replica's updates do not reach the master's.
 fn replica(network: &Network, device: &Device) -> Network {
-    use burn::module::RunningState;
-    let mut copy = network.clone();
-    for layer in copy.layers.iter_mut().flatten() {
-        if let LayerModule::Norm(bn) = layer {
-            bn.running_mean = RunningState::new(bn.running_mean.value());
-            bn.running_var = RunningState::new(bn.running_var.value());
-        }
-    }
-    copy.fork(device)
+    network.independent_copy().fork(device)
 }
 
 /// SplitMix64 of three numbers: independent, reproducible seeds for every (epoch, image).
