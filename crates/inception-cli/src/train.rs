@@ -496,7 +496,9 @@ fn show_examples(
     use inception::data::Labels;
     use inception::predict::Classifier;
     let clf = Classifier::new(net.clone(), cfg.preset(), Labels::new(classes.to_vec()))?;
-    let picks: Vec<usize> = (0..8).map(|k| k * val.len() / 8).collect();
+    let mut picks: Vec<usize> = (0..8).map(|k| k * val.len() / 8).collect();
+    picks.dedup(); // fewer than eight held-out images
+
     let images: Vec<_> = picks
         .iter()
         .map(|&i| inception::train::trainer::to_rgb(val, i))
