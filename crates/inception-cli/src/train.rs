@@ -129,6 +129,7 @@ fn decay(spec: &str) -> Result<Decay> {
 
 pub fn train(args: TrainArgs) -> Result<()> {
     let devices = inception::device::parse_devices(&args.devices)?;
+    check_ema(args.ema)?;
     // A resumed run takes everything from its checkpoint (the data are read as it read them).
     let resumed = match &args.resume {
         Some(path) => {
@@ -147,8 +148,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let (arch, channels, size, seed) = match &resumed {
         Some(((t, _), _)) => {
-            let m = &t.config.model;
-            (m.arch, m.in_channels, m.input_size[0], t.config.seed)
+            // As the run read them: a fine-tuning run at its pretrained preset's resize size.
+            let preset = t.preset();
+            (
+                t.config.model.arch,
+                preset.channels(),
+                preset.resize_size(),
+                t.config.seed,
+            )
         }
         None => {
             let arch = Arch::from_name(&args.model)?;
@@ -294,13 +301,19 @@ fn configure(
         cfg.aux_weight = w;
     }
     cfg.seed = args.seed;
-    if let Some(d) = args.ema {
-        if !(0.0..1.0).contains(&d) {
-            bail!("--ema {d}: the decay must be in [0, 1), e.g. 0.9999");
-        }
-        cfg.ema_decay = Some(d);
+    if args.ema.is_some() {
+        cfg.ema_decay = args.ema;
     }
     Ok(cfg)
+}
+
+fn check_ema(ema: Option<f64>) -> Result<()> {
+    match ema {
+        Some(d) if !(0.0..1.0).contains(&d) => {
+            bail!("--ema {d}: the decay must be in [0, 1), e.g. 0.9999")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Set by Ctrl-C: the run stops at the next step and keeps its last epoch's checkpoint.
@@ -633,6 +646,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     use inception::train::{Augment, Freeze, finetune::prepare};
     let freeze = Freeze::parse(&args.freeze)?;
     let devices = inception::device::parse_devices(&args.devices)?;
+    check_ema(args.ema)?;
     let augment = match args.augment.as_str() {
         "none" => Augment::none(),
         "digits" => Augment::digits(),
@@ -679,11 +693,8 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     cfg.aux_weight = 0.0;
     cfg.augment = augment;
     cfg.seed = args.seed;
-    if let Some(d) = args.ema {
-        if !(0.0..1.0).contains(&d) {
-            bail!("--ema {d}: the decay must be in [0, 1), e.g. 0.9999");
-        }
-        cfg.ema_decay = Some(d);
+    if args.ema.is_some() {
+        cfg.ema_decay = args.ema;
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
