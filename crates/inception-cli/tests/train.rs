@@ -227,6 +227,38 @@ fn finetune_a_trained_model_on_new_classes_then_eval() {
     for f in ["confusion.svg", "confusion.png", "eval.json"] {
         assert!(ev.join(f).is_file(), "{f}");
     }
+    // The fine-tuning run's checkpoint continues with `train --resume`, the layers it had
+    // frozen still frozen.
+    let (before, _) = inception::train::load_checkpoint(
+        &tuned.join("checkpoint.safetensors"),
+        &Default::default(),
+    )
+    .unwrap();
+    let out = inception()
+        .args(["train", "--resume", "--epochs", "8", "--json", "--data"])
+        .arg(&target)
+        .arg("-o")
+        .arg(&tuned)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["history"].as_array().unwrap().len(), 8);
+    let (after, _) = inception::train::load_checkpoint(
+        &tuned.join("checkpoint.safetensors"),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(after.frozen_nodes, before.frozen_nodes);
+    let stem = |t: &inception::train::Trainer| {
+        inception::weights::state_dict(&t.network)
+            .get("conv1.conv.weight")
+            .unwrap()
+            .data
+            .clone()
+    };
+    assert_eq!(stem(&before), stem(&after), "a frozen layer changed");
 }
 
 /// Waits (up to two minutes) until `ready` holds, failing if `child` exits first.
