@@ -448,7 +448,7 @@ pub fn finish(
     let cfg = &trainer.config;
     let model_path = out.join("model.safetensors");
     // The weights that are evaluated are the ones saved: the moving average when there is one.
-    let net = trainer.inference_network()?;
+    let net = trainer.inference_network();
     save_model(&model_path, &net, cfg, classes, &trainer.history)?;
     let eval = evaluate(&net, val, &cfg.preset(), 256);
     let secs: f64 = trainer.history.iter().map(|h| h.seconds).sum();

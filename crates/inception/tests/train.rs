@@ -478,12 +478,7 @@ fn a_short_run_learns_the_digits_and_saves_a_loadable_model() {
     .unwrap();
     assert_eq!(clf.labels().names(), train.classes.as_slice());
     assert_eq!(clf.preset(), &cfg.preset());
-    let direct = evaluate(
-        &trainer.inference_network().unwrap(),
-        &test,
-        &cfg.preset(),
-        100,
-    );
+    let direct = evaluate(&trainer.inference_network(), &test, &cfg.preset(), 100);
     let loaded = evaluate(clf.network(), &test, clf.preset(), 100);
     assert_eq!(direct.confusion, loaded.confusion);
     assert!((direct.top1 - h[1].val_top1).abs() < 1e-12);
@@ -571,12 +566,7 @@ fn transfer_a_frozen_digit_backbone_to_new_digits() {
         .data
         .clone();
     assert_ne!(head_before, head_after, "the new head did not train");
-    let eval = evaluate(
-        &trainer.inference_network().unwrap(),
-        &target_test,
-        &ft.preset,
-        200,
-    );
+    let eval = evaluate(&trainer.inference_network(), &target_test, &ft.preset, 200);
     eprintln!(
         "transfer 0–4 → 5–9 (50 per class): {:.2}%",
         100.0 * eval.top1
@@ -642,7 +632,7 @@ fn ema_follows_tensorflows_moving_average_and_is_what_is_evaluated() {
         .unwrap();
     let ema = trainer.ema.as_ref().unwrap();
     assert_eq!(ema.updates, 5);
-    let evaluated = weights::state_dict(&trainer.inference_network().unwrap());
+    let evaluated = weights::state_dict(&trainer.inference_network());
     let averaged = ema.state_dict();
     let last = weights::state_dict(&trainer.network.valid());
     let name = "fc.weight";

@@ -92,19 +92,12 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
     let mut model_sd = StateDict::new(all.format);
     let mut ema_sd = StateDict::new(all.format);
     for (name, t) in all.iter() {
-        if name == OPTIMIZER_TENSOR {
-            continue;
-        }
         match name.strip_prefix(EMA_PREFIX) {
             Some(n) => ema_sd.insert(n.to_string(), t.clone()),
             None => model_sd.insert(name.to_string(), t.clone()),
         }
     }
-    let device = if device.is_autodiff() {
-        device.clone()
-    } else {
-        device.clone().autodiff()
-    };
+    let device = device.clone().autodiff();
     let (network, _) = weights::load_model(&state.config.model, &model_sd, &device)?;
     let network =
         restore_param_ids(network.set_require_grad(true), &ids).freeze_first(state.frozen_nodes);

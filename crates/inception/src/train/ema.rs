@@ -38,7 +38,8 @@ pub struct Ema {
 impl Ema {
     /// Starts the average at the network's current weights.
     pub fn new(network: &Network, decay: f64) -> Self {
-        Self::from_network(network.valid().independent_copy(), decay, 0)
+        // `valid()` gives the copy running states of its own (Burn syncs and re-creates them).
+        Self::from_network(network.valid(), decay, 0)
     }
 
     /// An average that has seen `updates` updates (a checkpoint's, restored).

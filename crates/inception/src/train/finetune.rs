@@ -86,11 +86,7 @@ pub fn prepare(
         .with_include_top(true)
         .with_classes(classes)
         .with_aux_logits(false);
-    let device = if device.is_autodiff() {
-        device.clone()
-    } else {
-        device.clone().autodiff()
-    };
+    let device = device.clone().autodiff();
     // The new network on the training device; the backbone's tensors are copied into it by
     // name, the head keeps its fresh initialisation.
     device.seed(seed);

@@ -94,11 +94,8 @@ impl Trainer {
     /// autodiff device if it is not). Parameters are initialised from `config.seed`, on the CPU
     /// backend, so that a seed means the same starting weights on every device.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self> {
-        let device = if device.is_autodiff() {
-            device.clone()
-        } else {
-            device.clone().autodiff()
-        };
+        // `autodiff()` leaves an autodiff device as it is.
+        let device = device.clone().autodiff();
         // Initialised on the CPU backend, then moved: a seed gives the same starting weights
         // whatever device trains.
         let cpu = Device::flex().autodiff();
@@ -132,18 +129,15 @@ impl Trainer {
     /// normalises each shard with its own statistics and keeps the first device's running
     /// averages (DDP's `broadcast_buffers`).
     pub fn with_devices(mut self, devices: &[Device]) -> Self {
-        let autodiff = |d: &Device| {
-            if d.is_autodiff() {
-                d.clone()
-            } else {
-                d.clone().autodiff()
-            }
-        };
         if let Some(first) = devices.first() {
-            self.network = self.network.fork(&autodiff(first));
+            self.network = self.network.fork(&first.clone().autodiff());
             self.ema = self.ema.take().map(|e| e.to_device(first));
         }
-        self.replicas = devices.iter().skip(1).map(autodiff).collect();
+        self.replicas = devices
+            .iter()
+            .skip(1)
+            .map(|d| d.clone().autodiff())
+            .collect();
         self
     }
 
@@ -180,8 +174,6 @@ impl Trainer {
         val: &ImageSet,
         on: &mut dyn FnMut(Event) -> bool,
     ) -> Result<()> {
-        self.check_data(train)?;
-        self.check_data(val)?;
         while self.epoch < self.config.epochs {
             let Some(stats) = self.train_epoch(train, val, on)? else {
                 break;
@@ -221,6 +213,8 @@ impl Trainer {
         val: &ImageSet,
         on: &mut dyn FnMut(Event) -> bool,
     ) -> Result<Option<EpochStats>> {
+        self.check_data(train)?;
+        self.check_data(val)?;
         let start = Instant::now();
         let cfg = self.config.clone();
         let epoch = self.epoch;
@@ -314,7 +308,7 @@ impl Trainer {
         }
         let train_secs = start.elapsed().as_secs_f64();
         self.epoch += 1;
-        let eval = evaluate(&self.inference_network()?, val, &self.preset(), 256);
+        let eval = evaluate(&self.inference_network(), val, &self.preset(), 256);
         let stats = EpochStats {
             epoch: self.epoch,
             lr,
@@ -369,30 +363,26 @@ impl Trainer {
                     })
                 })
                 .collect();
-            let x = data[..bounds[1] * per].to_vec();
-            let (g, loss, mut pred) = shard_step(
+            // The first shard on this thread, with the master network itself (whose BatchNorm
+            // statistics it updates); then the replicas' in shard order.
+            let first = shard_step(
                 &self.network,
-                x,
+                data[..bounds[1] * per].to_vec(),
                 &labels[..bounds[1]],
                 [c, h, w],
                 smoothing,
                 aux_weight,
                 device,
             );
-            let mut sum = GradientsAccumulator::new();
-            let weight = |m: usize| m as f64 / n as f64;
-            let mut g = g;
-            scale_grads(&self.network, &mut g, weight(bounds[1]));
-            sum.accumulate(&self.network, g);
-            let mut mean_loss = loss * weight(bounds[1]);
-            for (i, handle) in others.into_iter().enumerate() {
-                let (mut g, loss, p) = handle
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
-                let m = bounds[i + 2] - bounds[i + 1];
-                scale_grads(&self.network, &mut g, weight(m));
+            let rest = others
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            let (mut sum, mut mean_loss, mut pred) = (GradientsAccumulator::new(), 0.0, Vec::new());
+            for (i, (mut g, loss, p)) in std::iter::once(first).chain(rest).enumerate() {
+                let weight = (bounds[i + 1] - bounds[i]) as f64 / n as f64;
+                scale_grads(&self.network, &mut g, weight);
                 sum.accumulate(&self.network, g);
-                mean_loss += loss * weight(m);
+                mean_loss += loss * weight;
                 pred.extend(p);
             }
             (sum.grads(), mean_loss, pred)
@@ -405,10 +395,10 @@ impl Trainer {
 
     /// The trained network for inference (plain device, evaluation mode): the moving average
     /// of the weights when there is one (as both papers evaluate), else the weights.
-    pub fn inference_network(&self) -> Result<Network> {
+    pub fn inference_network(&self) -> Network {
         match &self.ema {
-            Some(ema) => Ok(ema.network()),
-            None => Ok(self.network.valid()),
+            Some(ema) => ema.network(),
+            None => self.network.valid(),
         }
     }
 }

@@ -40,7 +40,7 @@ fn model_view(sd: StateDict) -> StateDict {
     for (name, t) in sd.iter() {
         let kept = match name.strip_prefix(EMA_PREFIX) {
             Some(n) => has_ema.then_some(n),
-            None => (!has_ema && name != OPTIMIZER_TENSOR).then_some(name),
+            None => (!has_ema).then_some(name),
         };
         if let Some(n) = kept {
             out.insert(n.to_string(), t.clone());
