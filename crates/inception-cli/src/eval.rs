@@ -34,12 +34,16 @@ pub struct EvalArgs {
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
+    if args.batch == 0 {
+        anyhow::bail!("--batch 0: at least one image per forward pass is needed");
+    }
     let options = LoadOptions {
         model: crate::run::model_source(args.model.as_deref())?,
+        cache: Some(crate::progress::download_cache()?),
         ..Default::default()
     };
     let clf = Classifier::load(&args.weights, &options)?;
-    let (eval, classes, failed) = evaluate_folder(&clf, &args.data, args.batch.max(1))?;
+    let (eval, classes, failed) = evaluate_folder(&clf, &args.data, args.batch)?;
     for (path, why) in &failed {
         eprintln!("error: {}: {why}", path.display());
     }
@@ -73,10 +77,15 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     if args.json {
         println!("{report}");
     } else {
+        // Top-5 says nothing with five classes or fewer (it is always 100%).
+        let top5 = if clf.labels().len() > 5 {
+            format!("  top-5 {:.2}%", 100.0 * eval.top5)
+        } else {
+            String::new()
+        };
         println!(
-            "top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  on {} images",
+            "top-1 {:.2}%{top5}  loss {:.4}  on {} images",
             100.0 * eval.top1,
-            100.0 * eval.top5,
             eval.loss,
             eval.count
         );

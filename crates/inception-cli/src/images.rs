@@ -61,7 +61,7 @@ impl ImageArgs {
             preset,
             input_size: self.input_size,
             transform_input: self.transform_input,
-            cache: None,
+            cache: Some(crate::progress::download_cache()?),
         })
     }
 
@@ -161,8 +161,13 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
         .images
         .for_each_batch(classifier.preset(), "classified", |batch, x| {
             let preds = classifier.predict(x, args.top)?;
-            for (path, top) in batch.paths.iter().zip(preds) {
+            let per_image = batch.data.len() / batch.len().max(1);
+            for (k, (path, top)) in batch.paths.iter().zip(preds).enumerate() {
                 ok += 1;
+                let values = &batch.data[k * per_image..(k + 1) * per_image];
+                if let Some(hint) = classifier.preset().brightness_hint(values) {
+                    eprintln!("note: {}: {hint}", path.display());
+                }
                 if args.json {
                     let line = serde_json::json!({
                         "file": path.display().to_string(),
@@ -196,7 +201,8 @@ pub struct FeaturesArgs {
     /// metadata) or .csv (a `file` column then D values).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
-    /// Pooling of feature maps: avg (default without --layer), max, or none (flatten).
+    /// Pooling of feature maps, with or without --layer: avg (the default), max, or none (the
+    /// whole map, flattened in the model's layout).
     #[arg(long, value_name = "MODE")]
     pooling: Option<String>,
     /// Take this layer's or block's activation (e.g. inception4e, Mixed_6e, mixed5) instead of
@@ -221,8 +227,7 @@ pub fn features(args: FeaturesArgs) -> Result<()> {
     let options = args.images.options()?;
     let pooling = match args.pooling.as_deref() {
         Some(p) => Pooling::parse(p)?,
-        None if args.layer.is_none() => Some(Pooling::Avg),
-        None => None,
+        None => Some(Pooling::Avg),
     };
     let extractor = FeatureExtractor::load(
         &args.images.weights,

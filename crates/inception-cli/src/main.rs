@@ -11,6 +11,7 @@ use inception::summary::{Summary, group_digits};
 
 mod eval;
 mod images;
+mod progress;
 mod run;
 mod train;
 
@@ -21,7 +22,8 @@ mod train;
     about = "GoogLeNet and Inception v3 in Rust: exact torchvision/Keras architectures, summaries, diagrams",
     long_about = "GoogLeNet (Inception v1) and Inception v3 in Rust, on Burn.\n\n\
         Models: googlenet (torchvision layout), googlenet-bvlc (paper / Caffe / ONNX zoo),\n\
-        inception-v3 (torchvision / timm), inception-v3-keras (keras.applications).\n\
+        inception-v3 (torchvision / timm), inception-v3-keras (keras.applications),\n\
+        inception-mini (a compact GoogLeNet for 28x28 digits; `inception train` trains it).\n\
         Options mirror keras.applications: --no-top (include_top=False), --pooling, --classes,\n\
         --input-size; and torchvision: --aux (aux_logits), --transform-input.",
     after_help = "Examples:\n  inception models\n  inception summary googlenet --aux\n  inception summary inception-v3-keras --json\n  inception diagram googlenet --aux -o googlenet.svg"
@@ -74,11 +76,11 @@ enum Command {
     ///
     /// Images are decoded and preprocessed as the weights' source framework does (torchvision,
     /// Keras, Caffe/ONNX zoo; override with --preset), in parallel with the model. Unreadable
-    /// files are reported on stderr and skipped; the exit code is then 2.
+    /// files are reported on stderr and skipped; the exit code is then 3.
     #[command(after_help = "Output with --json: one object per line and image:
   {\"file\": \"photos/cat.jpg\", \"predictions\": [{\"index\": 281, \"label\": \"tabby\", \"probability\": 0.41}, …]}
 
-Exit codes: 0 all images classified; 1 error (nothing done); 2 some images skipped.
+Exit codes: 0 all images classified; 1 error (nothing done); 2 usage error; 3 some images skipped.
 
 Examples:
   inception classify --weights googlenet.torchvision photos/
@@ -88,11 +90,11 @@ Examples:
     /// v3 with average pooling, or any layer's activation).
     ///
     /// The model runs as a frozen feature extractor without its classifier (Keras
-    /// include_top=False). Unreadable files are reported and skipped (exit code 2); the output
+    /// include_top=False). Unreadable files are reported and skipped (exit code 3); the output
     /// lists the files it holds (a safetensors metadata entry `files`, or the CSV's first
     /// column).
     #[command(
-        after_help = "Exit codes: 0 all images embedded; 1 error (nothing written); 2 some images skipped.
+        after_help = "Exit codes: 0 all images embedded; 1 error (nothing written); 2 usage error; 3 some images skipped.
 
 Examples:
   inception features --weights inception_v3.keras photos/ -o features.npy
@@ -157,7 +159,7 @@ Examples:
 /// The model and its Keras / torchvision options, shared by the subcommands.
 #[derive(Args)]
 struct ModelArgs {
-    /// Architecture: googlenet, googlenet-bvlc, inception-v3, inception-v3-keras.
+    /// Architecture: googlenet, googlenet-bvlc, inception-v3, inception-v3-keras, inception-mini.
     model: String,
     /// Build the auxiliary classifiers (torchvision aux_logits=True).
     #[arg(long)]
@@ -207,8 +209,8 @@ impl ModelArgs {
     }
 }
 
-/// A run that ended early or in part, reported as a warning with its own exit code: 2 when
-/// some inputs were skipped, 130 when Ctrl-C stopped it.
+/// A run that ended early or in part, reported as a warning with its own exit code: 3 when
+/// some inputs were skipped, 130 when Ctrl-C stopped it (2 stays clap's usage error).
 #[derive(Debug)]
 pub struct Warning {
     /// The exit code.
@@ -218,9 +220,9 @@ pub struct Warning {
 }
 
 impl Warning {
-    /// Some inputs could not be used; the rest were processed (exit code 2).
+    /// Some inputs could not be used; the rest were processed (exit code 3).
     pub fn partial(message: String) -> Self {
-        Self { code: 2, message }
+        Self { code: 3, message }
     }
 
     /// Ctrl-C stopped the run (exit code 130, as a shell reports SIGINT).
@@ -238,6 +240,13 @@ impl std::fmt::Display for Warning {
 impl std::error::Error for Warning {}
 
 fn main() -> ExitCode {
+    // A closed stdout (`inception summary … | head`) ends the program quietly, as it ends `ls`:
+    // Rust ignores SIGPIPE by default, which turns every later print into a panic or an error.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of a signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -269,10 +278,10 @@ fn run(cli: Cli) -> Result<()> {
         } => run::convert(&weights, &output, model.as_deref(), transform_input),
         Command::Pretrained { json } => pretrained_list(json),
         Command::Download { names } => {
-            let cache = inception::pretrained::Cache::new()?;
+            let cache = progress::download_cache()?;
             for name in names {
                 let entry = inception::pretrained::find(&name)?;
-                let path = cache.fetch(&entry, true)?;
+                let path = cache.fetch(&entry)?;
                 println!("{}", path.display());
             }
             Ok(())

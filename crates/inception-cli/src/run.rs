@@ -93,14 +93,14 @@ pub struct ResolvedWeights {
 /// name / `imagenet` fetched into the cache (the model and `transform_input` from the registry
 /// entry).
 pub fn resolve_weights(spec: &str, model: Option<&str>) -> Result<ResolvedWeights> {
-    use inception::pretrained::{self, Cache};
+    use inception::pretrained;
     let source = model_source(model)?;
     let arch = match &source {
         ModelSource::Arch(a) => Some(*a),
         _ => None,
     };
     let is_file = Path::new(spec).exists();
-    let resolved = pretrained::resolve(spec, arch, &Cache::new()?)?;
+    let resolved = pretrained::resolve(spec, arch, &crate::progress::download_cache()?)?;
     let Some(entry) = resolved.entry else {
         return Ok(ResolvedWeights {
             path: resolved.path,

@@ -1,15 +1,17 @@
 //! `inception train`: the training loop with a progress bar, per-epoch lines, the CSV log, the
 //! curves and an atomically written model.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inception::models::{Arch, ModelConfig};
 use inception::train::{
     Decay, Event, ImageSet, OptimizerKind, Recipe, TrainConfig, Trainer, evaluate, load_checkpoint,
-    report, save_checkpoint, save_model,
+    report, runs, save_checkpoint, save_model,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -83,49 +85,21 @@ pub struct TrainArgs {
     #[allow(clippy::option_option)] // absent / `--resume` / `--resume FILE`
     resume: Option<Option<PathBuf>>,
     /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
-    #[arg(short, long, value_name = "DIR", default_value = "runs/train")]
-    output: PathBuf,
+    /// Default: a new numbered folder (runs/train, runs/train2, …); with --resume, the
+    /// checkpoint's folder (the latest run's without a FILE).
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Start a new run in an --output folder that already holds one (its model and checkpoint
+    /// are replaced).
+    #[arg(long)]
+    exist_ok: bool,
     /// Print the final evaluation as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
 
-fn optimizer(name: &str) -> Result<OptimizerKind> {
-    Ok(match name {
-        "sgd" => OptimizerKind::Sgd {
-            momentum: 0.9,
-            nesterov: false,
-        },
-        "nesterov" => OptimizerKind::Sgd {
-            momentum: 0.9,
-            nesterov: true,
-        },
-        "rmsprop" => OptimizerKind::RmsProp {
-            alpha: 0.9,
-            eps: 1.0,
-            momentum: 0.9,
-        },
-        "adamw" => OptimizerKind::AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        _ => bail!("unknown optimizer '{name}'; use sgd, nesterov, rmsprop or adamw"),
-    })
-}
-
-fn decay(spec: &str) -> Result<Decay> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    Ok(match parts.as_slice() {
-        ["constant"] => Decay::Constant,
-        ["cosine"] => Decay::Cosine { min_factor: 0.01 },
-        ["step", every, gamma] => Decay::Step {
-            every: every.parse().context("step:EVERY:GAMMA")?,
-            gamma: gamma.parse().context("step:EVERY:GAMMA")?,
-        },
-        _ => bail!("unknown schedule '{spec}'; use constant, cosine or step:EVERY:GAMMA"),
-    })
-}
+/// Where runs go by default: `runs/train`, `runs/train2`, … and `runs/finetune`, ….
+const RUNS: &str = "runs";
 
 pub fn train(args: TrainArgs) -> Result<()> {
     let devices = inception::device::parse_devices(&args.devices)?;
@@ -133,12 +107,22 @@ pub fn train(args: TrainArgs) -> Result<()> {
     // A resumed run takes everything from its checkpoint (the data are read as it read them).
     let resumed = match &args.resume {
         Some(path) => {
-            let path = path
-                .clone()
-                .unwrap_or_else(|| args.output.join("checkpoint.safetensors"));
+            let path = match (path, &args.output) {
+                (Some(p), _) => p.clone(),
+                (None, Some(o)) => o.join(runs::CHECKPOINT_FILE),
+                (None, None) => runs::latest_run_dir(Path::new(RUNS), "train")
+                    .map(|d| d.join(runs::CHECKPOINT_FILE))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no run to resume in {RUNS}/ (a run writes {RUNS}/trainN/{} after each epoch); \
+                             name the checkpoint: --resume FILE",
+                            runs::CHECKPOINT_FILE
+                        )
+                    })?,
+            };
             if !path.is_file() {
                 bail!(
-                    "{}: no checkpoint to resume from (a run writes one after each epoch into its --output folder)",
+                    "{}: no checkpoint to resume from (a run writes one after each epoch into its output folder)",
                     path.display()
                 );
             }
@@ -146,6 +130,18 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         None => None,
     };
+    let output = match (&args.output, &resumed) {
+        (Some(o), _) => o.clone(),
+        (None, Some((_, path))) => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        (None, None) => runs::next_run_dir(Path::new(RUNS), "train"),
+    };
+    if resumed.is_none() {
+        runs::check_new_run_dir(&output, args.exist_ok)
+            .map_err(|e| anyhow::anyhow!("{e} (--resume, -o DIR or --exist-ok)"))?;
+    }
     let (arch, channels, size, seed) = match &resumed {
         Some(((t, _), _)) => {
             // As the run read them: a fine-tuning run at its pretrained preset's resize size.
@@ -159,15 +155,23 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         None => {
             let arch = Arch::from_name(&args.model)?;
-            (
-                arch,
+            let (channels, size) = (
                 args.channels.unwrap_or(arch.default_in_channels()),
                 args.input_size.unwrap_or(arch.default_input_size()),
-                args.seed,
-            )
+            );
+            // Every option is checked before any image is read.
+            let placeholder = ["a".to_string(), "b".to_string()];
+            configure(&args, arch, channels, size, &placeholder, None)?;
+            (arch, channels, size, args.seed)
         }
     };
-    let (train, val) = match &args.data {
+    // The data: --data, else the folder the checkpoint recorded, else the embedded digits.
+    let data = args.data.clone().or_else(|| {
+        resumed
+            .as_ref()
+            .and_then(|((t, _), _)| t.config.data.clone())
+    });
+    let (train, val) = match &data {
         None => {
             let (train, test) = ImageSet::digits()?;
             (train.with_channels(channels), test.with_channels(channels))
@@ -183,16 +187,21 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
     };
     let classes = train.classes.clone();
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
+    std::fs::create_dir_all(&output)
+        .with_context(|| format!("{}: cannot create the output folder", output.display()))?;
     let trainer = match resumed {
         Some(((mut t, saved), path)) => {
             if saved != classes {
                 bail!(
-                    "{}: the checkpoint's classes [{}] differ from the data's [{}]",
+                    "{}: the checkpoint's classes [{}] differ from the data's [{}]{}",
                     path.display(),
                     saved.join(", "),
-                    classes.join(", ")
+                    classes.join(", "),
+                    if data.is_none() {
+                        "; give the run's folder with --data DIR"
+                    } else {
+                        ""
+                    }
                 );
             }
             if let Some(e) = args.epochs {
@@ -208,15 +217,19 @@ pub fn train(args: TrainArgs) -> Result<()> {
             t
         }
         None => {
-            let cfg = configure(&args, arch, channels, size, &train)?;
+            let mut cfg = configure(&args, arch, channels, size, &classes, Some(&train))?;
+            cfg.data = data
+                .as_ref()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             Trainer::new(cfg, &devices[0])?
         }
     };
     let mut trainer = trainer.with_devices(&devices);
     let cfg = &trainer.config;
     let params = cfg.model.graph()?.params().trainable;
+    let batches = train.len() / cfg.batch_size;
     eprintln!(
-        "training {} ({} parameters{}) on {} images of {} classes, validating on {}; {} epochs of {} batches{}",
+        "training {} ({} parameters{}) on {} images of {}, validating on {}; {} epoch{} of {} batch{} of {} at {}x{}{} → {}",
         cfg.model.arch,
         inception::summary::group_digits(params as u64),
         if cfg.model.aux_logits {
@@ -225,34 +238,57 @@ pub fn train(args: TrainArgs) -> Result<()> {
             String::new()
         },
         train.len(),
-        classes.len(),
+        plural(classes.len(), "class", "classes"),
         val.len(),
         cfg.epochs,
-        train.len() / cfg.batch_size,
+        if cfg.epochs == 1 { "" } else { "s" },
+        batches,
+        if batches == 1 { "" } else { "es" },
+        cfg.batch_size,
+        cfg.model.input_size[0],
+        cfg.model.input_size[1],
         if devices.len() > 1 {
             format!(", data-parallel on {} devices", devices.len())
         } else {
             String::new()
-        }
+        },
+        output.display()
     );
-    let title = format!("{} on {}", trainer.config.model.arch, data_name(&args.data));
-    fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
-    finish(&trainer, &val, &classes, &args.output, args.json)
+    let title = format!("{} on {}", trainer.config.model.arch, data_name(&data));
+    fit_and_report(&mut trainer, &train, &val, &classes, &title, &output)?;
+    finish(&trainer, &val, &classes, &output, args.json)
 }
 
-/// The training configuration of a new run: the recipe, then the options given.
+/// `42 s`, `3 min 5 s`, `1 h 12 min`.
+fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `1 class`, `3 classes`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The training configuration of a new run: the recipe, then the options given. Without
+/// `train` (options checked before the data are read) the normalisation is a placeholder.
 fn configure(
     args: &TrainArgs,
     arch: Arch,
     channels: usize,
     size: usize,
-    train: &ImageSet,
+    classes: &[String],
+    train: Option<&ImageSet>,
 ) -> Result<TrainConfig> {
     let model = ModelConfig::new(arch)
-        .with_classes(train.classes.len())
+        .with_classes(classes.len())
         .with_in_channels(channels)
         .with_input_size(size)
-        .with_aux_logits(args.aux_weight.is_none_or(|w| w > 0.0));
+        .with_aux_logits(args.aux_weight.is_none_or(|w| w > 0.0) && arch.has_aux_heads());
     let recipe = match &args.recipe {
         Some(r) => Recipe::parse(r)?,
         None => match arch {
@@ -261,32 +297,42 @@ fn configure(
             _ => Recipe::GoogLeNetPaper,
         },
     };
-    let mut cfg = TrainConfig::recipe(recipe, model.clone(), train);
-    // Models without aux heads (Keras layout) simply get no aux term.
-    if cfg.model.graph().is_err() {
-        cfg.model = model.with_aux_logits(false);
-        cfg.model.graph()?;
+    let (mean, std) = match train {
+        Some(t) => t.mean_std(),
+        None => (vec![0.5; channels], vec![0.25; channels]),
+    };
+    let mut cfg = TrainConfig::recipe_with_normalization(recipe, model.clone(), mean, std);
+    // Inception v3 below 299x299 has no room for its aux head (17x17 maps shrink below the
+    // head's 5x5 pooling): train without it, and say so. Any other error is the real one.
+    if cfg.model.aux_logits
+        && let Err(e) = cfg.model.graph()
+    {
+        let without = model.with_aux_logits(false);
+        if without.graph().is_err() {
+            return Err(e.into());
+        }
+        if train.is_some() {
+            eprintln!("note: {e}; training without aux heads");
+        }
+        cfg.model = without;
     }
     if let Some(e) = args.epochs {
         cfg = cfg.with_epochs(e);
     }
     if let Some(b) = args.batch {
-        if b < 2 {
-            bail!("--batch must be at least 2 (BatchNorm needs more than one image)");
-        }
         cfg.batch_size = b;
     }
     if let Some(lr) = args.lr {
         cfg.schedule.lr = lr;
     }
     if let Some(o) = &args.optimizer {
-        cfg.optimizer = optimizer(o)?;
+        cfg.optimizer = OptimizerKind::parse(o)?;
     }
     if let Some(wd) = args.weight_decay {
         cfg.weight_decay = wd;
     }
     if let Some(s) = &args.schedule {
-        cfg.schedule.decay = decay(s)?;
+        cfg.schedule.decay = Decay::parse(s)?;
     }
     if let Some(w) = args.warmup {
         cfg.schedule.warmup_epochs = w;
@@ -304,6 +350,13 @@ fn configure(
     if args.ema.is_some() {
         cfg.ema_decay = args.ema;
     }
+    if args.data.is_some() && !(args.val_fraction > 0.0 && args.val_fraction < 1.0) {
+        bail!(
+            "--val-fraction {}: it must be between 0 and 1 (e.g. 0.2)",
+            args.val_fraction
+        );
+    }
+    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -318,32 +371,6 @@ fn check_ema(ema: Option<f64>) -> Result<()> {
 
 /// Set by Ctrl-C: the run stops at the next step and keeps its last epoch's checkpoint.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Deletes what killed runs left in `out`: the half-written temporaries of
-/// [`inception::files::write_atomic`] (`.NAME.PID.tmp`) whose process is gone.
-fn remove_stale_temporaries(out: &Path) {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return;
-    };
-    for entry in entries.filter_map(|e| e.ok()) {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(pid) = name
-            .strip_prefix('.')
-            .and_then(|n| n.strip_suffix(".tmp"))
-            .and_then(|n| n.rsplit_once('.'))
-            .and_then(|(_, pid)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
-        if !alive && std::fs::remove_file(entry.path()).is_ok() {
-            eprintln!(
-                "removed {}, left by an interrupted run",
-                entry.path().display()
-            );
-        }
-    }
-}
 
 /// Installs the Ctrl-C handler (once).
 fn catch_ctrl_c() {
@@ -371,11 +398,20 @@ pub fn fit_and_report(
     out: &Path,
 ) -> Result<()> {
     catch_ctrl_c();
-    remove_stale_temporaries(out);
+    for path in runs::remove_stale_temporaries(out) {
+        eprintln!("removed {}, left by an interrupted run", path.display());
+    }
     let epochs = trainer.config.epochs;
-    let checkpoint = out.join("checkpoint.safetensors");
+    let checkpoint = out.join(runs::CHECKPOINT_FILE);
+    let batch_size = trainer.config.batch_size;
+    // A terminal gets a progress bar; a log file or a pipe gets a line every tenth of an epoch
+    // (or every 30 s), so a long epoch is never silent.
+    let terminal = std::io::stderr().is_terminal();
+    let mut estimated = false;
     while trainer.epoch < epochs {
         let mut bar: Option<ProgressBar> = None;
+        let started = Instant::now();
+        let mut last_line = Instant::now();
         let mut on = |event: Event| -> bool {
             if let Event::Step {
                 epoch,
@@ -385,18 +421,44 @@ pub fn fit_and_report(
                 lr,
             } = event
             {
-                let b = bar.get_or_insert_with(|| {
-                    ProgressBar::new(batches as u64).with_style(
-                        ProgressStyle::with_template(
-                            "epoch {prefix} [{wide_bar}] {pos}/{len} {msg} ETA {eta}",
+                let elapsed = started.elapsed().as_secs_f64();
+                let per_batch = elapsed / batch as f64;
+                // An estimate once the first steps have run.
+                if !estimated && (batch == 5.min(batches)) {
+                    estimated = true;
+                    let epoch_secs = per_batch * batches as f64;
+                    eprintln!(
+                        "about {} per epoch ({:.0} images/s), {} for the {} epoch{} left",
+                        duration(epoch_secs),
+                        (batch * batch_size) as f64 / elapsed.max(1e-9),
+                        duration(epoch_secs * (epochs - epoch + 1) as f64),
+                        epochs - epoch + 1,
+                        if epochs - epoch == 0 { "" } else { "s" }
+                    );
+                }
+                if terminal {
+                    let b = bar.get_or_insert_with(|| {
+                        ProgressBar::new(batches as u64).with_style(
+                            ProgressStyle::with_template(
+                                "epoch {prefix} [{wide_bar}] {pos}/{len} {msg} ETA {eta}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
                         )
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                    )
-                });
-                b.set_prefix(format!("{epoch}/{epochs}"));
-                b.set_position(batch as u64);
-                b.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+                    });
+                    b.set_prefix(format!("{epoch}/{epochs}"));
+                    b.set_position(batch as u64);
+                    b.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+                } else if batch == batches
+                    || batch % (batches / 10).max(1) == 0
+                    || last_line.elapsed().as_secs() >= 30
+                {
+                    last_line = Instant::now();
+                    eprintln!(
+                        "epoch {epoch}/{epochs} batch {batch}/{batches} loss {loss:.4} lr {lr:.2e} ({} left in the epoch)",
+                        duration(per_batch * (batches - batch) as f64)
+                    );
+                }
             }
             !INTERRUPTED.load(Ordering::SeqCst)
         };
@@ -410,8 +472,9 @@ pub fn fit_and_report(
                 trainer.epoch + 1,
                 if checkpoint.is_file() {
                     format!(
-                        "the checkpoint of epoch {} is in {}: continue with --resume {0}",
+                        "the checkpoint of epoch {} is in {}: continue with --resume {}",
                         trainer.epoch,
+                        checkpoint.display(),
                         checkpoint.display()
                     )
                 } else {
@@ -420,14 +483,18 @@ pub fn fit_and_report(
             )));
         };
         eprintln!(
-            "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}% (top-5 {:6.2}%)  {:.0} img/s  {:.0} s",
+            "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}%{}  {:.0} img/s  {:.0} s",
             s.epoch,
             epochs,
             s.train_loss,
             100.0 * s.train_top1,
             s.val_loss,
             100.0 * s.val_top1,
-            100.0 * s.val_top5,
+            if classes.len() > 5 {
+                format!(" (top-5 {:6.2}%)", 100.0 * s.val_top5)
+            } else {
+                String::new()
+            },
             s.images_per_sec,
             s.seconds
         );
@@ -453,10 +520,14 @@ pub fn finish(
     let eval = evaluate(&net, val, &cfg.preset(), 256);
     let secs: f64 = trainer.history.iter().map(|h| h.seconds).sum();
     eprintln!(
-        "done in {:.0} s: validation top-1 {:.2}%, top-5 {:.2}% on {} images; model in {}",
+        "done in {:.0} s: validation top-1 {:.2}%{} on {} images; model in {}",
         secs,
         100.0 * eval.top1,
-        100.0 * eval.top5,
+        if classes.len() > 5 {
+            format!(", top-5 {:.2}%", 100.0 * eval.top5)
+        } else {
+            String::new()
+        },
         eval.count,
         model_path.display()
     );
@@ -613,8 +684,13 @@ pub struct FinetuneArgs {
     #[arg(long, value_name = "LIST", default_value = "cpu")]
     devices: String,
     /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
-    #[arg(short, long, value_name = "DIR", default_value = "runs/finetune")]
-    output: PathBuf,
+    /// Default: a new numbered folder (runs/finetune, runs/finetune2, …).
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Write into an --output folder that already holds a run (its model and checkpoint are
+    /// replaced).
+    #[arg(long)]
+    exist_ok: bool,
     /// Print the final evaluation as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -653,13 +729,29 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         "paper" => Augment::paper(),
         a => bail!("--augment {a}: use none, digits or paper"),
     };
-    let optim = optimizer(&args.optimizer)?;
-    if args.batch < 2 {
-        bail!("--batch must be at least 2 (BatchNorm needs more than one image)");
+    let optim = OptimizerKind::parse(&args.optimizer)?;
+    if !(args.val_fraction > 0.0 && args.val_fraction < 1.0) {
+        bail!(
+            "--val-fraction {}: it must be between 0 and 1 (e.g. 0.2)",
+            args.val_fraction
+        );
     }
+    if !(args.unfreeze_lr_factor.is_finite() && args.unfreeze_lr_factor > 0.0) {
+        bail!(
+            "--unfreeze-lr-factor {}: it must be a positive number",
+            args.unfreeze_lr_factor
+        );
+    }
+    let output = match &args.output {
+        Some(o) => o.clone(),
+        None => runs::next_run_dir(Path::new(RUNS), "finetune"),
+    };
+    runs::check_new_run_dir(&output, args.exist_ok)
+        .map_err(|e| anyhow::anyhow!("{e} (train --resume, -o DIR or --exist-ok)"))?;
     let classes_n = class_folders(&args.data)?;
     let options = inception::predict::LoadOptions {
         model: crate::run::model_source(args.model.as_deref())?,
+        cache: Some(crate::progress::download_cache()?),
         ..Default::default()
     };
     let ft = prepare(
@@ -696,11 +788,13 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     if args.ema.is_some() {
         cfg.ema_decay = args.ema;
     }
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
+    cfg.data = Some(std::path::absolute(&args.data).unwrap_or_else(|_| args.data.clone()));
+    cfg.validate()?;
+    std::fs::create_dir_all(&output)
+        .with_context(|| format!("{}: cannot create the output folder", output.display()))?;
     let graph = ft.network.graph().clone();
     eprintln!(
-        "fine-tuning {} ({} tensors pretrained; {} of {} layers frozen{}) on {} images of {} classes, validating on {}",
+        "fine-tuning {} ({} tensors pretrained; {} of {} layers frozen{}) on {} images of {}, validating on {} → {}",
         ft.model.arch,
         ft.pretrained_tensors,
         ft.frozen_nodes,
@@ -711,31 +805,40 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             ""
         },
         train.len(),
-        classes.len(),
-        val.len()
+        plural(classes.len(), "class", "classes"),
+        val.len(),
+        output.display()
     );
     let title = format!("{} fine-tuned on {}", ft.model.arch, args.data.display());
-    let mut trainer = Trainer::with_network(cfg.clone(), ft.network).with_devices(&devices);
+    let mut trainer = Trainer::with_network(cfg.clone(), ft.network)?.with_devices(&devices);
     trainer.frozen_nodes = ft.frozen_nodes;
-    fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
+    fit_and_report(&mut trainer, &train, &val, &classes, &title, &output)?;
     if let Some(block) = &args.unfreeze_after {
         use inception::burn::module::Module;
         let keep = graph.resolve(block)? + 1;
-        let network = trainer.network.clone().unfreeze().freeze_first(keep);
+        // BatchNorm stays frozen (Keras's fine-tuning advice): a few small batches of the new
+        // classes would otherwise drag the pretrained statistics away.
+        let network = trainer
+            .network
+            .clone()
+            .unfreeze()
+            .freeze_first(keep)
+            .freeze_batchnorms();
         let total = args.epochs + args.unfreeze_epochs;
         let mut cfg2 = cfg.clone().with_epochs(total);
         cfg2.schedule.lr = args.lr * args.unfreeze_lr_factor;
         cfg2.schedule.decay = Decay::Constant;
         eprintln!(
-            "unfreezing the layers after {block}: {} more epochs at lr {:.2e}",
+            "unfreezing the layers after {block} (BatchNorm statistics kept): {} more epochs at lr {:.2e}",
             args.unfreeze_epochs, cfg2.schedule.lr
         );
         let history = std::mem::take(&mut trainer.history);
-        trainer = Trainer::with_network(cfg2, network).with_devices(&devices);
+        trainer = Trainer::with_network(cfg2, network)?.with_devices(&devices);
         trainer.frozen_nodes = keep;
+        trainer.frozen_batchnorms = true;
         trainer.epoch = args.epochs;
         trainer.history = history;
-        fit_and_report(&mut trainer, &train, &val, &classes, &title, &args.output)?;
+        fit_and_report(&mut trainer, &train, &val, &classes, &title, &output)?;
     }
-    finish(&trainer, &val, &classes, &args.output, args.json)
+    finish(&trainer, &val, &classes, &output, args.json)
 }

@@ -156,9 +156,13 @@ fn check_classify(
     }
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn classify_equals_run_on_the_preprocessed_photos() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     // torchvision layout from a PyTorch/safetensors file: torchvision preprocessing at 299.
     check_classify(
         &dir.join("inception_v3_tv_fp16.safetensors"),
@@ -185,9 +189,13 @@ fn classify_equals_run_on_the_preprocessed_photos() {
     );
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn features_equal_run_on_the_preprocessed_photos() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     // (weights, preset, NHWC input, `run` output node, features options, vector length)
     type Case = (
@@ -321,9 +329,13 @@ const BAD: [&str; 4] = [
     "e_text.jpg",
 ];
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn bad_files_are_reported_and_skipped() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("photos");
     messy_folder(&root);
@@ -336,7 +348,7 @@ fn bad_files_are_reported_and_skipped() {
         .arg(root.join("missing.png"))
         .args(["--json", "--batch", "2"])
         .assert()
-        .code(2)
+        .code(3)
         .get_output()
         .clone();
     let lines = parse_json_lines(&out.stdout);
@@ -354,7 +366,7 @@ fn bad_files_are_reported_and_skipped() {
     assert!(!stderr.contains("notes.txt") && !stderr.contains("panicked"));
     assert!(stderr.contains("5 input(s) could not be read"), "{stderr}");
 
-    // Features: written for the good photos, naming them; exit code 2.
+    // Features: written for the good photos, naming them; exit code 3.
     let feats = tmp.path().join("f.safetensors");
     inception()
         .arg("features")
@@ -364,7 +376,7 @@ fn bad_files_are_reported_and_skipped() {
         .arg("-o")
         .arg(&feats)
         .assert()
-        .code(2);
+        .code(3);
     let (names, rows) = read_features(&feats, 1024);
     assert_eq!(rows.len(), 2);
     assert!(names[0].ends_with("a_chelsea.png") && names[1].ends_with("rocket.jpg"));
@@ -386,9 +398,13 @@ fn bad_files_are_reported_and_skipped() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("none of the 1 inputs"));
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn classify_and_features_errors_are_one_line() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let photo = images_dir().join("chelsea.png");
     let cases: Vec<(Vec<String>, &str)> = vec![

@@ -44,9 +44,13 @@ fn assert_matches(out: &std::path::Path, reference: &std::path::Path, pairs: &[(
     }
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn run_reproduces_googlenet_logits_aux_and_activations() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.safetensors");
     let io = dir.join("googlenet_tv_io.safetensors");
@@ -79,9 +83,13 @@ fn run_reproduces_googlenet_logits_aux_and_activations() {
     );
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn run_reproduces_inception_v3_fp16_with_aux_and_activations() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("v3.safetensors");
     let io = dir.join("inception_v3_tv_io.safetensors");
@@ -153,9 +161,13 @@ fn hostile_files_fail_cleanly_through_the_cli() {
     assert!(!tmp.path().join("o.npy").exists());
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn run_with_npy_and_nhwc_layout() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let io = dir.join("inception_v3_tv_io.safetensors");
     // The NCHW input, transposed to NHWC and saved as .npy, as a TensorFlow user would pass it.
@@ -195,9 +207,13 @@ fn run_with_npy_and_nhwc_layout() {
     assert!(e < 1e-4, "{e}");
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn convert_writes_torchvision_names_and_the_config() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("googlenet.safetensors");
     inception()
@@ -217,9 +233,13 @@ fn convert_writes_torchvision_names_and_the_config() {
     );
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn run_errors_are_one_line() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let io = dir.join("googlenet_tv_io.safetensors");
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -263,9 +283,13 @@ fn run_errors_are_one_line() {
     assert!(!tmp.path().join("o.safetensors").exists());
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn run_keras_files_take_nhwc_and_give_probabilities() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let io = dir.join("keras_inception_v3_io.safetensors");
     let out = tmp.path().join("keras.safetensors");
@@ -309,7 +333,7 @@ fn run_keras_files_take_nhwc_and_give_probabilities() {
 
 #[test]
 fn run_onnx_writes_the_graph_outputs() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let io = dir.join("googlenet_caffe_small_io.safetensors");
     let out = tmp.path().join("onnx.safetensors");

@@ -66,7 +66,7 @@ fn train_on_a_folder_then_classify_with_its_class_names() {
         .arg(data.join("seven"))
         .args(["--json", "--top", "3"])
         .assert()
-        .code(2) // broken.jpg is reported and skipped
+        .code(3) // broken.jpg is reported and skipped
         .get_output()
         .stdout
         .clone();
@@ -97,9 +97,26 @@ fn train_errors_are_one_line() {
     for (args, want) in [
         (vec!["train", "--model", "resnet50"], "unknown model"),
         (vec!["train", "--recipe", "fast"], "no recipe called"),
-        (vec!["train", "--optimizer", "lbfgs"], "unknown optimizer"),
+        (vec!["train", "--optimizer", "lbfgs"], "no optimizer called"),
         (vec!["train", "--schedule", "step:8"], "unknown schedule"),
         (vec!["train", "--batch", "1"], "at least 2"),
+        // Issue 16: accepted, or a panic / a 30 GB allocation.
+        (vec!["train", "--lr", "NaN"], "learning rate"),
+        (vec!["train", "--label-smoothing", "2"], "label smoothing"),
+        (vec!["train", "--schedule", "step:0:0"], "period"),
+        (vec!["train", "--input-size", "100000"], "over the limit"),
+        (
+            vec!["train", "--data", ".", "--val-fraction", "1.5"],
+            "between 0 and 1",
+        ),
+        (
+            vec!["train", "--data", ".", "--val-fraction", "NaN"],
+            "between 0 and 1",
+        ),
+        (
+            vec!["eval", "--weights", "x", "--data", ".", "--batch", "0"],
+            "--batch 0",
+        ),
     ] {
         let out = inception()
             .args(&args)
@@ -125,6 +142,26 @@ fn train_errors_are_one_line() {
         stderr.contains("nowhere") && stderr.contains("no such file"),
         "{stderr}"
     );
+    // A folder of one class "trained" to 100% with loss 0.
+    let (train, _) = ImageSet::digits().unwrap();
+    let one = tmp.path().join("one");
+    write_folder(
+        &one,
+        &train.with_classes(&[3]).take_per_class(30, 0),
+        &["three"],
+    );
+    let out = inception()
+        .args(["train", "--epochs", "1", "--data"])
+        .arg(&one)
+        .arg("-o")
+        .arg(tmp.path().join("one-run"))
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least two"), "{stderr}");
+    assert!(!tmp.path().join("one-run/model.safetensors").exists());
 }
 
 /// Writes `set` as an ImageFolder under `root` with the given class folder names.
@@ -350,16 +387,25 @@ fn killed_and_interrupted_runs_keep_their_checkpoint_and_resume() {
     assert!(
         stderr.contains("resuming googlenet from epoch")
             && stderr.contains("removed")
-            && stderr.contains("interrupted")
-            && stderr.contains("--resume"),
+            && stderr.contains("interrupted"),
         "{stderr}"
     );
+    // The message says what to type: `--resume FILE` (it said `--resume 1`).
+    let hint = format!("--resume {}", checkpoint.display());
+    assert!(stderr.contains(&hint), "{stderr}");
     let second = checkpoint_epoch(&checkpoint);
     assert!(second > first, "{second} after {first}");
 
-    // 3. Resume to the end: the log has one row per epoch of the whole run.
+    // 3. Resume to the end as the message says, from the checkpoint alone: the run's data
+    // folder and output folder come from it. The log has one row per epoch of the whole run.
     let total = (second + 1).to_string();
-    let output = run(&["--resume", "--epochs", &total]).output().unwrap();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("inception"))
+        .current_dir(tmp.path())
+        .args(["train", "--resume"])
+        .arg(&checkpoint)
+        .args(["--epochs", &total])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(out.join("model.safetensors").is_file());

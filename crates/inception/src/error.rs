@@ -28,6 +28,21 @@ pub enum Error {
     /// Weights that do not fit the model: missing, unexpected or mis-shaped tensors.
     #[error("{0}")]
     Weights(String),
+    /// Training diverged: the loss of a step is not a finite number.
+    #[error(
+        "training diverged: the loss of step {step} (epoch {epoch}, batch {batch}) is {loss}; \
+         lower the learning rate, add warm-up or clip the gradients' norm"
+    )]
+    Diverged {
+        /// The epoch, counted from 1.
+        epoch: usize,
+        /// The batch within the epoch, counted from 1.
+        batch: usize,
+        /// The optimizer step, counted from 1 over the whole run.
+        step: usize,
+        /// The loss.
+        loss: f64,
+    },
 }
 
 impl Error {

@@ -7,6 +7,59 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::weights::{self, DType, Format, StateDict, WeightTensor};
 
+/// Reads a whole regular file of at most `max` bytes. A device (`/dev/zero`), a pipe or a folder
+/// is refused before anything is read, so no stream can make a reader allocate without end.
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let meta = check_regular(path)?;
+    if meta.len() > max {
+        return Err(Error::Io(format!(
+            "{}: {} bytes, over the limit of {max} for this kind of file",
+            path.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Checks that `path` is a regular file (following links) and returns its metadata.
+pub fn check_regular(path: &Path) -> Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Io(format!(
+            "{}: not a regular file (a device, pipe or folder); give a file",
+            path.display()
+        )));
+    }
+    Ok(meta)
+}
+
+/// Refuses to write over anything but a regular file: replacing a device node, a folder or a
+/// symbolic link with a new file would report success and leave the target untouched.
+pub fn check_output_target(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = std::fs::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            Err(Error::Io(format!(
+                "{}: a symbolic link (to {target}); outputs replace files whole, so write to \
+                 the target's own path instead",
+                path.display()
+            )))
+        }
+        Ok(m) if m.is_dir() => Err(Error::Io(format!(
+            "{}: a folder; give a file name for the output",
+            path.display()
+        ))),
+        Ok(m) if !m.is_file() => Err(Error::Io(format!(
+            "{}: not a regular file (a device or pipe); refusing to replace it",
+            path.display()
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so an
 /// interrupted run never leaves a half-written file behind (the previous file, if any, stays).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -25,6 +78,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::Io(format!("{}: not a file name", path.display())))?;
+    check_output_target(path)?;
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -38,6 +92,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The largest `.npy` input read (4 GiB).
+pub const MAX_ARRAY_FILE_BYTES: u64 = 4 << 30;
+
+/// The largest weights file read whole (16 GiB: ten times the largest Inception checkpoint in f64).
+pub const MAX_WEIGHTS_FILE_BYTES: u64 = 16 << 30;
 
 /// An n-dimensional f32 array.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,7 +120,7 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
                     path.display()
                 )));
             }
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let bytes = read_regular(path, MAX_ARRAY_FILE_BYTES)?;
             parse_npy(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
         }
         "safetensors" => {

@@ -281,6 +281,18 @@ impl Network {
         self
     }
 
+    /// Freezes every BatchNorm layer (statistics and affine), wherever it is: the setting Keras's
+    /// fine-tuning guide recommends when a pretrained network's top blocks are unfrozen, so
+    /// that a few small batches of new data cannot drag its statistics away.
+    pub fn freeze_batchnorms(mut self) -> Self {
+        for layer in self.layers.iter_mut() {
+            if let Some(LayerModule::Norm(_)) = layer {
+                *layer = layer.take().map(Module::freeze);
+            }
+        }
+        self
+    }
+
     /// Trainable and non-trainable parameter counts measured on the allocated tensors.
     pub fn param_count(&self) -> ParamCount {
         let mut v = CountVisitor::default();

@@ -134,17 +134,19 @@ pub fn open(
             "{}: the model takes {h}x{w} inputs{}",
             path.display(),
             if h == w {
-                " (an ONNX graph fixes its input size: drop --input-size)"
+                " (an ONNX graph fixes its input size: do not ask for another)"
             } else {
                 "; only square inputs are supported"
             }
         )));
     }
+    let in_file = |e: Error| Error::Format(format!("{}: {e}", path.display()));
+    let stored = loaded.preprocessing().map_err(in_file)?;
     let preset = options
         .preset
         .clone()
         .or_else(|| entry.as_ref().map(|e| e.preprocessing.clone()))
-        .or_else(|| loaded.preprocessing())
+        .or(stored)
         .map(|p| {
             if p.input_size() == h {
                 p
@@ -175,7 +177,8 @@ impl Classifier {
     /// Opens a checkpoint with its classifier (aux heads are not built).
     pub fn load(weights: &str, options: &LoadOptions) -> Result<Self> {
         let opened = open(weights, options, |cfg| cfg.with_aux_logits(false))?;
-        let names = opened.loaded.class_names();
+        let in_file = |e: Error| Error::Format(format!("{}: {e}", opened.path.display()));
+        let names = opened.loaded.class_names().map_err(in_file)?;
         let (_, output) = opened.loaded.outputs.first().cloned().ok_or_else(|| {
             Error::Graph(format!(
                 "{}: the model has no output",
@@ -184,6 +187,16 @@ impl Classifier {
         })?;
         let graph = opened.loaded.network.graph();
         let classes = graph.nodes[output].shape.channels();
+        if let Some(n) = &names
+            && n.len() != classes
+        {
+            return Err(Error::Format(format!(
+                "{}: metadata `{}` names {} classes but the model has {classes}",
+                opened.path.display(),
+                crate::data::CLASSES_KEY,
+                n.len()
+            )));
+        }
         let path = opened.path;
         Self::with_output(
             opened.loaded.network,

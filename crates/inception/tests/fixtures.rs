@@ -32,9 +32,13 @@ fn safetensors_shapes(path: &std::path::Path) -> BTreeMap<String, Vec<usize>> {
         .collect()
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn inception_v3_names_and_shapes_match_the_torchvision_state_dict() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let file = safetensors_shapes(&dir.join("inception_v3_tv_fp16.safetensors"));
     let file: BTreeMap<String, Vec<usize>> = file
         .into_iter()

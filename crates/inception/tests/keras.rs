@@ -30,9 +30,13 @@ fn nhwc_values(v: Value) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn keras_inception_v3_h5_reproduces_keras() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let path = dir.join("keras_inception_v3.h5");
     let io = weights::safetensors::read(&dir.join("keras_inception_v3_io.safetensors")).unwrap();
     let x = nhwc_input(&io, "input");
@@ -78,7 +82,7 @@ fn keras_inception_v3_h5_reproduces_keras() {
 
 #[test]
 fn keras_blocks_in_every_layout_reproduce_keras() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let io = weights::safetensors::read(&dir.join("keras_blocks_io.safetensors")).unwrap();
     let device = Device::default();
     for (model, graph) in [
@@ -134,9 +138,13 @@ fn keras_order_is_model_layers_order() {
     assert_eq!(convs.len(), 10);
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn broken_keras_files_are_clear_errors() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let device = Device::default();
     // Keras InceptionV3 weights into a model of another shape: the error names both layers.

@@ -22,7 +22,7 @@ fn values(v: Value) -> Vec<f32> {
 
 #[test]
 fn caffe_small_onnx_reproduces_onnxruntime() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let device = Device::default();
     let loaded = weights::load_file(
         &dir.join("googlenet_caffe_small.onnx"),
@@ -422,4 +422,71 @@ fn tf2onnx_style_nhwc_input_is_recognised() {
         values(n.infer(x.clone()))
     };
     assert_eq!(run(&a), run(&b));
+}
+
+#[test]
+fn hostile_onnx_shapes_are_refused_before_allocating() {
+    // Issue 16: a Conv with pads of 100000 asked for 2.5 TB; a MaxPool with a 10^6 kernel was
+    // blamed on the next Conv ("input has 0 channels"). Both are now errors naming the node,
+    // found by shape inference before anything is allocated.
+    let input = value_info("x", &[1, 3, 224, 224]);
+    let w = vec![0.0f32; 64 * 3 * 3 * 3];
+    let padded = model(
+        vec![node(
+            "Conv",
+            &["x", "w"],
+            "conv",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("pads", &[100_000, 100_000, 100_000, 100_000]),
+            ],
+        )],
+        vec![init("w", &[64, 3, 3, 3], &w)],
+        input.clone(),
+        "conv",
+        13,
+    );
+    let e = weights::onnx::import(&padded, None).unwrap_err();
+    assert!(
+        e.contains("node `conv`") && e.contains("over the limit"),
+        "{e}"
+    );
+    let pooled = model(
+        vec![
+            node(
+                "MaxPool",
+                &["x"],
+                "pool",
+                vec![ints("kernel_shape", &[1_000_000, 1_000_000])],
+            ),
+            node(
+                "Conv",
+                &["pool", "w"],
+                "conv",
+                vec![ints("kernel_shape", &[3, 3])],
+            ),
+        ],
+        vec![init("w", &[64, 3, 3, 3], &w)],
+        input.clone(),
+        "conv",
+        13,
+    );
+    let e = weights::onnx::import(&pooled, None).unwrap_err();
+    assert!(e.contains("node `pool` (MaxPool)"), "{e}");
+    assert!(!e.contains("0 channels"), "{e}");
+    // A zero stride is refused, never divided by.
+    let zero = model(
+        vec![node(
+            "MaxPool",
+            &["x"],
+            "pool",
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[0, 0])],
+        )],
+        vec![],
+        input,
+        "pool",
+        13,
+    );
+    let e = weights::onnx::import(&zero, None).unwrap_err();
+    assert!(e.contains("node `pool`") && e.contains("positive"), "{e}");
 }

@@ -91,9 +91,13 @@ fn a_model_without_its_top_is_not_a_classifier() {
     assert!(e.contains("1000 classes but 10 labels"), "{e}");
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn feature_extractor_is_the_backbone_without_its_top() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let photos: Vec<_> = ["chelsea.png", "rocket.jpg"]
         .iter()
         .map(|f| decode_file(&images_dir().join(f)).unwrap())
@@ -141,9 +145,13 @@ fn feature_extractor_is_the_backbone_without_its_top() {
     assert_eq!((fx.dim(), fx.layer()), (768, "Mixed_6e"));
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn keras_features_flatten_in_keras_order() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let file = dir.join("keras_inception_v3.h5");
     let photo = decode_file(&images_dir().join("rocket.jpg")).unwrap();
     let fx = FeatureExtractor::load(

@@ -32,9 +32,13 @@ fn hwc_to_chw(v: &[f32], s: usize) -> Vec<f32> {
     out
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn presets_match_torchvision_and_keras() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let io = weights::read(&dir.join("preprocess_io.safetensors")).unwrap();
     for file in ["chelsea.png", "rocket.jpg", "camera.png"] {
         let img = photo(file);

@@ -117,16 +117,28 @@ fn listing(dir: &std::path::Path) -> Vec<String> {
 fn verified_download_lands_once() {
     let (base, hits) = server();
     let tmp = tempfile::tempdir().unwrap();
-    let cache = Cache::at(tmp.path().join("cache"));
+    // Progress reaches the caller's callback; the library draws nothing itself.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let cache = Cache::at(tmp.path().join("cache")).with_progress(std::sync::Arc::new(
+        move |p: &inception::pretrained::DownloadProgress| {
+            record
+                .lock()
+                .unwrap()
+                .push((p.received, p.sha256.map(str::to_string)));
+        },
+    ));
     for checksum in [
         Checksum::Sha256(sha256_hex(BODY)),
         Checksum::Sha256Prefix(sha256_hex(BODY)[..8].to_string()),
     ] {
         let e = entry(format!("{base}/ok.bin"), checksum);
-        let path = cache.fetch(&e, false).unwrap();
+        let path = cache.fetch(&e).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), BODY);
+        let last = seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last, (BODY.len() as u64, Some(sha256_hex(BODY))));
         let before = hits.load(Ordering::SeqCst);
-        cache.fetch(&e, false).unwrap();
+        cache.fetch(&e).unwrap();
         assert_eq!(
             hits.load(Ordering::SeqCst),
             before,
@@ -140,14 +152,11 @@ fn verified_download_lands_once() {
         .map(|x| format!("{x:02x}"))
         .collect();
     cache
-        .fetch(&entry(format!("{base}/ok.bin"), Checksum::Md5(md5)), false)
+        .fetch(&entry(format!("{base}/ok.bin"), Checksum::Md5(md5)))
         .unwrap();
     std::fs::remove_file(cache.dir.join("weights.bin")).unwrap();
     let e = entry(format!("{base}/hub/model.safetensors"), Checksum::HubEtag);
-    assert_eq!(
-        std::fs::read(cache.fetch(&e, false).unwrap()).unwrap(),
-        BODY
-    );
+    assert_eq!(std::fs::read(cache.fetch(&e).unwrap()).unwrap(), BODY);
 }
 
 #[test]
@@ -167,7 +176,7 @@ fn failed_downloads_leave_nothing_behind() {
     ];
     for (path, checksum, needle) in cases {
         let e = entry(format!("{base}{path}"), checksum);
-        let err = cache.fetch(&e, false).unwrap_err().to_string();
+        let err = cache.fetch(&e).unwrap_err().to_string();
         assert!(err.contains(needle), "{path}: {err}");
         assert!(!err.contains('\n'), "{err}");
         assert!(
@@ -192,7 +201,7 @@ fn offline_says_where_to_put_the_file() {
         format!("http://127.0.0.1:{port}/x.pth"),
         Checksum::Unpublished,
     );
-    let err = cache.fetch(&e, false).unwrap_err().to_string();
+    let err = cache.fetch(&e).unwrap_err().to_string();
     assert!(
         err.contains("put it at")
             && err.contains(&*tmp.path().join("weights.bin").to_string_lossy()),

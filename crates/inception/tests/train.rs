@@ -551,7 +551,7 @@ fn transfer_a_frozen_digit_backbone_to_new_digits() {
     tune.schedule.lr = 0.3;
     tune.schedule.warmup_epochs = 0.0;
     tune.augment = Augment::none();
-    let mut trainer = Trainer::with_network(tune, ft.network);
+    let mut trainer = Trainer::with_network(tune, ft.network).unwrap();
     trainer
         .fit(&few, &target_test.take_per_class(10, 0), &mut |_| true)
         .unwrap();
@@ -813,7 +813,9 @@ fn data_parallel_steps_are_the_whole_batch_steps() {
     let start = Network::new(graph, &device);
     let run = |devices: &str| {
         let devices = inception::device::parse_devices(devices).unwrap();
-        let mut t = Trainer::with_network(cfg.clone(), start.clone()).with_devices(&devices);
+        let mut t = Trainer::with_network(cfg.clone(), start.clone())
+            .unwrap()
+            .with_devices(&devices);
         assert_eq!(t.devices().len(), devices.len());
         t.fit(&train, &val, &mut |_| true).unwrap();
         (tensors(&weights::state_dict(&t.network.valid())), t.history)
@@ -866,24 +868,34 @@ fn the_full_googlenet_learns_upscaled_digits_in_one_epoch() {
         .with_classes(10)
         .with_in_channels(1)
         .with_input_size(32);
-    let mut cfg = TrainConfig::recipe(Recipe::Digits, model, &train).with_epochs(1);
-    cfg.batch_size = 32;
-    let mut trainer = Trainer::new(cfg, &Device::default()).unwrap();
-    let mut losses = Vec::new();
-    trainer
-        .fit(&train, &val, &mut |e| {
-            if let inception::train::Event::Step { loss, .. } = e {
-                losses.push(loss);
-            }
-            true
-        })
-        .unwrap();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (first, last) = (mean(&losses[..3]), mean(&losses[losses.len() - 3..]));
-    let h = &trainer.history[0];
-    eprintln!("googlenet, one epoch of 2,500 digits: loss {first:.3} -> {last:.3}, {h:?}");
-    assert!(last < 0.8 * first, "the loss did not fall: {losses:?}");
-    // Chance is 10%; the full run (8,004 digits, `inception train --model googlenet
-    // --input-size 32 --channels 1 --epochs 1`) reaches 95% — this is a quarter of it.
-    assert!(h.val_top1 > 0.3, "{h:?}");
+    // Two seeds: a run that converges by luck on one would show here.
+    for seed in [0, 1] {
+        let mut cfg = TrainConfig::recipe(Recipe::Digits, model.clone(), &train).with_epochs(1);
+        cfg.batch_size = 32;
+        cfg.seed = seed;
+        let mut trainer = Trainer::new(cfg, &Device::default()).unwrap();
+        let mut losses = Vec::new();
+        trainer
+            .fit(&train, &val, &mut |e| {
+                if let inception::train::Event::Step { loss, .. } = e {
+                    losses.push(loss);
+                }
+                true
+            })
+            .unwrap();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (first, last) = (mean(&losses[..3]), mean(&losses[losses.len() - 3..]));
+        let peak = losses.iter().cloned().fold(0.0, f64::max);
+        let h = &trainer.history[0];
+        eprintln!(
+            "googlenet, one epoch of 2,500 digits, seed {seed}: loss {first:.3} -> {last:.3} (peak {peak:.3}), {h:?}"
+        );
+        // Stable: no step's loss far above the start (at 0.05 it spiked to 5–7 on every seed and
+        // diverged on AVX2 machines). Measured here (AVX-512, seeds 0–3): peak ≤ 1.05 × start,
+        // last ≤ 0.57 × start, validation 74.5–77%; the margins below hold for any summation order.
+        assert!(peak < 1.5 * first, "the loss spiked: {losses:?}");
+        assert!(last < 0.7 * first, "the loss did not fall: {losses:?}");
+        // Chance is 10%.
+        assert!(h.val_top1 > 0.5, "{h:?}");
+    }
 }

@@ -45,9 +45,13 @@ fn check(net: &Network, io: &StateDict, aux: &[&str], acts: &[(&str, &str)], tol
     }
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn googlenet_pth_reproduces_torchvision() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let sd = weights::read(&dir.join("googlenet_tv_aux.pth")).unwrap();
     assert_eq!(sd.format, weights::Format::PyTorch);
     let cfg = weights::detect(&sd).unwrap();
@@ -80,9 +84,13 @@ fn googlenet_pth_reproduces_torchvision() {
     check(&net, &io, &[], &acts[..1], 1e-4);
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn inception_v3_fp16_safetensors_reproduces_torchvision() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let sd = weights::read(&dir.join("inception_v3_tv_fp16.safetensors")).unwrap();
     assert!(sd.iter().any(|(_, t)| t.dtype == DType::F16));
     let cfg = weights::detect(&sd).unwrap();
@@ -99,9 +107,13 @@ fn inception_v3_fp16_safetensors_reproduces_torchvision() {
     check(&net, &io, &["aux_logits"], &acts, 1e-4);
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn export_round_trips_with_torchvision_names() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let sd = weights::read(&dir.join("googlenet_tv_aux.pth")).unwrap();
     let cfg = weights::detect(&sd).unwrap();
     let (net, _) = weights::load_model(&cfg, &sd, &Device::default()).unwrap();
@@ -132,9 +144,13 @@ fn export_round_trips_with_torchvision_names() {
     );
 }
 
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
 #[test]
 fn wrong_model_and_wrapped_checkpoints() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let sd = weights::read(&dir.join("googlenet_tv_aux.pth")).unwrap();
     // Into the wrong architecture: the error names the missing tensors and counts them.
     let v3 = ModelConfig::new(Arch::InceptionV3);
@@ -187,9 +203,13 @@ fn hostile_files_are_one_line_errors() {
     st.extend([0u8; 16]);
     check(&write("big.safetensors", &st), "not a valid safetensors");
     // A zip that is not a torch.save archive, and a truncated real checkpoint.
-    if let Some(dir) = fixtures() {
-        let real = std::fs::read(dir.join("googlenet_tv_aux.pth")).unwrap();
-        check(&write("cut.pth", &real[..real.len() / 2]), "cut.pth");
+    {
+        let dir = fixtures();
+        // (The truncated GoogLeNet needs the large fixtures.)
+        if cfg!(big_fixtures) {
+            let real = std::fs::read(dir.join("googlenet_tv_aux.pth")).unwrap();
+            check(&write("cut.pth", &real[..real.len() / 2]), "cut.pth");
+        }
         let real = std::fs::read(dir.join("keras_blocks_functional_blocks.keras")).unwrap();
         // Content decides, not the extension: a .keras archive named .pth is recognised.
         check(&write("keras.pth", &real), "a Keras file");
@@ -310,4 +330,91 @@ fn a_model_too_small_for_its_aux_heads_loads_its_own_weights() {
         weights::state_dict(&loaded).get("fc.weight").unwrap().data,
         sd.get("fc.weight").unwrap().data
     );
+}
+
+#[test]
+fn pth_written_on_a_big_endian_machine_reads_the_same_values() {
+    // Issue 16: torch.save records the writer's byte order (`byteorder`: `big` on s390x); the
+    // storages are then big-endian and were read as garbage.
+    let values = [1.0f32, 2.0, 3.0, -4.5];
+    let big: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let little: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let with_order = |order: &str, bytes: Vec<u8>| {
+        use std::io::Write;
+        let mut out = Vec::new();
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut out));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("ckpt/data.pkl", opts).unwrap();
+        z.write_all(&state_dict_pickle("fc.weight", "FloatStorage", false))
+            .unwrap();
+        z.start_file("ckpt/byteorder", opts).unwrap();
+        z.write_all(order.as_bytes()).unwrap();
+        z.start_file("ckpt/data/0", opts).unwrap();
+        z.write_all(&bytes).unwrap();
+        z.finish().unwrap();
+        out
+    };
+    let read = |zip: Vec<u8>| weights::pytorch::read_from(std::io::Cursor::new(zip));
+    let from_big = read(with_order("big", big)).unwrap();
+    let from_little = read(with_order("little", little)).unwrap();
+    assert_eq!(
+        from_big.get("fc.weight").unwrap().data,
+        vec![1.0, 3.0, 2.0, -4.5]
+    );
+    assert_eq!(
+        from_big.get("fc.weight").unwrap().data,
+        from_little.get("fc.weight").unwrap().data
+    );
+    let e = read(with_order("middle", vec![0; 16])).unwrap_err();
+    assert!(e.contains("byteorder"), "{e}");
+}
+
+#[test]
+fn decompression_bombs_are_refused_before_inflating() {
+    // Issue 16: a 10 MB .pth whose data.pkl inflates to 10 GiB, and a .keras whose
+    // model.weights.h5 claims 10 GiB, were inflated to 8 GB before anything stopped them.
+    use std::io::Write;
+    // Entries of `content` followed by `mib` MiB of zeros.
+    let deflated = |entries: &[(&str, &[u8], usize)]| {
+        let mut out = Vec::new();
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut out));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        let zeros = vec![0u8; 1 << 20];
+        for (name, content, mib) in entries {
+            z.start_file(*name, opts).unwrap();
+            z.write_all(content).unwrap();
+            for _ in 0..*mib {
+                z.write_all(&zeros).unwrap();
+            }
+        }
+        z.finish().unwrap();
+        out
+    };
+    let start = std::time::Instant::now();
+    // 300 MiB of pickle (limit 256 MiB): refused from the entry's declared size.
+    let pth = deflated(&[("ckpt/data.pkl", b"", 300)]);
+    assert!(pth.len() < 2 << 20, "{} bytes", pth.len());
+    let e = weights::pytorch::read_from(std::io::Cursor::new(pth)).unwrap_err();
+    assert!(e.contains("over the limit"), "{e}");
+    // 100 MiB of zeros deflated ~1000:1 as a .keras weights file: refused by its ratio.
+    let keras = deflated(&[("config.json", b"{}", 0), ("model.weights.h5", b"", 100)]);
+    let e = weights::keras::read_bytes(keras).unwrap_err();
+    assert!(e.contains("compression ratio"), "{e}");
+    // Refused from the headers: no time spent inflating.
+    assert!(start.elapsed().as_secs() < 20);
+    // A .keras without its weights says so (it was "no data.pkl, not a torch.save checkpoint").
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.keras");
+    std::fs::write(
+        &path,
+        deflated(&[("config.json", b"{}", 0), ("metadata.json", b"{}", 0)]),
+    )
+    .unwrap();
+    let e = weights::load_file(&path, Default::default(), |c| c, &Device::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no model.weights.h5"), "{e}");
 }

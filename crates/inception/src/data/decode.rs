@@ -6,14 +6,40 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
 
+/// The largest image decoded, in pixels: Pillow's `Image.MAX_IMAGE_PIXELS` (89,478,485, about
+/// 9459x9459), so a file Pillow opens without a decompression-bomb warning opens here too. A
+/// larger one is refused from its header, before any pixel is allocated.
+pub const MAX_IMAGE_PIXELS: u64 = 89_478_485;
+
+/// The largest image file read, in bytes (256 MiB; a 89-megapixel JPEG is a few tens of MB).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
+
+/// Most bytes a decoder may allocate at once (a 16-bit RGBA image at the pixel limit).
+const MAX_DECODE_ALLOC: u64 = MAX_IMAGE_PIXELS * 8;
+
 /// Decodes an image file into 8-bit RGB (see the module docs).
 pub fn decode_file(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::files::read_regular(path, MAX_IMAGE_FILE_BYTES)?;
     decode_bytes(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+}
+
+/// Refuses an image whose header declares more than [`MAX_IMAGE_PIXELS`].
+fn check_size(width: u32, height: u32) -> std::result::Result<(), String> {
+    let pixels = width as u64 * height as u64;
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(format!(
+            "{width}x{height} is {pixels} pixels, over the limit of {MAX_IMAGE_PIXELS} \
+             (Pillow's MAX_IMAGE_PIXELS); downscale the image first"
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err(format!("the image is {width}x{height}"));
+    }
+    Ok(())
 }
 
 /// Decodes an image held in memory; the format is recognised from its bytes.
@@ -21,9 +47,14 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(65_535);
+    limits.max_image_height = Some(65_535);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
     let format = reader.format().ok_or("not an image (unknown format)")?;
     if format == image::ImageFormat::Jpeg {
         check_jpeg_complete(bytes)?;
@@ -31,6 +62,14 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| format!("cannot decode: {e}"))?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height)?;
+    if decoder.total_bytes() > MAX_DECODE_ALLOC {
+        return Err(format!(
+            "{width}x{height} needs {} bytes to decode, over the limit of {MAX_DECODE_ALLOC}",
+            decoder.total_bytes()
+        ));
+    }
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode: {e}"))?;
     if let Some(o) = orientation {

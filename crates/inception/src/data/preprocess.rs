@@ -128,6 +128,99 @@ impl Preset {
         })
     }
 
+    /// Checks sizes (1 to [`crate::models::MAX_INPUT_SIZE`], a crop no larger than its resize)
+    /// and the normalisation (finite means, positive finite standard deviations, one per
+    /// channel), as a preset read from a file's metadata must be before it is used.
+    pub fn validate(&self) -> Result<()> {
+        let max = crate::models::MAX_INPUT_SIZE;
+        let bad = |why: String| {
+            Err(Error::Config(format!(
+                "preprocessing {}: {why}",
+                self.name()
+            )))
+        };
+        let (size, resize) = (self.input_size(), self.resize_size());
+        if size == 0 || size > max || resize > 2 * max {
+            return bad(format!(
+                "size {size} (resize {resize}) must be between 1 and {max}"
+            ));
+        }
+        if resize < size {
+            return bad(format!("resize {resize} is smaller than the crop {size}"));
+        }
+        if let Preset::Normalize {
+            channels,
+            mean,
+            std,
+            ..
+        } = self
+        {
+            if !matches!(channels, 1 | 3) {
+                return bad(format!("{channels} channels (1 or 3 are possible)"));
+            }
+            if mean.len() != *channels || std.len() != *channels {
+                return bad(format!(
+                    "{} means and {} standard deviations for {channels} channel(s)",
+                    mean.len(),
+                    std.len()
+                ));
+            }
+            if mean.iter().any(|m| !m.is_finite())
+                || std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            {
+                return bad(format!(
+                    "mean {mean:?} and std {std:?} must be finite, std positive"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A hint when a preprocessed image looks unlike what a [`Preset::Normalize`] model was
+    /// trained on: its mean brightness on the other side of the training data's (dark digits
+    /// on white paper for a model of white-on-black MNIST digits). `values` is one image as this
+    /// preset produced it. A model trained here would then answer confidently and wrongly.
+    pub fn brightness_hint(&self, values: &[f32]) -> Option<String> {
+        let Preset::Normalize { mean, std, .. } = self else {
+            return None;
+        };
+        if values.is_empty() || mean.is_empty() {
+            return None;
+        }
+        let channels = mean.len();
+        let per = values.len() / channels;
+        let (mut got, mut want) = (0.0f64, 0.0f64);
+        for c in 0..channels {
+            let slice = &values[c * per..(c + 1) * per];
+            let m = slice.iter().map(|&v| v as f64).sum::<f64>() / per.max(1) as f64;
+            got += m * std[c] as f64 + mean[c] as f64;
+            want += mean[c] as f64;
+        }
+        let (got, want) = (got / channels as f64, want / channels as f64);
+        let dark = |v: f64| v < 0.5;
+        if (got - want).abs() > 0.35 && dark(got) != dark(want) {
+            Some(format!(
+                "the image is mostly {} (mean brightness {got:.2}) but the model was trained on \
+                 mostly {} images ({want:.2}); invert it if it is drawn the other way round",
+                if dark(got) { "dark" } else { "light" },
+                if dark(want) { "dark" } else { "light" }
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A short name of the pipeline (`torchvision`, `keras`, `timm`, `caffe`, `normalize`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Preset::Torchvision { .. } => "torchvision",
+            Preset::KerasInception { .. } => "keras",
+            Preset::TimmInception { .. } => "timm",
+            Preset::Caffe { .. } => "caffe",
+            Preset::Normalize { .. } => "normalize",
+        }
+    }
+
     /// The names [`Preset::parse`] takes.
     pub const NAMES: [&str; 5] = ["torchvision", "keras", "keras-bilinear", "timm", "caffe"];
 

@@ -31,6 +31,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// The most values one layer may output for one image: 2^28 (1 GiB of f32). Shapes are checked
+/// against it when the graph is built, before anything is allocated, so an input size or a
+/// padding from a file or a command line can never ask for terabytes.
+pub const MAX_ACTIVATION_ELEMENTS: usize = 1 << 28;
+
 /// Index of a node in its graph.
 pub type NodeId = usize;
 
@@ -324,6 +329,12 @@ impl GraphBuilder {
         self.push_named("input".into(), Op::Input { shape }, vec![])
     }
 
+    /// The first error met while building, if any (later layers are still added, with
+    /// meaningless shapes, so that importers can report the layer that really failed).
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
     /// The output shape of a node added so far.
     pub fn shape(&self, node: NodeId) -> Shape {
         self.nodes
@@ -368,6 +379,13 @@ impl GraphBuilder {
         };
         if self.nodes.iter().any(|n| n.name == name) {
             self.fail(Error::Graph(format!("two layers are named '{name}'")));
+        }
+        if shape.numel() > MAX_ACTIVATION_ELEMENTS {
+            self.fail(Error::Shape(format!(
+                "layer '{name}' would output {shape} = {} values per image, over the limit of \
+                 {MAX_ACTIVATION_ELEMENTS} (1 GiB of f32); use a smaller input size or padding",
+                shape.numel()
+            )));
         }
         self.nodes.push(Node {
             name,

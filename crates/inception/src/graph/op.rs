@@ -30,7 +30,7 @@ impl Shape {
     /// Number of elements per sample.
     pub fn numel(&self) -> usize {
         match self {
-            Shape::Map([c, h, w]) => c * h * w,
+            Shape::Map([c, h, w]) => c.saturating_mul(*h).saturating_mul(*w),
             Shape::Flat(n) => *n,
         }
     }
@@ -84,6 +84,8 @@ impl Padding {
             Padding::Pairs(p) => p,
             Padding::Same => {
                 let pair = |i: usize, k: usize, s: usize| {
+                    // A zero stride is refused by the builder; never divide by it here.
+                    let s = s.max(1);
                     let out = i.div_ceil(s);
                     let total = ((out.saturating_sub(1)) * s + k).saturating_sub(i);
                     [total / 2, total - total / 2]
@@ -427,6 +429,11 @@ fn window_out(
     padding: [[usize; 2]; 2],
     ceil_mode: bool,
 ) -> Result<(usize, usize), String> {
+    if kernel.contains(&0) || stride.contains(&0) {
+        return Err(format!(
+            "has kernel {kernel:?} and stride {stride:?}; both must be non-zero"
+        ));
+    }
     let mut out = [0usize; 2];
     for d in 0..2 {
         let padded = (size[d] + padding[d][0] + padding[d][1]) as i64;

@@ -12,6 +12,11 @@
 //! assert_eq!(graph.nodes[graph.main_output().node].shape.channels(), 2048);
 //! ```
 
+/// The largest input side (and channel count) a model is built for: 4096. Larger inputs would
+/// need gigabytes per image in the first layers; the limit is checked before anything is
+/// allocated, whether the size comes from code, a command line or a file's metadata.
+pub const MAX_INPUT_SIZE: usize = 4096;
+
 pub mod compact;
 pub mod googlenet;
 pub mod inception_v3;
@@ -53,36 +58,19 @@ impl Arch {
         Arch::InceptionMini,
     ];
 
+    /// Everything known about this architecture, as one row of [`ARCH_INFO`].
+    pub fn info(&self) -> &'static ArchInfo {
+        &ARCH_INFO[*self as usize]
+    }
+
     /// The registry name used on the command line.
     pub fn name(&self) -> &'static str {
-        match self {
-            Arch::GoogLeNet => "googlenet",
-            Arch::GoogLeNetBvlc => "googlenet-bvlc",
-            Arch::InceptionV3 => "inception-v3",
-            Arch::InceptionV3Keras => "inception-v3-keras",
-            Arch::InceptionMini => "inception-mini",
-        }
+        self.info().name
     }
 
     /// One line on what it is and where its weights come from.
     pub fn description(&self) -> &'static str {
-        match self {
-            Arch::GoogLeNet => {
-                "GoogLeNet, torchvision layout (conv+BN, 3x3 branch-3 quirk); torchvision weights"
-            }
-            Arch::GoogLeNetBvlc => {
-                "GoogLeNet as in the paper: LRN, true 5x5, biased convs; Caffe bvlc / ONNX zoo weights"
-            }
-            Arch::InceptionV3 => {
-                "Inception v3, torchvision/timm layout, optional aux head; torchvision and timm weights"
-            }
-            Arch::InceptionV3Keras => {
-                "Inception v3, keras.applications layout (BN without scale); Keras .h5 weights"
-            }
-            Arch::InceptionMini => {
-                "compact GoogLeNet for 28x28 images (4 inception modules, aux head); trained here"
-            }
-        }
+        self.info().description
     }
 
     /// Looks an architecture up by name; common spellings are accepted
@@ -93,102 +81,189 @@ impl Arch {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
-        match key.as_str() {
-            "googlenet" | "inceptionv1" | "googlenettv" | "googlenettorchvision" => {
-                Ok(Arch::GoogLeNet)
-            }
-            "googlenetbvlc" | "bvlcgooglenet" | "googlenetpaper" | "googlenetcaffe" => {
-                Ok(Arch::GoogLeNetBvlc)
-            }
-            "inceptionv3" | "inception3" | "inceptionv3tv" | "inceptionv3torchvision" => {
-                Ok(Arch::InceptionV3)
-            }
-            "inceptionv3keras" | "kerasinceptionv3" => Ok(Arch::InceptionV3Keras),
-            "inceptionmini" | "mini" | "googlenetmini" => Ok(Arch::InceptionMini),
-            _ => Err(Error::Unknown(format!(
-                "unknown model '{name}'; choose one of: {}",
-                Arch::ALL.map(|a| a.name()).join(", ")
-            ))),
-        }
+        ARCH_INFO
+            .iter()
+            .find(|i| i.aliases.contains(&key.as_str()))
+            .map(|i| i.arch)
+            .ok_or_else(|| {
+                Error::Unknown(format!(
+                    "unknown model '{name}'; choose one of: {}",
+                    Arch::ALL.map(|a| a.name()).join(", ")
+                ))
+            })
     }
 
     /// The input size the reference weights were trained at.
     pub fn default_input_size(&self) -> usize {
-        match self {
-            Arch::GoogLeNet | Arch::GoogLeNetBvlc => 224,
-            Arch::InceptionV3 | Arch::InceptionV3Keras => 299,
-            Arch::InceptionMini => 28,
-        }
+        self.info().input_size
     }
 
     /// Classes of the default classifier (ImageNet's 1000; 10 digits for `inception-mini`).
     pub fn default_classes(&self) -> usize {
-        match self {
-            Arch::InceptionMini => 10,
-            _ => 1000,
-        }
+        self.info().classes
     }
 
     /// Input channels by default (RGB; grayscale for `inception-mini`).
     pub fn default_in_channels(&self) -> usize {
-        match self {
-            Arch::InceptionMini => 1,
-            _ => 3,
-        }
+        self.info().in_channels
     }
 
     /// Default dropout before the classifier.
     pub fn default_dropout(&self) -> f64 {
-        match self {
-            Arch::GoogLeNet => 0.2,
-            Arch::GoogLeNetBvlc => 0.4,
-            Arch::InceptionV3 => 0.5,
-            Arch::InceptionV3Keras => 0.0,
-            Arch::InceptionMini => 0.2,
-        }
+        self.info().dropout
+    }
+
+    /// Whether the architecture has auxiliary classifiers to build (`aux_logits`).
+    pub fn has_aux_heads(&self) -> bool {
+        self.info().aux_heads
     }
 
     /// Layers for multi-scale feature extraction, shallowest first (as timm's `feature_info`).
     pub fn feature_layers(&self) -> [&'static str; 5] {
-        match self {
-            Arch::GoogLeNet => [
-                "conv1",
-                "conv3",
-                "inception3b",
-                "inception4e",
-                "inception5b",
-            ],
-            Arch::GoogLeNetBvlc => [
-                "conv1/7x7_s2_relu",
-                "conv2/3x3_relu",
-                "inception_3b",
-                "inception_4e",
-                "inception_5b",
-            ],
-            Arch::InceptionV3 => [
-                "Conv2d_2b_3x3",
-                "Conv2d_4a_3x3",
-                "Mixed_5d",
-                "Mixed_6e",
-                "Mixed_7c",
-            ],
-            Arch::InceptionV3Keras => [
-                "Conv2d_2b_3x3",
-                "Conv2d_4a_3x3",
-                "mixed2",
-                "mixed7",
-                "mixed10",
-            ],
-            Arch::InceptionMini => [
-                "conv1",
-                "conv2",
-                "inception3b",
-                "inception4a",
-                "inception4b",
-            ],
-        }
+        self.info().feature_layers
     }
 }
+
+/// The facts of one architecture: one row of [`ARCH_INFO`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArchInfo {
+    /// The architecture.
+    pub arch: Arch,
+    /// Registry name (command line, metadata).
+    pub name: &'static str,
+    /// One line on what it is and where its weights come from.
+    pub description: &'static str,
+    /// Accepted spellings, lower-case alphanumerics only (`inception_v3` → `inceptionv3`).
+    pub aliases: &'static [&'static str],
+    /// The input size of the reference weights.
+    pub input_size: usize,
+    /// Classes of the default classifier.
+    pub classes: usize,
+    /// Input channels by default.
+    pub in_channels: usize,
+    /// Dropout before the classifier.
+    pub dropout: f64,
+    /// Whether auxiliary classifiers can be built.
+    pub aux_heads: bool,
+    /// Whether the classifier ends in a softmax by default (Keras `classifier_activation`).
+    pub softmax: bool,
+    /// Layers for multi-scale features, shallowest first.
+    pub feature_layers: [&'static str; 5],
+}
+
+/// One row per architecture, in the order of [`Arch`]'s variants.
+pub const ARCH_INFO: [ArchInfo; 5] = [
+    ArchInfo {
+        arch: Arch::GoogLeNet,
+        name: "googlenet",
+        description: "GoogLeNet, torchvision layout (conv+BN, 3x3 branch-3 quirk); torchvision weights",
+        aliases: &[
+            "googlenet",
+            "inceptionv1",
+            "googlenettv",
+            "googlenettorchvision",
+        ],
+        input_size: 224,
+        classes: 1000,
+        in_channels: 3,
+        dropout: 0.2,
+        aux_heads: true,
+        softmax: false,
+        feature_layers: [
+            "conv1",
+            "conv3",
+            "inception3b",
+            "inception4e",
+            "inception5b",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::GoogLeNetBvlc,
+        name: "googlenet-bvlc",
+        description: "GoogLeNet as in the paper: LRN, true 5x5, biased convs; Caffe bvlc / ONNX zoo weights",
+        aliases: &[
+            "googlenetbvlc",
+            "bvlcgooglenet",
+            "googlenetpaper",
+            "googlenetcaffe",
+        ],
+        input_size: 224,
+        classes: 1000,
+        in_channels: 3,
+        dropout: 0.4,
+        aux_heads: true,
+        softmax: false,
+        feature_layers: [
+            "conv1/7x7_s2_relu",
+            "conv2/3x3_relu",
+            "inception_3b",
+            "inception_4e",
+            "inception_5b",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::InceptionV3,
+        name: "inception-v3",
+        description: "Inception v3, torchvision/timm layout, optional aux head; torchvision and timm weights",
+        aliases: &[
+            "inceptionv3",
+            "inception3",
+            "inceptionv3tv",
+            "inceptionv3torchvision",
+        ],
+        input_size: 299,
+        classes: 1000,
+        in_channels: 3,
+        dropout: 0.5,
+        aux_heads: true,
+        softmax: false,
+        feature_layers: [
+            "Conv2d_2b_3x3",
+            "Conv2d_4a_3x3",
+            "Mixed_5d",
+            "Mixed_6e",
+            "Mixed_7c",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::InceptionV3Keras,
+        name: "inception-v3-keras",
+        description: "Inception v3, keras.applications layout (BN without scale); Keras .h5 weights",
+        aliases: &["inceptionv3keras", "kerasinceptionv3"],
+        input_size: 299,
+        classes: 1000,
+        in_channels: 3,
+        dropout: 0.0,
+        aux_heads: false,
+        softmax: true,
+        feature_layers: [
+            "Conv2d_2b_3x3",
+            "Conv2d_4a_3x3",
+            "mixed2",
+            "mixed7",
+            "mixed10",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::InceptionMini,
+        name: "inception-mini",
+        description: "compact GoogLeNet for 28x28 images (4 inception modules, aux head); trained here",
+        aliases: &["inceptionmini", "mini", "googlenetmini"],
+        input_size: 28,
+        classes: 10,
+        in_channels: 1,
+        dropout: 0.2,
+        aux_heads: true,
+        softmax: false,
+        feature_layers: [
+            "conv1",
+            "conv2",
+            "inception3b",
+            "inception4a",
+            "inception4b",
+        ],
+    },
+];
 
 impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -264,7 +339,7 @@ impl ModelConfig {
             dropout: arch.default_dropout(),
             aux_logits: false,
             transform_input: false,
-            softmax: arch == Arch::InceptionV3Keras,
+            softmax: arch.info().softmax,
         }
     }
 
@@ -322,7 +397,8 @@ impl ModelConfig {
         self
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks the option combination and the sizes (see [`MAX_INPUT_SIZE`]).
+    pub fn check(&self) -> Result<()> {
         let arch = self.arch;
         if self.include_top && self.pooling == Some(Pooling::Max) {
             return Err(Error::Config(format!(
@@ -335,12 +411,11 @@ impl ModelConfig {
                 "{arch}: auxiliary classifiers need the top (include_top=true)"
             )));
         }
-        if self.aux_logits && arch == Arch::InceptionV3Keras {
-            return Err(Error::Config(
-                "inception-v3-keras has no auxiliary classifier (keras.applications has none); \
-                 use inception-v3 for aux heads"
-                    .into(),
-            ));
+        if self.aux_logits && !arch.has_aux_heads() {
+            return Err(Error::Config(format!(
+                "{arch} has no auxiliary classifier (keras.applications has none); use \
+                 inception-v3 for aux heads"
+            )));
         }
         if self.transform_input && !matches!(arch, Arch::GoogLeNet | Arch::InceptionV3) {
             return Err(Error::Config(format!(
@@ -358,6 +433,15 @@ impl ModelConfig {
         if self.in_channels == 0 {
             return Err(Error::Config(format!(
                 "{arch}: in_channels must be at least 1"
+            )));
+        }
+        let [h, w] = self.input_size;
+        if h.max(w) > MAX_INPUT_SIZE || self.in_channels > MAX_INPUT_SIZE {
+            return Err(Error::Config(format!(
+                "{arch}: input {}x{h}x{w} is over the limit of {MAX_INPUT_SIZE} per side \
+                 (the model's own size is {})",
+                self.in_channels,
+                arch.default_input_size()
             )));
         }
         if !(0.0..1.0).contains(&self.dropout) {

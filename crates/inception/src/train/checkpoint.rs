@@ -34,6 +34,8 @@ struct State {
     #[serde(default)]
     frozen_nodes: usize,
     #[serde(default)]
+    frozen_batchnorms: bool,
+    #[serde(default)]
     ema_updates: u64,
 }
 
@@ -53,6 +55,7 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, classes: &[String]) -> Re
         epoch: trainer.epoch,
         step: trainer.step,
         frozen_nodes: trainer.frozen_nodes,
+        frozen_batchnorms: trainer.frozen_batchnorms,
         ema_updates: trainer.ema.as_ref().map_or(0, |e| e.updates),
     };
     sd.metadata
@@ -76,7 +79,7 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
             path.display()
         ))
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
     let all = weights::safetensors::read_bytes(&bytes).map_err(&bad)?;
     let meta = |key: &str| {
         all.metadata
@@ -86,6 +89,20 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
     let state: State = serde_json::from_str(meta(TRAIN_KEY)?).map_err(|e| bad(e.to_string()))?;
     let classes: Vec<String> =
         serde_json::from_str(meta(CLASSES_KEY)?).map_err(|e| bad(e.to_string()))?;
+    let bad_config = |e: Error| {
+        Error::Format(format!(
+            "{}: the checkpoint's training configuration is invalid: {e}",
+            path.display()
+        ))
+    };
+    state.config.validate().map_err(bad_config)?;
+    if classes.len() != state.config.model.classes {
+        return Err(bad(format!(
+            "{} class names for a {}-class model",
+            classes.len(),
+            state.config.model.classes
+        )));
+    }
     let ids: Vec<u64> =
         serde_json::from_str(meta(PARAM_IDS_KEY)?).map_err(|e| bad(e.to_string()))?;
     let optim = weights::safetensors::read_blob(&bytes, OPTIMIZER_TENSOR).map_err(&bad)?;
@@ -99,8 +116,11 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
     }
     let device = device.clone().autodiff();
     let (network, _) = weights::load_model(&state.config.model, &model_sd, &device)?;
-    let network =
+    let mut network =
         restore_param_ids(network.set_require_grad(true), &ids).freeze_first(state.frozen_nodes);
+    if state.frozen_batchnorms {
+        network = network.freeze_batchnorms();
+    }
     let optim = build_optimizer(&state.config)
         .from_bytes(Bytes::from_bytes_vec(optim))
         .map_err(|e| bad(format!("optimizer state: {e}")))?;
@@ -112,13 +132,14 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
         }
         None => None,
     };
-    let mut trainer = Trainer::with_network(state.config, network);
+    let mut trainer = Trainer::with_network(state.config, network).map_err(bad_config)?;
     trainer.set_optimizer(optim);
     trainer.ema = ema;
     trainer.epoch = state.epoch;
     trainer.step = state.step;
     trainer.history = state.history;
     trainer.frozen_nodes = state.frozen_nodes;
+    trainer.frozen_batchnorms = state.frozen_batchnorms;
     Ok((trainer, classes))
 }
 

@@ -110,6 +110,17 @@ impl ImageSet {
         size: usize,
         classes: Option<&[String]>,
     ) -> Result<(ImageSet, Vec<Failure>)> {
+        let max = crate::models::MAX_INPUT_SIZE;
+        if size == 0 || size > max {
+            return Err(Error::Config(format!(
+                "image size {size}: it must be between 1 and {max}"
+            )));
+        }
+        if !matches!(channels, 1 | 3) {
+            return Err(Error::Config(format!(
+                "{channels} channels: images are read as 1 (grayscale) or 3 (RGB)"
+            )));
+        }
         let mut found: Vec<String> = std::fs::read_dir(root)
             .map_err(|e| Error::io(root, e))?
             .filter_map(|e| e.ok())
@@ -193,6 +204,11 @@ impl ImageSet {
         val_fraction: f64,
         seed: u64,
     ) -> Result<(ImageSet, ImageSet, Vec<Failure>)> {
+        if !(val_fraction > 0.0 && val_fraction < 1.0) {
+            return Err(Error::Config(format!(
+                "validation fraction {val_fraction}: it must be between 0 and 1 (e.g. 0.2)"
+            )));
+        }
         let train_dir = root.join("train");
         let val_dir = ["val", "valid", "validation", "test"]
             .iter()
@@ -209,8 +225,14 @@ impl ImageSet {
         Ok((train, val, failed))
     }
 
-    /// Splits per class at random with `seed`: `fraction` of each class goes to the second set.
+    /// Splits per class at random with `seed`: `fraction` of each class goes to the second set
+    /// (a fraction outside [0, 1] is clamped to it; NaN holds nothing out).
     pub fn split(&self, fraction: f64, seed: u64) -> (ImageSet, ImageSet) {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for class in 0..self.classes.len() {
@@ -218,7 +240,7 @@ impl ImageSet {
                 .filter(|&i| self.labels[i] == class)
                 .collect();
             idx.shuffle(&mut rng);
-            let held = ((idx.len() as f64) * fraction).round() as usize;
+            let held = (((idx.len() as f64) * fraction).round() as usize).min(idx.len());
             b.extend_from_slice(&idx[..held]);
             a.extend_from_slice(&idx[held..]);
         }

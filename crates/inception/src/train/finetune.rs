@@ -36,7 +36,7 @@ impl Freeze {
             {
                 Some(block) if !block.is_empty() => Ok(Freeze::Until(block.to_string())),
                 _ => Err(Error::Unknown(format!(
-                    "--freeze '{s}': use backbone, none or until:BLOCK"
+                    "freeze '{s}': use backbone, none or until:BLOCK"
                 ))),
             },
         }
@@ -82,10 +82,13 @@ pub fn prepare(
             opened.path.display()
         ))
     })?;
+    // The new head outputs logits (training needs them; a Keras backbone's softmax top is not
+    // kept), and the classifier applies the softmax.
     let model = backbone_cfg
         .with_include_top(true)
         .with_classes(classes)
-        .with_aux_logits(false);
+        .with_aux_logits(false)
+        .with_softmax(false);
     let device = device.clone().autodiff();
     // The new network on the training device; the backbone's tensors are copied into it by
     // name, the head keeps its fresh initialisation.

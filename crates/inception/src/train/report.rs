@@ -202,16 +202,27 @@ fn escape(s: &str) -> String {
 }
 
 /// The confusion matrix as an SVG heat map: rows are the true classes, columns the predicted
-/// ones (a last column counts predictions outside `classes`, when the matrix has it); each cell
-/// shows its count, shaded by its share of the row.
+/// ones; each cell shows its count, shaded by its share of the row. A last column of the matrix
+/// beyond `classes` counts predictions of classes the data does not have (an ImageNet model on
+/// a few of its classes): it is drawn as "other" with a note saying so, and left out when empty.
 pub fn confusion_svg(title: &str, classes: &[String], confusion: &[Vec<usize>]) -> String {
     let n = classes.len();
-    let cols = confusion.first().map_or(n, Vec::len);
+    let other = confusion
+        .iter()
+        .any(|row| row.iter().skip(n).any(|&c| c > 0));
+    let cols = if other { n + 1 } else { n };
     let cell = if n > 30 { 14.0 } else { 32.0 };
     let label_w = 12.0 + 7.0 * classes.iter().map(|c| c.chars().count()).max().unwrap_or(1) as f64;
     let (x0, y0) = (label_w + 30.0, 70.0 + label_w);
-    let width = (x0 + cell * cols as f64 + 20.0).max(20.0 + 7.5 * title.chars().count() as f64);
-    let height = y0 + cell * n as f64 + 40.0;
+    // DejaVu Sans at 15 px averages ~9 px a character (wide ones more): room for the title.
+    let width = (x0 + cell * cols as f64 + 20.0).max(30.0 + 9.5 * title.chars().count() as f64);
+    let note = "other: predicted a class that is not among the data's classes";
+    let width = if other {
+        width.max(30.0 + 6.8 * note.chars().count() as f64)
+    } else {
+        width
+    };
+    let height = y0 + cell * n as f64 + if other { 60.0 } else { 40.0 };
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>
@@ -225,7 +236,7 @@ pub fn confusion_svg(title: &str, classes: &[String], confusion: &[Vec<usize>]) 
     for (j, name) in classes
         .iter()
         .map(String::as_str)
-        .chain((cols > n).then_some("other"))
+        .chain(other.then_some("other"))
         .enumerate()
     {
         let x = x0 + cell * (j as f64 + 0.5);
@@ -246,7 +257,7 @@ pub fn confusion_svg(title: &str, classes: &[String], confusion: &[Vec<usize>]) 
             y + cell * 0.65,
             escape(&classes[i])
         );
-        for (j, &count) in row.iter().enumerate() {
+        for (j, &count) in row.iter().take(cols).enumerate() {
             let share = count as f64 / total;
             // Correct cells in blue, confusions in red, the darker the more.
             let (r, g, b) = if i == j {
@@ -273,6 +284,13 @@ pub fn confusion_svg(title: &str, classes: &[String], confusion: &[Vec<usize>]) 
                 );
             }
         }
+    }
+    if other {
+        let _ = writeln!(
+            svg,
+            r##"<text x="10" y="{}" fill="#555">{note}</text>"##,
+            y0 + cell * n as f64 + 30.0
+        );
     }
     svg.push_str("</svg>\n");
     svg

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// How the learning rate changes with the epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -23,6 +25,54 @@ pub enum Decay {
     },
 }
 
+impl Decay {
+    /// Parses `constant`, `cosine` or `step:EVERY:GAMMA` (e.g. `step:8:0.96`: ×0.96 every 8
+    /// epochs), refusing values that make no schedule (a zero period, a factor outside (0, 1]).
+    pub fn parse(spec: &str) -> Result<Decay> {
+        let bad = |why: &str| {
+            Error::Config(format!(
+                "schedule '{spec}': {why}; use constant, cosine or step:EVERY:GAMMA (e.g. step:8:0.96)"
+            ))
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        let decay = match parts.as_slice() {
+            ["constant"] => Decay::Constant,
+            ["cosine"] => Decay::Cosine { min_factor: 0.01 },
+            ["step", every, gamma] => Decay::Step {
+                every: every.parse().map_err(|_| bad("EVERY is not a number"))?,
+                gamma: gamma.parse().map_err(|_| bad("GAMMA is not a number"))?,
+            },
+            _ => return Err(bad("unknown schedule")),
+        };
+        decay.validate().map_err(|e| bad(&e))?;
+        Ok(decay)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        match *self {
+            Decay::Constant => Ok(()),
+            Decay::Step { every, gamma } => {
+                if !(every.is_finite() && every > 0.0) {
+                    Err(format!(
+                        "the period {every} must be a positive number of epochs"
+                    ))
+                } else if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) {
+                    Err(format!("the factor {gamma} must be in (0, 1]"))
+                } else {
+                    Ok(())
+                }
+            }
+            Decay::Cosine { min_factor } => {
+                if (0.0..=1.0).contains(&min_factor) {
+                    Ok(())
+                } else {
+                    Err(format!("the final factor {min_factor} must be in [0, 1]"))
+                }
+            }
+        }
+    }
+}
+
 /// A schedule: a decay plus a linear warm-up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
@@ -37,6 +87,25 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Checks that every step gets a positive, finite rate.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::Config(format!(
+                "learning rate {}: it must be a positive number",
+                self.lr
+            )));
+        }
+        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
+            return Err(Error::Config(format!(
+                "warm-up {}: it must be a number of epochs >= 0",
+                self.warmup_epochs
+            )));
+        }
+        self.decay
+            .validate()
+            .map_err(|e| Error::Config(format!("schedule: {e}")))
+    }
+
     /// The rate at (fractional) epoch `t`, counted from 0.
     ///
     /// ```

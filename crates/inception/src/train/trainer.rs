@@ -85,15 +85,35 @@ pub struct Trainer {
     pub ema: Option<super::ema::Ema>,
     /// Graph nodes kept frozen (fine-tuning), restored with a checkpoint.
     pub frozen_nodes: usize,
+    /// Whether every BatchNorm layer is kept frozen (the second phase of fine-tuning),
+    /// restored with a checkpoint.
+    pub frozen_batchnorms: bool,
     /// Data parallelism: the devices after the first (see [`Trainer::with_devices`]).
     replicas: Vec<Device>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("model", &self.config.model.arch)
+            .field("epoch", &self.epoch)
+            .field("step", &self.step)
+            .field("devices", &(1 + self.replicas.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Trainer {
     /// A trainer for a freshly initialised network of `config.model`, on `device` (made an
     /// autodiff device if it is not). Parameters are initialised from `config.seed`, on the CPU
     /// backend, so that a seed means the same starting weights on every device.
-    pub fn new(config: TrainConfig, device: &Device) -> Result<Self> {
+    ///
+    /// A classifier trains on its logits: a configuration whose top ends in a softmax (the
+    /// Keras layout's `classifier_activation="softmax"`) is trained and saved without it, and
+    /// [`crate::predict::Classifier`] applies the softmax.
+    pub fn new(mut config: TrainConfig, device: &Device) -> Result<Self> {
+        config.model.softmax = false;
+        config.validate()?;
         // `autodiff()` leaves an autodiff device as it is.
         let device = device.clone().autodiff();
         // Initialised on the CPU backend, then moved: a seed gives the same starting weights
@@ -101,11 +121,29 @@ impl Trainer {
         let cpu = Device::flex().autodiff();
         cpu.seed(config.seed);
         let network = config.model.init(&cpu)?.fork(&device);
-        Ok(Self::with_network(config, network))
+        Ok(Self::with_network_unchecked(config, network))
     }
 
-    /// A trainer for an existing network (fine-tuning: frozen parts stay frozen).
-    pub fn with_network(config: TrainConfig, network: Network) -> Self {
+    /// A trainer for an existing network (fine-tuning: frozen parts stay frozen). The network
+    /// must output logits (no final softmax) and `config` must be valid
+    /// ([`TrainConfig::validate`]).
+    pub fn with_network(config: TrainConfig, network: Network) -> Result<Self> {
+        config.validate()?;
+        let graph = network.graph();
+        if matches!(
+            graph.nodes[graph.main_output().node].op,
+            crate::graph::Op::Softmax
+        ) {
+            return Err(Error::Config(format!(
+                "{}: the network ends in a softmax; training needs its logits (build it with \
+                 ModelConfig::with_softmax(false))",
+                graph.name
+            )));
+        }
+        Ok(Self::with_network_unchecked(config, network))
+    }
+
+    fn with_network_unchecked(config: TrainConfig, network: Network) -> Self {
         let optim = build_optimizer(&config);
         let ema = config.ema_decay.map(|d| super::ema::Ema::new(&network, d));
         Self {
@@ -117,6 +155,7 @@ impl Trainer {
             history: Vec::new(),
             ema,
             frozen_nodes: 0,
+            frozen_batchnorms: false,
             replicas: Vec::new(),
         }
     }
@@ -205,6 +244,34 @@ impl Trainer {
         Ok(())
     }
 
+    /// What training itself needs beyond [`Self::check_data`]: two classes to tell apart and
+    /// at least one whole batch per epoch (the last partial batch is dropped).
+    fn check_training_data(&self, set: &ImageSet) -> Result<()> {
+        let mut seen: Vec<usize> = set.labels.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() < 2 {
+            return Err(Error::Config(format!(
+                "the training images hold {} class(es){}; a classifier needs at least two",
+                seen.len(),
+                match set.classes.as_slice() {
+                    [one] => format!(" ('{one}')"),
+                    _ => String::new(),
+                }
+            )));
+        }
+        let bs = self.config.batch_size;
+        if set.len() < bs {
+            return Err(Error::Config(format!(
+                "{} training images are fewer than one batch of {bs}; use a batch size of at \
+                 most {} or more images",
+                set.len(),
+                set.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// One epoch of training and its evaluation, recorded in the history. `None` when `on`
     /// stopped it part-way (the epoch is then not counted).
     pub fn train_epoch(
@@ -214,6 +281,7 @@ impl Trainer {
         on: &mut dyn FnMut(Event) -> bool,
     ) -> Result<Option<EpochStats>> {
         self.check_data(train)?;
+        self.check_training_data(train)?;
         self.check_data(val)?;
         let start = Instant::now();
         let cfg = self.config.clone();
@@ -226,7 +294,7 @@ impl Trainer {
             0,
         )));
         // Drop the last partial batch, as PyTorch's `drop_last=True` (BatchNorm needs > 1).
-        let batches = (order.len() / bs).max(1);
+        let batches = order.len() / bs;
         let out = cfg.model.input_size[0];
         let channels = train.channels;
         let device = self.network_device();
@@ -237,6 +305,7 @@ impl Trainer {
         }
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut stopped = false;
+        let mut diverged = None;
         let mut lr = cfg.schedule.lr_at(epoch as f64);
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = sync_channel::<(Vec<f32>, Vec<usize>)>(2);
@@ -279,6 +348,15 @@ impl Trainer {
                 let n = labels.len();
                 let (mut grads, loss, pred) =
                     self.gradients(data, &labels, [channels, out, out], &device);
+                if !loss.is_finite() {
+                    diverged = Some(Error::Diverged {
+                        epoch: epoch + 1,
+                        batch: b + 1,
+                        step: self.step + 1,
+                        loss,
+                    });
+                    break;
+                }
                 if let Some(max) = cfg.clip_norm {
                     clip_global_norm(&self.network, &mut grads, max);
                 }
@@ -303,6 +381,9 @@ impl Trainer {
             }
             Ok(())
         })?;
+        if let Some(e) = diverged {
+            return Err(e);
+        }
         if stopped {
             return Ok(None);
         }

@@ -11,7 +11,6 @@
 //! `beta` / `moving_*` → `weight` / `bias` / `running_*`.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 
 use hdf5_reader::{Datatype, Hdf5File};
@@ -74,7 +73,7 @@ pub struct KerasWeights {
 
 /// Reads a Keras `.h5`, `.weights.h5` or `.keras` file.
 pub fn read(path: &Path) -> Result<KerasWeights> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
     read_bytes(bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
 }
 
@@ -83,18 +82,17 @@ pub fn read_bytes(bytes: Vec<u8>) -> std::result::Result<KerasWeights, String> {
     if bytes.starts_with(b"PK") {
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| format!("not a valid .keras zip: {e}"))?;
-        let mut entry = |name: &str| -> std::result::Result<Vec<u8>, String> {
-            let mut f = zip.by_name(name).map_err(|_| {
-                format!("the .keras archive has no {name} (not a Keras 3 model file?)")
-            })?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)
-                .map_err(|e| format!("{name} in the .keras archive: {e}"))?;
-            Ok(buf)
+        let mut entry = |name: &str, max: u64| -> std::result::Result<Vec<u8>, String> {
+            if zip.index_for_name(name).is_none() {
+                return Err(format!(
+                    "the .keras archive has no {name} (not a Keras 3 model file?)"
+                ));
+            }
+            super::read_zip_entry(&mut zip, name, None, max)
         };
-        let config: Json = serde_json::from_slice(&entry("config.json")?)
+        let config: Json = serde_json::from_slice(&entry("config.json", 64 << 20)?)
             .map_err(|e| format!("config.json is not JSON: {e}"))?;
-        let weights = entry("model.weights.h5")?;
+        let weights = entry("model.weights.h5", u64::MAX)?;
         let layers = read_h5(weights)?;
         return Ok(KerasWeights {
             layers,
@@ -619,8 +617,9 @@ pub fn graph_from_config(config: &Json) -> Result<Graph> {
                     .as_array()
                     .or_else(|| lcfg["batch_input_shape"].as_array())
                     .ok_or_else(|| bad(format!("input `{lname}` has no batch_shape")))?;
-                let dims: Option<Vec<usize>> = shape[1..]
+                let dims: Option<Vec<usize>> = shape
                     .iter()
+                    .skip(1)
                     .map(|d| d.as_u64().map(|d| d as usize))
                     .collect();
                 match dims.as_deref() {

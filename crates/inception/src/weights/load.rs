@@ -176,7 +176,7 @@ fn check_fit(
             ));
         }
         return Err(Error::Weights(format!(
-            "the weights do not fit {}: {} (wrong --model, --classes or --in-channels?)",
+            "the weights do not fit {}: {} (wrong architecture, number of classes or input channels?)",
             graph.name,
             parts.join("; ")
         )));
@@ -490,16 +490,31 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The class names stored in the file, if any.
-    pub fn class_names(&self) -> Option<Vec<String>> {
-        let json = self.metadata.get(crate::data::CLASSES_KEY)?;
-        serde_json::from_str(json).ok()
+    /// The class names stored in the file, if any; malformed metadata is an error naming the
+    /// key.
+    pub fn class_names(&self) -> Result<Option<Vec<String>>> {
+        let key = crate::data::CLASSES_KEY;
+        let Some(json) = self.metadata.get(key) else {
+            return Ok(None);
+        };
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| Error::Format(format!("metadata `{key}` is not a list of names: {e}")))
     }
 
-    /// The preprocessing stored in the file, if any.
-    pub fn preprocessing(&self) -> Option<crate::data::Preset> {
-        let json = self.metadata.get(crate::data::PREPROCESSING_KEY)?;
-        serde_json::from_str(json).ok()
+    /// The preprocessing stored in the file, if any, checked ([`crate::data::Preset::validate`]);
+    /// malformed metadata is an error naming the key.
+    pub fn preprocessing(&self) -> Result<Option<crate::data::Preset>> {
+        let key = crate::data::PREPROCESSING_KEY;
+        let Some(json) = self.metadata.get(key) else {
+            return Ok(None);
+        };
+        let preset: crate::data::Preset = serde_json::from_str(json)
+            .map_err(|e| Error::Format(format!("metadata `{key}` is not a preprocessing: {e}")))?;
+        preset
+            .validate()
+            .map_err(|e| Error::Format(format!("metadata `{key}`: {e}")))?;
+        Ok(Some(preset))
     }
 }
 
@@ -541,7 +556,7 @@ pub fn load_file(
             ModelSource::Auto => None,
             _ => {
                 return Err(Error::Config(format!(
-                    "{}: an ONNX file carries its own architecture; drop --model",
+                    "{}: an ONNX file carries its own architecture; do not name one",
                     path.display()
                 )));
             }

@@ -218,8 +218,63 @@ impl StateDict {
     }
 }
 
+/// The largest compression ratio accepted for a zip entry bigger than
+/// [`ZIP_RATIO_FREE_BYTES`]: weights barely compress (torch.save stores them, Keras deflates
+/// them to ~90%), so a higher ratio is a decompression bomb.
+pub const MAX_ZIP_RATIO: u64 = 32;
+
+/// Below this many bytes an entry may have any compression ratio.
+pub const ZIP_RATIO_FREE_BYTES: u64 = 64 << 20;
+
+/// Reads zip entry `name`, at most `need` bytes of it (all of it if `None`), refusing an entry
+/// that would inflate past `max` or at a ratio no weights file has; never allocates more than
+/// the bytes that really arrive.
+pub(crate) fn read_zip_entry<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+    need: Option<u64>,
+    max: u64,
+) -> std::result::Result<Vec<u8>, String> {
+    let f = zip
+        .by_name(name)
+        .map_err(|e| format!("archive entry `{name}`: {e}"))?;
+    let size = f.size();
+    if let Some(want) = need
+        && size < want
+    {
+        return Err(format!(
+            "archive entry `{name}` has {size} bytes but its tensors need {want} (truncated file?)"
+        ));
+    }
+    let limit = need.map_or(size, |w| w.min(size));
+    if limit > max {
+        return Err(format!(
+            "archive entry `{name}` is {limit} bytes, over the limit of {max} for it"
+        ));
+    }
+    let packed = f.compressed_size().max(1);
+    if limit > ZIP_RATIO_FREE_BYTES && limit / packed > MAX_ZIP_RATIO {
+        return Err(format!(
+            "archive entry `{name}` would inflate {packed} bytes to {limit}, a compression \
+             ratio no weights file has (a decompression bomb?)"
+        ));
+    }
+    let mut buf = Vec::new();
+    f.take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("archive entry `{name}`: {e} (truncated or corrupt file?)"))?;
+    if (buf.len() as u64) < limit {
+        return Err(format!(
+            "archive entry `{name}` ends after {} of {limit} bytes (truncated file?)",
+            buf.len()
+        ));
+    }
+    Ok(buf)
+}
+
 /// Which reader a file needs, from its first bytes (never its extension).
 pub fn sniff(path: &Path) -> Result<Format> {
+    crate::files::check_regular(path)?;
     let mut head = [0u8; 16];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
@@ -228,10 +283,18 @@ pub fn sniff(path: &Path) -> Result<Format> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         // torch.save archives hold `*/data.pkl`; .keras archives `model.weights.h5`.
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // A zip with config.json or metadata.json but no data.pkl is a (maybe broken) .keras
+        // file: the Keras reader then names what is missing.
         let is_keras = zip::ZipArchive::new(file)
             .map(|z| {
-                z.file_names()
-                    .any(|n| n.is_ok_and(|n| n == "model.weights.h5"))
+                let names: Vec<String> = z
+                    .file_names()
+                    .filter_map(|n| n.ok().map(|n| n.to_string()))
+                    .collect();
+                let has = |want: &str| names.iter().any(|n| n == want);
+                has("model.weights.h5")
+                    || (!names.iter().any(|n| n.ends_with("data.pkl"))
+                        && (has("config.json") || has("metadata.json")))
             })
             .unwrap_or(false);
         return Ok(if is_keras {

@@ -1,7 +1,8 @@
 //! PyTorch `.pth` / `.pt` checkpoints (the zip format `torch.save` writes since PyTorch 1.6).
 //!
 //! The archive holds `<name>/data.pkl` (the pickled object, read by the restricted
-//! [`unpickle`]) and one raw little-endian file per storage under `<name>/data/`. Bare state dicts
+//! [`unpickle`]), `<name>/byteorder` (`little` or `big`: the writer's byte order) and one raw
+//! file per storage under `<name>/data/`. Bare state dicts
 //! and the usual wrappers (`{"state_dict": …}`, `{"model": …}`, `{"model_state": …}`) are
 //! accepted; non-tensor entries are ignored.
 
@@ -9,11 +10,16 @@ use std::io::{Read, Seek};
 use std::path::Path;
 
 use super::pickle::{Object, TensorRef, unpickle};
-use super::{DType, Format, StateDict, WeightTensor, decode};
+use super::{DType, Format, StateDict, WeightTensor, decode, read_zip_entry};
+
+/// The largest `data.pkl` read: the pickle holds names, shapes and storage keys, never tensor
+/// data, so even a checkpoint with optimizer state is a few MB.
+pub const MAX_PICKLE_BYTES: u64 = 256 << 20;
 use crate::error::{Error, Result};
 
 /// Reads a PyTorch zip checkpoint.
 pub fn read(path: &Path) -> Result<StateDict> {
+    crate::files::check_regular(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     read_from(file).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
 }
@@ -32,7 +38,17 @@ pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, St
         .find(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)
         .ok_or("the archive has no data.pkl, so it is not a torch.save checkpoint")?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
-    let pickle = read_entry(&mut zip, &pkl_name, None)?;
+    let pickle = read_zip_entry(&mut zip, &pkl_name, None, MAX_PICKLE_BYTES)?;
+    // torch.save records the writer's byte order; storages are raw bytes in that order.
+    let big_endian = match read_zip_entry(&mut zip, &format!("{prefix}byteorder"), None, 16) {
+        Ok(b) => match String::from_utf8_lossy(&b).trim() {
+            "little" => false,
+            "big" => true,
+            other => return Err(format!("unknown byteorder record `{other}`")),
+        },
+        // Files from before the record existed are little-endian.
+        Err(_) => false,
+    };
     let object = unpickle(&pickle)?;
     let entries = state_dict_entries(object)?;
     let mut sd = StateDict::new(Format::PyTorch);
@@ -42,44 +58,15 @@ pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, St
             .storage_numel
             .checked_mul(t.dtype.size())
             .ok_or_else(|| format!("tensor `{name}` claims an impossible storage size"))?;
-        let raw = read_entry(&mut zip, &storage_name, Some(bytes))?;
+        let mut raw = read_zip_entry(&mut zip, &storage_name, Some(bytes as u64), u64::MAX)?;
+        if big_endian {
+            let size = t.dtype.size();
+            raw.chunks_exact_mut(size).for_each(|c| c.reverse());
+        }
         let data = gather(&raw, &t).map_err(|e| format!("tensor `{name}`: {e}"))?;
         sd.insert(name, WeightTensor::new(t.shape.clone(), data, t.dtype));
     }
     Ok(sd)
-}
-
-fn read_entry<R: Read + Seek>(
-    zip: &mut zip::ZipArchive<R>,
-    name: &str,
-    expect: Option<usize>,
-) -> std::result::Result<Vec<u8>, String> {
-    let mut f = zip
-        .by_name(name)
-        .map_err(|e| format!("archive entry `{name}`: {e}"))?;
-    let size = f.size();
-    if let Some(want) = expect
-        && size < want as u64
-    {
-        return Err(format!(
-            "storage `{name}` has {size} bytes but its tensors need {want} (truncated file?)"
-        ));
-    }
-    // Never trust the declared size for the allocation: read at most what is declared (and
-    // what the tensors need), growing the buffer as real bytes arrive.
-    let limit = expect.map_or(size, |w| (w as u64).min(size));
-    let mut buf = Vec::new();
-    (&mut f)
-        .take(limit)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("archive entry `{name}`: {e} (truncated or corrupt file?)"))?;
-    if (buf.len() as u64) < limit {
-        return Err(format!(
-            "archive entry `{name}` ends after {} of {limit} bytes (truncated file?)",
-            buf.len()
-        ));
-    }
-    Ok(buf)
 }
 
 /// Finds the `name → tensor` map, looking through the common wrappers.

@@ -23,7 +23,7 @@ pub(crate) const PARAM_IDS_KEY: &str = "inception.param_ids";
 /// that run saves: its moving average of the weights where it keeps one, else its weights;
 /// the optimizer state is left out.
 pub fn read(path: &Path) -> Result<StateDict> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
     let sd = read_bytes(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
     Ok(model_view(sd))
 }

@@ -3,24 +3,43 @@
 
 use std::path::PathBuf;
 
-/// The reference fixtures folder (`$INCEPTION_FIXTURES`, default `../shared/fixtures` beside the
-/// repository), or `None` with a note when it is absent (a user's fresh clone; `.ci/run` always
-/// provides it).
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("INCEPTION_FIXTURES")
+/// The reference fixtures: the small ones committed in `crates/inception/tests/fixtures`, the
+/// large ones in `$INCEPTION_FIXTURES` (default `../shared/fixtures` beside the repository).
+/// Tests that need a large one carry
+/// `#[cfg_attr(not(big_fixtures), ignore = "...")]` (see `build.rs`), so a fresh clone reports
+/// them as ignored and still checks the small ones.
+pub struct Fixtures {
+    shared: PathBuf,
+}
+
+impl Fixtures {
+    /// The path of fixture `name`: the committed copy when there is one, else the shared one.
+    pub fn join(&self, name: impl AsRef<str>) -> PathBuf {
+        let name = name.as_ref();
+        let local = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../inception/tests/fixtures")
+            .join(name);
+        if local.exists() {
+            return local;
+        }
+        let shared = self.shared.join(name);
+        assert!(
+            shared.exists(),
+            "fixture {} not found (set INCEPTION_FIXTURES to the shared fixtures folder)",
+            shared.display()
+        );
+        shared
+    }
+}
+
+/// The fixtures (see [`Fixtures`]).
+pub fn fixtures() -> Fixtures {
+    let shared = std::env::var_os("INCEPTION_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
         });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: fixtures folder {} not found (set INCEPTION_FIXTURES)",
-            dir.display()
-        );
-        None
-    }
+    Fixtures { shared }
 }
 
 /// Largest absolute difference divided by the reference's largest magnitude (at least 1).

@@ -4,9 +4,10 @@
 //! verifies: torchvision's SHA-256 prefix in the file name, Keras's MD5, the Hugging Face hub's
 //! SHA-256 ETag), how its model was configured (`transform_input`, the top) and how its inputs
 //! were preprocessed. [`Cache::fetch`] downloads a file once into the cache directory
-//! (`$INCEPTION_CACHE`, else `$XDG_CACHE_HOME/inception`, else `~/.cache/inception`), with a
-//! progress bar, into a temporary file that is checked and then renamed — an interrupted or
-//! corrupt download never leaves a file behind.
+//! (`$INCEPTION_CACHE`, else `$XDG_CACHE_HOME/inception`, else `~/.cache/inception`),
+//! reporting progress to a callback, into a temporary file that is checked and then renamed —
+//! an interrupted or corrupt download never leaves a file behind. Downloading needs the
+//! `download` cargo feature (on by default).
 //!
 //! ```
 //! use inception::pretrained;
@@ -16,12 +17,12 @@
 //! assert!(entry.transform_input);
 //! ```
 
-use std::io::{Read, Write};
+#[cfg(feature = "download")]
+mod download;
+
 use std::path::{Path, PathBuf};
 
-use md5::Md5;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::data::Preset;
 use crate::error::{Error, Result};
@@ -221,7 +222,7 @@ pub fn default_for(arch: Arch, include_top: bool) -> Result<Pretrained> {
         (Arch::GoogLeNetBvlc, _) => "googlenet.onnx_zoo",
         (Arch::InceptionMini, _) => {
             return Err(Error::Unknown(format!(
-                "{arch} has no published weights; train it with `inception train --model {arch}`"
+                "{arch} has no published weights; train it (`inception train` does)"
             )));
         }
     };
@@ -255,7 +256,9 @@ pub fn resolve(spec: &str, arch: Option<Arch>, cache: &Cache) -> Result<Resolved
     }
     let entry = if spec == "imagenet" {
         let arch = arch.ok_or_else(|| {
-            Error::Config("--weights imagenet needs the model (e.g. --model googlenet)".to_string())
+            Error::Config(
+                "the weights name `imagenet` needs the architecture (e.g. googlenet)".to_string(),
+            )
         })?;
         default_for(arch, true)?
     } else {
@@ -267,7 +270,7 @@ pub fn resolve(spec: &str, arch: Option<Arch>, cache: &Cache) -> Result<Resolved
             Err(e) => return Err(e),
         }
     };
-    let path = cache.fetch(&entry, true)?;
+    let path = cache.fetch(&entry)?;
     Ok(Resolved {
         path,
         entry: Some(entry),
@@ -281,11 +284,35 @@ pub fn recognise(path: &Path) -> Option<Pretrained> {
     registry().into_iter().find(|e| e.file_name == name)
 }
 
+/// How far a download has come: reported to the cache's progress callback as bytes arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadProgress<'a> {
+    /// The registry entry's file name.
+    pub file: &'a str,
+    /// Bytes received so far.
+    pub received: u64,
+    /// The size, when the server says it.
+    pub total: Option<u64>,
+    /// The file's SHA-256 once it is complete and verified (the last report); a user can
+    /// compare it where the publisher gives no checksum.
+    pub sha256: Option<&'a str>,
+}
+
+/// A progress callback (the command line draws a bar with it; the library draws nothing).
+pub type ProgressFn = dyn Fn(&DownloadProgress) + Send + Sync;
+
 /// The download cache.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Cache {
     /// Where files are kept.
     pub dir: PathBuf,
+    progress: Option<std::sync::Arc<ProgressFn>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("dir", &self.dir).finish()
+    }
 }
 
 impl Cache {
@@ -301,14 +328,21 @@ impl Cache {
 
     /// The cache in [`Cache::default_dir`].
     pub fn new() -> Result<Self> {
-        Ok(Self {
-            dir: Self::default_dir()?,
-        })
+        Ok(Self::at(Self::default_dir()?))
     }
 
     /// A cache in `dir`.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            progress: None,
+        }
+    }
+
+    /// Reports each download's progress to `progress`.
+    pub fn with_progress(mut self, progress: std::sync::Arc<ProgressFn>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Where `entry` is (or will be) stored.
@@ -316,166 +350,42 @@ impl Cache {
         self.dir.join(&entry.file_name)
     }
 
-    /// The cached file of `entry`, downloading and verifying it first if it is not there.
-    /// `progress` draws a progress bar on stderr (when it is a terminal).
-    pub fn fetch(&self, entry: &Pretrained, progress: bool) -> Result<PathBuf> {
+    /// The cached file of `entry`, downloading and verifying it first if it is not there
+    /// (progress goes to the callback of [`Cache::with_progress`]). Without the `download`
+    /// feature a missing file is an error that says where to put it.
+    pub fn fetch(&self, entry: &Pretrained) -> Result<PathBuf> {
         let path = self.path(entry);
         if path.is_file() {
             return Ok(path);
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        download(entry, &path, progress)?;
-        Ok(path)
+        #[cfg(feature = "download")]
+        {
+            let quiet = |_: &DownloadProgress| {};
+            let progress: &ProgressFn = match &self.progress {
+                Some(p) => p.as_ref(),
+                None => &quiet,
+            };
+            download::download(entry, &path, progress)?;
+            Ok(path)
+        }
+        #[cfg(not(feature = "download"))]
+        {
+            Err(Error::Io(format!(
+                "{}: not in the cache, and this build has no downloads (cargo feature \
+                 `download`); {}",
+                entry.name,
+                offline_hint(entry, &path)
+            )))
+        }
     }
 }
 
-fn offline_hint(entry: &Pretrained, path: &Path) -> String {
+/// What to do without a network: where the file comes from and where it goes.
+pub(crate) fn offline_hint(entry: &Pretrained, path: &Path) -> String {
     format!(
-        "download {} yourself and put it at {} (or pass the file with --weights)",
+        "download {} yourself and put it at {} (or give that file as the weights)",
         entry.url,
         path.display()
     )
-}
-
-fn download(entry: &Pretrained, path: &Path, progress: bool) -> Result<()> {
-    let fail = |why: String| {
-        Error::Io(format!(
-            "{}: {why}; {}",
-            entry.name,
-            offline_hint(entry, path)
-        ))
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into();
-    // The hub's checksum is on its redirect response, before the CDN.
-    let etag = if entry.checksum == Checksum::HubEtag {
-        let head: ureq::Agent = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let resp = head
-            .head(&entry.url)
-            .call()
-            .map_err(|e| fail(format!("cannot reach {} ({e})", entry.url)))?;
-        let tag = resp
-            .headers()
-            .get("x-linked-etag")
-            .or_else(|| resp.headers().get("etag"))
-            .and_then(|v| v.to_str().ok())
-            .map(|s| {
-                s.trim_matches('"')
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .to_string()
-            });
-        match tag {
-            Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => Some(t),
-            _ => {
-                return Err(fail(format!(
-                    "{} publishes no SHA-256 ETag to verify against",
-                    entry.url
-                )));
-            }
-        }
-    } else {
-        None
-    };
-    let resp = agent
-        .get(&entry.url)
-        .call()
-        .map_err(|e| fail(format!("cannot download {} ({e})", entry.url)))?;
-    let total: Option<u64> = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let tmp = path.with_file_name(format!(".{}.{}.part", entry.file_name, std::process::id()));
-    let result = (|| -> Result<()> {
-        let bar = if progress {
-            let bar = indicatif::ProgressBar::with_draw_target(
-                total,
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                )
-                .expect("a valid template"),
-            );
-            bar.set_message(format!("downloading {}", entry.file_name));
-            bar
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut reader = resp.into_body().into_reader();
-        let mut sha = Sha256::new();
-        let mut md5 = Md5::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut got: u64 = 0;
-        loop {
-            let n = reader.read(&mut buf).map_err(|e| {
-                fail(format!(
-                    "the download was interrupted after {got} bytes{} ({e})",
-                    total.map(|t| format!(" of {t}")).unwrap_or_default()
-                ))
-            })?;
-            if n == 0 {
-                break;
-            }
-            sha.update(&buf[..n]);
-            md5.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(|e| Error::io(&tmp, e))?;
-            got += n as u64;
-            bar.set_position(got);
-        }
-        bar.finish_and_clear();
-        if let Some(t) = total
-            && got != t
-        {
-            return Err(fail(format!(
-                "the download was cut short: {got} of {t} bytes"
-            )));
-        }
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        let sha = hex(&sha.finalize());
-        let md5 = hex(&md5.finalize());
-        let (ok, want, have) = match &entry.checksum {
-            Checksum::Sha256Prefix(p) => (
-                sha.starts_with(p.as_str()),
-                format!("SHA-256 {p}…"),
-                sha.clone(),
-            ),
-            Checksum::Sha256(h) => (sha == *h, format!("SHA-256 {h}"), sha.clone()),
-            Checksum::Md5(h) => (md5 == *h, format!("MD5 {h}"), md5.clone()),
-            Checksum::HubEtag => {
-                let t = etag.clone().unwrap_or_default();
-                (sha == t, format!("SHA-256 {t}"), sha.clone())
-            }
-            Checksum::Unpublished => {
-                eprintln!("{}: no published checksum; SHA-256 {sha}", entry.name);
-                (true, String::new(), sha.clone())
-            }
-        };
-        if !ok {
-            return Err(Error::Io(format!(
-                "{}: checksum mismatch for {}: expected {want}, got {have} (corrupt download or \
-                 changed upstream file; nothing was kept — retry, or verify the file yourself)",
-                entry.name, entry.url
-            )));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
