@@ -10,6 +10,8 @@ use inception::models::{Arch, ModelConfig, Pooling};
 use inception::summary::{Summary, group_digits};
 
 mod eval;
+mod finetune;
+mod fit;
 mod images;
 mod progress;
 mod run;
@@ -122,7 +124,7 @@ Examples:
     #[command(
         after_help = "Examples:\n  inception finetune --weights googlenet.torchvision --data flowers/ --epochs 10\n  inception finetune --weights runs/train/model.safetensors --data letters/ --freeze until:inception4a\n  inception finetune --weights inception_v3.keras --data photos/ --unfreeze-after mixed8 --unfreeze-epochs 3"
     )]
-    Finetune(train::FinetuneArgs),
+    Finetune(finetune::FinetuneArgs),
     /// Accuracy on an ImageFolder: top-1/top-5, per-class accuracy, a confusion matrix
     /// (SVG/PNG and JSON with -o).
     Eval(eval::EvalArgs),
@@ -268,7 +270,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Classify(args) => images::classify(args),
         Command::Features(args) => images::features(args),
         Command::Train(args) => train::train(args),
-        Command::Finetune(args) => train::finetune(args),
+        Command::Finetune(args) => finetune::finetune(args),
         Command::Eval(args) => eval::eval(args),
         Command::Convert {
             weights,

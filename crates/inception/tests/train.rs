@@ -389,7 +389,7 @@ fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
     let tc = TrainConfig::recipe(Recipe::Digits, cfg.clone(), &batch);
     let x = tc.preset();
     let imgs: Vec<_> = (0..batch.len())
-        .map(|i| inception::train::trainer::to_rgb(&batch, i))
+        .map(|i| inception::train::evaluation::to_rgb(&batch, i))
         .collect();
     let x = x.batch(&imgs, &device);
     let conv1_grad = |aux_weight: f32| {

@@ -12,7 +12,8 @@ use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::ema::Ema;
-use super::trainer::{EpochStats, Trainer, build_optimizer};
+use super::optimizer::build_optimizer;
+use super::trainer::{EpochStats, Trainer};
 use super::{TRAIN_KEY, TrainConfig};
 use crate::data::CLASSES_KEY;
 use crate::error::{Error, Result};

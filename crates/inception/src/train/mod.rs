@@ -20,8 +20,10 @@ pub mod augment;
 pub mod checkpoint;
 pub mod dataset;
 pub mod ema;
+pub mod evaluation;
 pub mod finetune;
 pub mod loss;
+pub mod optimizer;
 pub mod report;
 pub mod runs;
 pub mod schedule;
@@ -36,13 +38,12 @@ pub use augment::Augment;
 pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use dataset::ImageSet;
 pub use ema::Ema;
+pub use evaluation::{Evaluation, evaluate, evaluate_folder};
 pub use finetune::{FineTune, Freeze};
 pub use loss::{cross_entropy, objective};
+pub use optimizer::{build_optimizer, clip_global_norm};
 pub use schedule::{Decay, Schedule};
-pub use trainer::{
-    EpochStats, Evaluation, Event, Trainer, build_optimizer, clip_global_norm, evaluate,
-    evaluate_folder,
-};
+pub use trainer::{EpochStats, Event, Trainer};
 
 use crate::data::{CLASSES_KEY, PREPROCESSING_KEY, Preset};
 use crate::error::Result;

@@ -129,8 +129,7 @@ impl Importer {
                 self.g.max_pool(name, x, k[0], s[0], padding, ceil)
             } else {
                 let include = attr_i(node, "count_include_pad", 0) != 0;
-                self.g
-                    .avg_pool(name, x, k[0], s[0], padding, ceil, include)
+                self.g.avg_pool(name, x, k[0], s[0], padding, ceil, include)
             }
         }))
     }

@@ -1,0 +1,468 @@
+//! The functional API: a [`Graph`] built node by node, shapes inferred and checked as it goes.
+
+use super::*;
+use crate::error::{Error, Result};
+
+/// Builds a [`Graph`] node by node: the functional API.
+///
+/// Every method returns the new node's id at once; a shape error is recorded and reported by
+/// [`GraphBuilder::finish`], so model code reads like Keras code without a `?` on every line.
+#[derive(Debug)]
+pub struct GraphBuilder {
+    name: String,
+    nodes: Vec<Node>,
+    blocks: Vec<Block>,
+    outputs: Vec<GraphOutput>,
+    prefix: Vec<String>,
+    block: Option<usize>,
+    branch: Option<usize>,
+    next_branch: usize,
+    separator: &'static str,
+    error: Option<Error>,
+}
+
+impl GraphBuilder {
+    /// Starts an empty graph.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            nodes: Vec::new(),
+            blocks: Vec::new(),
+            outputs: Vec::new(),
+            prefix: Vec::new(),
+            block: None,
+            branch: None,
+            next_branch: 0,
+            separator: ".",
+            error: None,
+        }
+    }
+
+    /// Sets the string that joins scope names (`"."` by default, as PyTorch; `"/"` gives Caffe and
+    /// TensorFlow names such as `inception_3a/1x1`).
+    pub fn with_separator(mut self, separator: &'static str) -> Self {
+        self.separator = separator;
+        self
+    }
+
+    /// Adds the graph input, a feature map `[channels, height, width]`.
+    pub fn input(&mut self, shape: [usize; 3]) -> NodeId {
+        if !self.nodes.is_empty() {
+            self.fail(Error::Graph("a graph has exactly one input".into()));
+        }
+        self.push_named("input".into(), Op::Input { shape }, vec![])
+    }
+
+    /// The first error met while building, if any (later layers are still added, with
+    /// meaningless shapes, so that importers can report the layer that really failed).
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// The output shape of a node added so far.
+    pub fn shape(&self, node: NodeId) -> Shape {
+        self.nodes
+            .get(node)
+            .map(|n| n.shape)
+            .unwrap_or(Shape::Flat(0))
+    }
+
+    /// Adds any operation. `name` is relative to the current scope.
+    pub fn add(&mut self, name: &str, op: Op, inputs: &[NodeId]) -> NodeId {
+        let full = self.full_name(name);
+        self.push_named(full, op, inputs.to_vec())
+    }
+
+    fn push_named(&mut self, name: String, op: Op, inputs: Vec<NodeId>) -> NodeId {
+        let id = self.nodes.len();
+        let in_shapes: Vec<Shape> = inputs.iter().map(|&i| self.shape(i)).collect();
+        let shape = if let Some(&bad) = inputs.iter().find(|&&i| i >= id) {
+            self.fail(Error::Graph(format!(
+                "{name}: input node {bad} does not exist"
+            )));
+            Shape::Flat(0)
+        } else if self.error.is_some() {
+            // After the first error shapes are meaningless; keep building quietly.
+            op.output_shape(&in_shapes).unwrap_or(Shape::Flat(0))
+        } else {
+            match op.output_shape(&in_shapes) {
+                Ok(s) => s,
+                Err(why) => {
+                    let got = in_shapes
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.fail(Error::Shape(format!(
+                        "layer '{name}' ({}) {why} (input {got})",
+                        op.type_name()
+                    )));
+                    Shape::Flat(0)
+                }
+            }
+        };
+        if self.nodes.iter().any(|n| n.name == name) {
+            self.fail(Error::Graph(format!("two layers are named '{name}'")));
+        }
+        if shape.numel() > MAX_ACTIVATION_ELEMENTS {
+            self.fail(Error::Shape(format!(
+                "layer '{name}' would output {shape} = {} values per image, over the limit of \
+                 {MAX_ACTIVATION_ELEMENTS} (1 GiB of f32); use a smaller input size or padding",
+                shape.numel()
+            )));
+        }
+        self.nodes.push(Node {
+            name,
+            op,
+            inputs,
+            shape,
+            block: self.block,
+            branch: self.branch,
+        });
+        id
+    }
+
+    fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        let mut parts: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
+        if !name.is_empty() {
+            parts.push(name);
+        }
+        parts.join(self.separator)
+    }
+
+    /// Runs `f` with `name.` prefixed to every layer name (a PyTorch submodule).
+    pub fn scope<T>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.prefix.push(name.to_string());
+        let out = f(self);
+        self.prefix.pop();
+        out
+    }
+
+    /// Runs `f` inside a new named [`Block`] whose name is also a name scope
+    /// (`inception3a` → `inception3a.branch1.conv`).
+    pub fn block<T>(
+        &mut self,
+        name: &str,
+        kind: BlockKind,
+        label: impl Into<String>,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        self.open_block(name, kind, label.into(), true, f)
+    }
+
+    /// Like [`GraphBuilder::block`], but layer names are not prefixed (for a stem whose layers
+    /// are top-level names in the checkpoint, like torchvision's `conv1`, `maxpool1`).
+    pub fn group<T>(
+        &mut self,
+        name: &str,
+        kind: BlockKind,
+        label: impl Into<String>,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        self.open_block(name, kind, label.into(), false, f)
+    }
+
+    fn open_block<T>(
+        &mut self,
+        name: &str,
+        kind: BlockKind,
+        label: String,
+        scoped: bool,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        self.blocks.push(Block {
+            name: self.full_name(name),
+            kind,
+            label,
+        });
+        let saved = (self.block, self.branch, self.next_branch);
+        self.block = Some(self.blocks.len() - 1);
+        self.branch = None;
+        self.next_branch = 0;
+        if scoped {
+            self.prefix.push(name.to_string());
+        }
+        let out = f(self);
+        if scoped {
+            self.prefix.pop();
+        }
+        (self.block, self.branch, self.next_branch) = saved;
+        out
+    }
+
+    /// Runs `f` as the next parallel branch of the current block.
+    pub fn branch<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = self.branch;
+        self.branch = Some(self.next_branch);
+        self.next_branch += 1;
+        let out = f(self);
+        self.branch = saved;
+        out
+    }
+
+    /// Marks `node` as a graph output.
+    pub fn output(&mut self, name: &str, node: NodeId) {
+        self.outputs.push(GraphOutput {
+            name: name.into(),
+            node,
+            role: OutputRole::Main,
+        });
+    }
+
+    /// Marks `node` as an auxiliary-classifier output.
+    pub fn aux_output(&mut self, name: &str, node: NodeId) {
+        self.outputs.push(GraphOutput {
+            name: name.into(),
+            node,
+            role: OutputRole::Aux,
+        });
+    }
+
+    /// Checks the graph and returns it, or the first error met while building.
+    pub fn finish(self) -> Result<Graph> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.nodes.is_empty() || !matches!(self.nodes[0].op, Op::Input { .. }) {
+            return Err(Error::Graph(format!(
+                "{}: the graph has no input",
+                self.name
+            )));
+        }
+        let mut outputs = self.outputs;
+        if outputs.is_empty() {
+            outputs.push(GraphOutput {
+                name: "output".into(),
+                node: self.nodes.len() - 1,
+                role: OutputRole::Main,
+            });
+        }
+        if !outputs.iter().any(|o| o.role == OutputRole::Main) {
+            return Err(Error::Graph(format!(
+                "{}: the graph has no main output",
+                self.name
+            )));
+        }
+        Ok(Graph {
+            name: self.name,
+            nodes: self.nodes,
+            blocks: self.blocks,
+            outputs,
+        })
+    }
+
+    // ----- layers ------------------------------------------------------------------------------
+
+    /// A 2-D convolution with `filters` output channels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        filters: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: Padding,
+        bias: bool,
+    ) -> NodeId {
+        let (in_channels, size) = self.map_dims(x);
+        if let Err(e) = op::check_window(name, kernel, stride) {
+            self.fail(e);
+        }
+        let padding = padding.resolve(size, kernel, stride);
+        self.add(
+            name,
+            Op::Conv2d(Conv2dSpec {
+                in_channels,
+                filters,
+                kernel,
+                stride,
+                padding,
+                bias,
+            }),
+            &[x],
+        )
+    }
+
+    /// Batch normalisation (PyTorch momentum convention).
+    pub fn batch_norm(&mut self, name: &str, x: NodeId, epsilon: f64, scale: bool) -> NodeId {
+        let channels = self.shape(x).channels();
+        self.add(
+            name,
+            Op::BatchNorm(BatchNormSpec {
+                channels,
+                epsilon,
+                momentum: 0.1,
+                scale,
+            }),
+            &[x],
+        )
+    }
+
+    /// ReLU.
+    pub fn relu(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.add(name, Op::Relu, &[x])
+    }
+
+    /// Max pooling.
+    pub fn max_pool(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        ceil_mode: bool,
+    ) -> NodeId {
+        let spec = self.pool_spec(name, x, kernel, stride, padding, ceil_mode, true);
+        self.add(name, Op::MaxPool(spec), &[x])
+    }
+
+    /// Average pooling.
+    #[allow(clippy::too_many_arguments)]
+    pub fn avg_pool(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> NodeId {
+        let spec = self.pool_spec(
+            name,
+            x,
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+            count_include_pad,
+        );
+        self.add(name, Op::AvgPool(spec), &[x])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pool_spec(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> PoolSpec {
+        let (_, size) = self.map_dims(x);
+        if let Err(e) = op::check_window(name, [kernel; 2], [stride; 2]) {
+            self.fail(e);
+        }
+        PoolSpec {
+            kernel: [kernel; 2],
+            stride: [stride; 2],
+            padding: padding.resolve(size, [kernel; 2], [stride; 2]),
+            ceil_mode,
+            count_include_pad,
+        }
+    }
+
+    /// Adaptive average pooling to `size`.
+    pub fn adaptive_avg_pool(&mut self, name: &str, x: NodeId, size: [usize; 2]) -> NodeId {
+        self.add(name, Op::AdaptiveAvgPool { size }, &[x])
+    }
+
+    /// Global average pooling to a vector (`GlobalAveragePooling2D`).
+    pub fn global_avg_pool(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.add(name, Op::GlobalPool(GlobalPool::Avg), &[x])
+    }
+
+    /// Global max pooling to a vector (`GlobalMaxPooling2D`).
+    pub fn global_max_pool(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.add(name, Op::GlobalPool(GlobalPool::Max), &[x])
+    }
+
+    /// Local response normalisation.
+    pub fn lrn(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        size: usize,
+        alpha: f64,
+        beta: f64,
+        k: f64,
+    ) -> NodeId {
+        self.add(
+            name,
+            Op::Lrn(LrnSpec {
+                size,
+                alpha,
+                beta,
+                k,
+            }),
+            &[x],
+        )
+    }
+
+    /// Concatenation along channels.
+    pub fn concat(&mut self, name: &str, xs: &[NodeId]) -> NodeId {
+        self.add(name, Op::Concat, xs)
+    }
+
+    /// Element-wise sum.
+    pub fn add_nodes(&mut self, name: &str, xs: &[NodeId]) -> NodeId {
+        self.add(name, Op::Add, xs)
+    }
+
+    /// Flattens a feature map (PyTorch `[C, H, W]` order).
+    pub fn flatten(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.add(
+            name,
+            Op::Flatten {
+                channels_last: false,
+            },
+            &[x],
+        )
+    }
+
+    /// A fully connected layer.
+    pub fn dense(&mut self, name: &str, x: NodeId, units: usize, bias: bool) -> NodeId {
+        let in_features = self.shape(x).channels();
+        self.add(
+            name,
+            Op::Dense(DenseSpec {
+                in_features,
+                units,
+                bias,
+            }),
+            &[x],
+        )
+    }
+
+    /// Dropout with probability `rate`.
+    pub fn dropout(&mut self, name: &str, x: NodeId, rate: f64) -> NodeId {
+        if !(0.0..1.0).contains(&rate) {
+            self.fail(Error::Config(format!(
+                "{name}: dropout rate {rate} must be in [0, 1)"
+            )));
+        }
+        self.add(name, Op::Dropout { rate }, &[x])
+    }
+
+    /// Softmax over features.
+    pub fn softmax(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.add(name, Op::Softmax, &[x])
+    }
+
+    fn map_dims(&mut self, x: NodeId) -> (usize, [usize; 2]) {
+        match self.shape(x) {
+            Shape::Map([c, h, w]) => (c, [h, w]),
+            Shape::Flat(n) => (n, [1, 1]),
+        }
+    }
+}
