@@ -1,7 +1,7 @@
-//! Tells the tests whether the large reference fixtures are at hand: `cfg(big_fixtures)` when
-//! `$INCEPTION_FIXTURES` (default `../shared/fixtures` beside the repository) holds them.
-//! Tests that need them are then run; otherwise they are reported as ignored, never as passed.
-//! The small fixtures live in `tests/fixtures/` and are always there.
+// Tells the tests whether the large reference fixtures are at hand: `cfg(big_fixtures)` when
+// `$INCEPTION_FIXTURES` (default `../shared/fixtures` beside the repository) holds them.
+// Tests that need them are then run; otherwise they are reported as ignored, never as passed.
+// The small fixtures live in `tests/fixtures/` and are always there.
 
 use std::path::PathBuf;
 

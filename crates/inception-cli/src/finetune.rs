@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use inception::train::{Decay, ImageSet, OptimizerKind, Recipe, TrainConfig, Trainer, runs};
+use inception::train::{Decay, ImageSet, Recipe, TrainConfig, Trainer, runs};
 
-use crate::fit::{finish, fit_and_report, plural};
+use crate::choices::{AugmentChoice, OptimizerChoice};
+
+use crate::fit::{RunArgs, finish, fit_and_report, plural};
 use crate::train::{RUNS, check_ema};
 
 #[derive(Args)]
@@ -35,16 +37,15 @@ pub struct FinetuneArgs {
     /// Learning rate of the first phase.
     #[arg(long, value_name = "LR", default_value_t = 0.1)]
     lr: f64,
-    /// Optimizer: sgd, nesterov, rmsprop, adamw.
-    #[arg(long, value_name = "NAME", default_value = "nesterov")]
-    optimizer: String,
+    /// Optimizer.
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = OptimizerChoice::Nesterov)]
+    optimizer: OptimizerChoice,
     /// Label smoothing ε.
     #[arg(long, value_name = "EPS", default_value_t = 0.1)]
     label_smoothing: f32,
-    /// Training distortions: none (a linear probe on fixed features), digits (mild crops) or
-    /// paper (crops, flips, colour).
-    #[arg(long, value_name = "KIND", default_value = "none")]
-    augment: String,
+    /// Training distortions (none: a linear probe on fixed features).
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = AugmentChoice::None)]
+    augment: AugmentChoice,
     /// Second phase: unfreeze the blocks after this one (e.g. inception4e, Mixed_6e) and train
     /// on at a lower rate.
     #[arg(long, value_name = "BLOCK")]
@@ -55,31 +56,8 @@ pub struct FinetuneArgs {
     /// The second phase's rate as a fraction of --lr.
     #[arg(long, value_name = "F", default_value_t = 0.1)]
     unfreeze_lr_factor: f64,
-    /// Fraction of each class held out for validation when DIR has no val/ folder.
-    #[arg(long, value_name = "F", default_value_t = 0.2)]
-    val_fraction: f64,
-    /// Seed of shuffling and augmentation.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Keep an exponential moving average of the weights with this decay and evaluate and save
-    /// it.
-    #[arg(long, value_name = "DECAY")]
-    ema: Option<f64>,
-    /// Devices, comma-separated: cpu (Burn's CPU backend, the default), or with a GPU build
-    /// cuda:0,cuda:1 / wgpu:0 … — several train data-parallel (each batch split between them).
-    #[arg(long, value_name = "LIST", default_value = "cpu")]
-    devices: String,
-    /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
-    /// Default: a new numbered folder (runs/finetune, runs/finetune2, …).
-    #[arg(short, long, value_name = "DIR")]
-    output: Option<PathBuf>,
-    /// Write into an --output folder that already holds a run (its model and checkpoint are
-    /// replaced).
-    #[arg(long)]
-    exist_ok: bool,
-    /// Print the final evaluation as JSON on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// The class folders of an ImageFolder root (its train/ split when it has one).
@@ -105,21 +83,16 @@ fn class_folders(dir: &Path) -> Result<usize> {
 }
 
 pub fn finetune(args: FinetuneArgs) -> Result<()> {
-    use inception::train::{Augment, Freeze, finetune::prepare};
+    use inception::train::{Freeze, finetune::prepare};
     let freeze = Freeze::parse(&args.freeze)?;
-    let devices = inception::device::parse_devices(&args.devices)?;
-    check_ema(args.ema)?;
-    let augment = match args.augment.as_str() {
-        "none" => Augment::none(),
-        "digits" => Augment::digits(),
-        "paper" => Augment::paper(),
-        a => bail!("--augment {a}: use none, digits or paper"),
-    };
-    let optim = OptimizerKind::parse(&args.optimizer)?;
-    if !(args.val_fraction > 0.0 && args.val_fraction < 1.0) {
+    let devices = inception::device::parse_devices(&args.run.devices)?;
+    check_ema(args.run.ema)?;
+    let augment = args.augment.augment();
+    let optim = args.optimizer.kind();
+    if !(args.run.val_fraction > 0.0 && args.run.val_fraction < 1.0) {
         bail!(
             "--val-fraction {}: it must be between 0 and 1 (e.g. 0.2)",
-            args.val_fraction
+            args.run.val_fraction
         );
     }
     if !(args.unfreeze_lr_factor.is_finite() && args.unfreeze_lr_factor > 0.0) {
@@ -128,11 +101,11 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             args.unfreeze_lr_factor
         );
     }
-    let output = match &args.output {
+    let output = match &args.run.output {
         Some(o) => o.clone(),
         None => runs::next_run_dir(Path::new(RUNS), "finetune"),
     };
-    runs::check_new_run_dir(&output, args.exist_ok)
+    runs::check_new_run_dir(&output, args.run.exist_ok)
         .map_err(|e| anyhow::anyhow!("{e} (train --resume, -o DIR or --exist-ok)"))?;
     let classes_n = class_folders(&args.data)?;
     let options = inception::predict::LoadOptions {
@@ -145,7 +118,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         &options,
         classes_n,
         &freeze,
-        args.seed,
+        args.run.seed,
         &devices[0],
     )?;
     eprintln!("reading {} …", args.data.display());
@@ -153,8 +126,8 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         &args.data,
         ft.preset.channels(),
         ft.preset.resize_size(),
-        args.val_fraction,
-        args.seed,
+        args.run.val_fraction,
+        args.run.seed,
     )?;
     for (path, why) in &failed {
         eprintln!("warning: skipped {}: {why}", path.display());
@@ -170,9 +143,9 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     cfg.label_smoothing = args.label_smoothing;
     cfg.aux_weight = 0.0;
     cfg.augment = augment;
-    cfg.seed = args.seed;
-    if args.ema.is_some() {
-        cfg.ema_decay = args.ema;
+    cfg.seed = args.run.seed;
+    if args.run.ema.is_some() {
+        cfg.ema_decay = args.run.ema;
     }
     cfg.data = Some(std::path::absolute(&args.data).unwrap_or_else(|_| args.data.clone()));
     cfg.validate()?;
@@ -226,5 +199,5 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         trainer.history = history;
         fit_and_report(&mut trainer, &train, &val, &classes, &title, &output)?;
     }
-    finish(&trainer, &val, &classes, &output, args.json)
+    finish(&trainer, &val, &classes, &output, args.run.json)
 }

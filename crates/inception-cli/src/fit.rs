@@ -8,10 +8,40 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use inception::train::{
-    Event, ImageSet, TrainConfig, Trainer, evaluate, report, runs, save_checkpoint, save_model,
-};
+use clap::Args;
+use inception::train::{Event, ImageSet, TrainConfig, Trainer, evaluate, runs, save_model};
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// The options every training run takes (`train` and `finetune`).
+#[derive(Args)]
+pub struct RunArgs {
+    /// Fraction of each class held out for validation when DIR has no val/ folder.
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    pub val_fraction: f64,
+    /// Seed of initialisation, shuffling, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Keep an exponential moving average of the weights (Polyak averaging) with this decay and
+    /// evaluate and save it (the paper recipes use 0.9999).
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f64>,
+    /// Devices, comma-separated: cpu (Burn's CPU backend, the default), or with a GPU build
+    /// cuda:0,cuda:1 / wgpu:0 … — several train data-parallel (each batch split between them).
+    #[arg(long, value_name = "LIST", default_value = "cpu")]
+    pub devices: String,
+    /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
+    /// Default: a new numbered folder (runs/train, runs/train2, …; runs/finetune, …); with
+    /// train --resume, the checkpoint's folder (the latest run's without a FILE).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<std::path::PathBuf>,
+    /// Start a new run in an --output folder that already holds one (its model and checkpoint
+    /// are replaced).
+    #[arg(long)]
+    pub exist_ok: bool,
+    /// Print the final evaluation as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// `42 s`, `3 min 5 s`, `1 h 12 min`.
 fn duration(secs: f64) -> String {
@@ -45,9 +75,9 @@ fn catch_ctrl_c() {
     });
 }
 
-/// Runs `trainer` with a progress bar per epoch and one line after it; after every epoch the
-/// CSV log, the curves and the checkpoint (`checkpoint.safetensors`, atomically) are rewritten
-/// in `out`. Ctrl-C stops at the next step with the last epoch's checkpoint kept.
+/// Runs `trainer` with a progress bar per epoch (lines in a log) and one line after it; the
+/// library rewrites the CSV log, the curves and the checkpoint in `out` after every epoch.
+/// Ctrl-C stops at the next step with the last epoch's checkpoint kept.
 pub fn fit_and_report(
     trainer: &mut Trainer,
     train: &ImageSet,
@@ -61,38 +91,44 @@ pub fn fit_and_report(
         eprintln!("removed {}, left by an interrupted run", path.display());
     }
     let epochs = trainer.config.epochs;
-    let checkpoint = out.join(runs::CHECKPOINT_FILE);
     let batch_size = trainer.config.batch_size;
+    let folder = runs::RunFolder {
+        dir: out,
+        title,
+        classes,
+    };
     // A terminal gets a progress bar; a log file or a pipe gets a line every tenth of an epoch
     // (or every 30 s), so a long epoch is never silent.
     let terminal = std::io::stderr().is_terminal();
     let mut estimated = false;
-    while trainer.epoch < epochs {
-        let mut bar: Option<ProgressBar> = None;
-        let started = Instant::now();
-        let mut last_line = Instant::now();
-        let mut on = |event: Event| -> bool {
-            if let Event::Step {
+    let mut bar: Option<ProgressBar> = None;
+    let mut started = Instant::now();
+    let mut last_line = Instant::now();
+    let mut on = |event: Event| -> bool {
+        match event {
+            Event::Step {
                 epoch,
                 batch,
                 batches,
                 loss,
                 lr,
-            } = event
-            {
+            } => {
+                if batch == 1 {
+                    started = Instant::now();
+                }
                 let elapsed = started.elapsed().as_secs_f64();
                 let per_batch = elapsed / batch as f64;
                 // An estimate once the first steps have run.
-                if !estimated && (batch == 5.min(batches)) {
+                if !estimated && batch == 5.min(batches) {
                     estimated = true;
                     let epoch_secs = per_batch * batches as f64;
+                    let left = epochs + 1 - epoch;
                     eprintln!(
-                        "about {} per epoch ({:.0} images/s), {} for the {} epoch{} left",
+                        "about {} per epoch ({:.0} images/s), {} for the {left} epoch{} left",
                         duration(epoch_secs),
                         (batch * batch_size) as f64 / elapsed.max(1e-9),
-                        duration(epoch_secs * (epochs - epoch + 1) as f64),
-                        epochs - epoch + 1,
-                        if epochs - epoch == 0 { "" } else { "s" }
+                        duration(epoch_secs * left as f64),
+                        if left == 1 { "" } else { "s" }
                     );
                 }
                 if terminal {
@@ -119,46 +155,50 @@ pub fn fit_and_report(
                     );
                 }
             }
-            !INTERRUPTED.load(Ordering::SeqCst)
-        };
-        let stats = trainer.train_epoch(train, val, &mut on)?;
-        if let Some(b) = bar.take() {
-            b.finish_and_clear();
-        }
-        let Some(s) = stats else {
-            bail!(crate::Warning::interrupted(format!(
-                "interrupted during epoch {} of {epochs}; {}",
-                trainer.epoch + 1,
-                if checkpoint.is_file() {
-                    format!(
-                        "the checkpoint of epoch {} is in {}: continue with --resume {}",
-                        trainer.epoch,
-                        checkpoint.display(),
-                        checkpoint.display()
-                    )
-                } else {
-                    "no epoch had finished, nothing was saved".to_string()
+            Event::Epoch(s) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
                 }
-            )));
-        };
-        eprintln!(
-            "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}%{}  {:.0} img/s  {:.0} s",
-            s.epoch,
-            epochs,
-            s.train_loss,
-            100.0 * s.train_top1,
-            s.val_loss,
-            100.0 * s.val_top1,
-            if classes.len() > 5 {
-                format!(" (top-5 {:6.2}%)", 100.0 * s.val_top5)
+                eprintln!(
+                    "epoch {:>3}/{}  loss {:.4}  train {:6.2}%  val loss {:.4}  val {:6.2}%{}  {:.0} img/s  {:.0} s",
+                    s.epoch,
+                    epochs,
+                    s.train_loss,
+                    100.0 * s.train_top1,
+                    s.val_loss,
+                    100.0 * s.val_top1,
+                    if classes.len() > 5 {
+                        format!(" (top-5 {:6.2}%)", 100.0 * s.val_top5)
+                    } else {
+                        String::new()
+                    },
+                    s.images_per_sec,
+                    s.seconds
+                );
+            }
+        }
+        !INTERRUPTED.load(Ordering::SeqCst)
+    };
+    let completed = trainer.fit_into(train, val, &folder, &mut on)?;
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
+    if !completed {
+        let checkpoint = folder.checkpoint();
+        bail!(crate::Warning::interrupted(format!(
+            "interrupted during epoch {} of {epochs}; {}",
+            trainer.epoch + 1,
+            if checkpoint.is_file() {
+                format!(
+                    "the checkpoint of epoch {} is in {}: continue with --resume {}",
+                    trainer.epoch,
+                    checkpoint.display(),
+                    checkpoint.display()
+                )
             } else {
-                String::new()
-            },
-            s.images_per_sec,
-            s.seconds
-        );
-        write_outputs(out, title, &trainer.history)?;
-        save_checkpoint(&checkpoint, trainer, classes)?;
+                "no epoch had finished, nothing was saved".to_string()
+            }
+        )));
     }
     Ok(())
 }
@@ -202,22 +242,6 @@ pub fn finish(
                 "config": cfg,
             })
         );
-    }
-    Ok(())
-}
-
-fn write_outputs(
-    dir: &std::path::Path,
-    title: &str,
-    history: &[inception::train::EpochStats],
-) -> Result<()> {
-    report::write_csv(&dir.join("log.csv"), history)?;
-    let svg = report::curves_svg(title, history);
-    inception::files::write_atomic(&dir.join("curves.svg"), svg.as_bytes())?;
-    #[cfg(feature = "png")]
-    {
-        let png = inception::diagram::svg_to_png(&svg, 1.0).map_err(anyhow::Error::msg)?;
-        inception::files::write_atomic(&dir.join("curves.png"), &png)?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use inception::predict::{Classifier, FeatureExtractor, LoadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Warning;
+use crate::choices::{PoolingChoice, PresetChoice};
 use crate::run::model_source;
 
 /// What `classify` and `features` share: the weights, the images, batching and preprocessing.
@@ -34,9 +35,9 @@ pub struct ImageArgs {
     /// Images per forward pass.
     #[arg(long, value_name = "N", default_value_t = 16)]
     batch: usize,
-    /// Preprocessing instead of the weights' own: torchvision, keras, keras-bilinear, timm, caffe.
+    /// Preprocessing instead of the weights' own.
     #[arg(long, value_name = "NAME")]
-    preset: Option<String>,
+    preset: Option<PresetChoice>,
     /// Square input size (built-in models only; default: the checkpoint's).
     #[arg(long, value_name = "N")]
     input_size: Option<usize>,
@@ -53,9 +54,7 @@ impl ImageArgs {
         }
         let preset = self
             .preset
-            .as_deref()
-            .map(|p| Preset::parse(p, self.input_size.unwrap_or(224)))
-            .transpose()?;
+            .map(|p| p.preset(self.input_size.unwrap_or(224)));
         Ok(LoadOptions {
             model: model_source(self.model.as_deref())?,
             preset,
@@ -201,10 +200,10 @@ pub struct FeaturesArgs {
     /// metadata) or .csv (a `file` column then D values).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
-    /// Pooling of feature maps, with or without --layer: avg (the default), max, or none (the
-    /// whole map, flattened in the model's layout).
-    #[arg(long, value_name = "MODE")]
-    pooling: Option<String>,
+    /// Pooling of feature maps, with or without --layer (none: the whole map, flattened in the
+    /// model's layout).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = PoolingChoice::Avg)]
+    pooling: PoolingChoice,
     /// Take this layer's or block's activation (e.g. inception4e, Mixed_6e, mixed5) instead of
     /// the backbone's output.
     #[arg(long, value_name = "NAME")]
@@ -225,10 +224,7 @@ pub fn features(args: FeaturesArgs) -> Result<()> {
         );
     }
     let options = args.images.options()?;
-    let pooling = match args.pooling.as_deref() {
-        Some(p) => Pooling::parse(p)?,
-        None => Some(Pooling::Avg),
-    };
+    let pooling = args.pooling.pooling();
     let extractor = FeatureExtractor::load(
         &args.images.weights,
         &options,

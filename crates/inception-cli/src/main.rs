@@ -4,15 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use inception::models::{Arch, ModelConfig, Pooling};
-use inception::summary::{Summary, group_digits};
+use inception::models::{Arch, ModelConfig};
 
+mod choices;
 mod eval;
 mod finetune;
 mod fit;
 mod images;
+mod inspect;
 mod progress;
 mod run;
 mod train;
@@ -178,9 +179,9 @@ struct ModelArgs {
     /// Drop the classifier head (Keras include_top=False).
     #[arg(long)]
     no_top: bool,
-    /// Global pooling without the top: none, avg or max (Keras pooling=).
+    /// Global pooling without the top (Keras pooling=).
     #[arg(long, value_name = "MODE")]
-    pooling: Option<String>,
+    pooling: Option<choices::PoolingChoice>,
     /// Dropout rate before the classifier (default per architecture).
     #[arg(long, value_name = "RATE")]
     dropout: Option<f64>,
@@ -201,8 +202,8 @@ impl ModelArgs {
         if let Some(s) = self.input_size {
             cfg = cfg.with_input_size(s);
         }
-        if let Some(p) = &self.pooling {
-            cfg = cfg.with_pooling(Pooling::parse(p)?);
+        if let Some(p) = self.pooling {
+            cfg = cfg.with_pooling(p.pooling());
         }
         if let Some(d) = self.dropout {
             cfg = cfg.with_dropout(d);
@@ -278,145 +279,18 @@ fn run(cli: Cli) -> Result<()> {
             model,
             transform_input,
         } => run::convert(&weights, &output, model.as_deref(), transform_input),
-        Command::Pretrained { json } => pretrained_list(json),
-        Command::Download { names } => {
-            let cache = progress::download_cache()?;
-            for name in names {
-                let entry = inception::pretrained::find(&name)?;
-                let path = cache.fetch(&entry)?;
-                println!("{}", path.display());
-            }
-            Ok(())
-        }
-        Command::Models { json } => models(json),
+        Command::Pretrained { json } => inspect::pretrained_list(json),
+        Command::Download { names } => inspect::download(names),
+        Command::Models { json } => inspect::models(json),
         Command::Summary {
             model,
             blocks,
             json,
-        } => {
-            let cfg = model.config()?;
-            let graph = cfg.graph()?;
-            let summary = if blocks {
-                Summary::by_block(&graph)
-            } else {
-                Summary::of(&graph)
-            };
-            if json {
-                let mut value = serde_json::to_value(&summary)?;
-                value["config"] = serde_json::to_value(&cfg)?;
-                value["feature_info"] = serde_json::to_value(cfg.feature_info()?)?;
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print!("{}", summary.to_table());
-            }
-            Ok(())
-        }
+        } => inspect::summary(model, blocks, json),
         Command::Diagram {
             model,
             output,
             scale,
-        } => {
-            let graph = model.config()?.graph()?;
-            let svg = inception::diagram::to_svg(&graph);
-            let ext = output
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
-            let bytes = match ext.as_deref() {
-                Some("svg") => svg.into_bytes(),
-                Some("png") => {
-                    if !(scale > 0.0 && scale <= 8.0) {
-                        bail!("--scale {scale} must be in (0, 8]");
-                    }
-                    inception::diagram::svg_to_png(&svg, scale).map_err(anyhow::Error::msg)?
-                }
-                _ => bail!(
-                    "{}: unknown diagram format; use a .svg or .png file name",
-                    output.display()
-                ),
-            };
-            inception::files::write_atomic(&output, &bytes)?;
-            eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
-            Ok(())
-        }
+        } => inspect::diagram(model, output, scale),
     }
-}
-
-fn pretrained_list(json: bool) -> Result<()> {
-    let all = inception::pretrained::registry();
-    let cache = inception::pretrained::Cache::new().ok();
-    if json {
-        let rows: Vec<serde_json::Value> = all
-            .iter()
-            .map(|e| {
-                let mut v = serde_json::to_value(e).unwrap_or_default();
-                v["cached"] = cache.as_ref().is_some_and(|c| c.path(e).is_file()).into();
-                v
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    println!("{:<26} {:<20} {:<7} source", "name", "model", "cached");
-    for e in &all {
-        let cached = cache.as_ref().is_some_and(|c| c.path(e).is_file());
-        println!(
-            "{:<26} {:<20} {:<7} {}",
-            e.name,
-            e.arch.name(),
-            if cached { "yes" } else { "no" },
-            e.source
-        );
-    }
-    Ok(())
-}
-
-fn models(json: bool) -> Result<()> {
-    let mut rows = Vec::new();
-    for arch in Arch::ALL {
-        let cfg = ModelConfig::new(arch);
-        let graph = cfg.graph()?;
-        let p = graph.params();
-        let aux = (arch != Arch::InceptionV3Keras)
-            .then(|| cfg.clone().with_aux_logits(true).graph())
-            .transpose()?
-            .map(|g| g.params().trainable);
-        let min = cfg.min_input_size();
-        rows.push(serde_json::json!({
-            "name": arch.name(),
-            "description": arch.description(),
-            "trainable_params": p.trainable,
-            "non_trainable_params": p.non_trainable,
-            "trainable_params_with_aux": aux,
-            "input_size": arch.default_input_size(),
-            "min_input_size": min,
-            "macs": graph.macs_for(&[graph.main_output().node]),
-        }));
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    println!(
-        "{:<20} {:>12} {:>14} {:>7} {:>5} {:>7}  description",
-        "model", "params", "with aux", "input", "min", "GMACs"
-    );
-    for r in rows {
-        let aux = r["trainable_params_with_aux"]
-            .as_u64()
-            .map_or("-".to_string(), group_digits);
-        println!(
-            "{:<20} {:>12} {:>14} {:>7} {:>5} {:>7.2}  {}",
-            r["name"].as_str().unwrap_or_default(),
-            group_digits(r["trainable_params"].as_u64().unwrap_or_default()),
-            aux,
-            r["input_size"].as_u64().unwrap_or_default(),
-            r["min_input_size"]
-                .as_u64()
-                .map_or("-".to_string(), |m| m.to_string()),
-            r["macs"].as_u64().unwrap_or_default() as f64 / 1e9,
-            r["description"].as_str().unwrap_or_default()
-        );
-    }
-    Ok(())
 }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inception::models::{Arch, ModelConfig};
-use inception::train::{
-    Decay, ImageSet, OptimizerKind, Recipe, TrainConfig, Trainer, load_checkpoint, runs,
-};
+use inception::train::{Decay, ImageSet, Recipe, TrainConfig, Trainer, load_checkpoint, runs};
 
-use crate::fit::{finish, fit_and_report, plural};
+use crate::choices::{OptimizerChoice, RecipeChoice};
+
+use crate::fit::{RunArgs, finish, fit_and_report, plural};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -21,10 +21,10 @@ pub struct TrainArgs {
     /// random (--val-fraction). Default: the 10,000 digits built into the binary.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Hyper-parameter bundle: digits, googlenet-paper, inception-v3-paper (default: digits for
-    /// inception-mini, the paper's recipe for googlenet / inception-v3).
+    /// Hyper-parameter bundle (default: digits for inception-mini, the paper's recipe for
+    /// googlenet / inception-v3).
     #[arg(long, value_name = "NAME")]
-    recipe: Option<String>,
+    recipe: Option<RecipeChoice>,
     /// Epochs.
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -34,9 +34,9 @@ pub struct TrainArgs {
     /// Base learning rate.
     #[arg(long, value_name = "LR")]
     lr: Option<f64>,
-    /// Optimizer: sgd, nesterov, rmsprop, adamw.
+    /// Optimizer (default: the recipe's).
     #[arg(long, value_name = "NAME")]
-    optimizer: Option<String>,
+    optimizer: Option<OptimizerChoice>,
     /// Weight decay.
     #[arg(long, value_name = "WD")]
     weight_decay: Option<f64>,
@@ -61,50 +61,26 @@ pub struct TrainArgs {
     /// Input channels (default: the model's; 1 for inception-mini).
     #[arg(long, value_name = "N")]
     channels: Option<usize>,
-    /// Fraction of each class held out for validation when DIR has no val/ folder.
-    #[arg(long, value_name = "F", default_value_t = 0.2)]
-    val_fraction: f64,
-    /// Seed of initialisation, shuffling and augmentation.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Keep an exponential moving average of the weights (Polyak averaging) with this decay and
-    /// evaluate and save it (the paper recipes use 0.9999).
-    #[arg(long, value_name = "DECAY")]
-    ema: Option<f64>,
-    /// Devices, comma-separated: cpu (Burn's CPU backend, the default), or with a GPU build
-    /// cuda:0,cuda:1 / wgpu:0 … — several train data-parallel (each batch split between them).
-    #[arg(long, value_name = "LIST", default_value = "cpu")]
-    devices: String,
     /// Continue a run from its checkpoint (default: OUTPUT/checkpoint.safetensors): weights,
     /// optimizer, schedule, moving average, epoch and random streams, exactly. --epochs may
     /// extend it; the other hyper-parameters are the checkpoint's.
     #[arg(long, value_name = "FILE")]
     #[allow(clippy::option_option)] // absent / `--resume` / `--resume FILE`
     resume: Option<Option<PathBuf>>,
-    /// Output folder: model.safetensors, checkpoint.safetensors, log.csv, curves.svg/.png.
-    /// Default: a new numbered folder (runs/train, runs/train2, …); with --resume, the
-    /// checkpoint's folder (the latest run's without a FILE).
-    #[arg(short, long, value_name = "DIR")]
-    output: Option<PathBuf>,
-    /// Start a new run in an --output folder that already holds one (its model and checkpoint
-    /// are replaced).
-    #[arg(long)]
-    exist_ok: bool,
-    /// Print the final evaluation as JSON on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Where runs go by default: `runs/train`, `runs/train2`, … and `runs/finetune`, ….
 pub const RUNS: &str = "runs";
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let devices = inception::device::parse_devices(&args.devices)?;
-    check_ema(args.ema)?;
+    let devices = inception::device::parse_devices(&args.run.devices)?;
+    check_ema(args.run.ema)?;
     // A resumed run takes everything from its checkpoint (the data are read as it read them).
     let resumed = match &args.resume {
         Some(path) => {
-            let path = match (path, &args.output) {
+            let path = match (path, &args.run.output) {
                 (Some(p), _) => p.clone(),
                 (None, Some(o)) => o.join(runs::CHECKPOINT_FILE),
                 (None, None) => runs::latest_run_dir(Path::new(RUNS), "train")
@@ -127,7 +103,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         None => None,
     };
-    let output = match (&args.output, &resumed) {
+    let output = match (&args.run.output, &resumed) {
         (Some(o), _) => o.clone(),
         (None, Some((_, path))) => path
             .parent()
@@ -136,7 +112,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         (None, None) => runs::next_run_dir(Path::new(RUNS), "train"),
     };
     if resumed.is_none() {
-        runs::check_new_run_dir(&output, args.exist_ok)
+        runs::check_new_run_dir(&output, args.run.exist_ok)
             .map_err(|e| anyhow::anyhow!("{e} (--resume, -o DIR or --exist-ok)"))?;
     }
     let (arch, channels, size, seed) = match &resumed {
@@ -159,7 +135,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             // Every option is checked before any image is read.
             let placeholder = ["a".to_string(), "b".to_string()];
             configure(&args, arch, channels, size, &placeholder, None)?;
-            (arch, channels, size, args.seed)
+            (arch, channels, size, args.run.seed)
         }
     };
     // The data: --data, else the folder the checkpoint recorded, else the embedded digits.
@@ -176,7 +152,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         Some(dir) => {
             eprintln!("reading {} …", dir.display());
             let (train, val, failed) =
-                ImageSet::folder_splits(dir, channels, size, args.val_fraction, seed)?;
+                ImageSet::folder_splits(dir, channels, size, args.run.val_fraction, seed)?;
             for (path, why) in &failed {
                 eprintln!("warning: skipped {}: {why}", path.display());
             }
@@ -253,7 +229,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     );
     let title = format!("{} on {}", trainer.config.model.arch, data_name(&data));
     fit_and_report(&mut trainer, &train, &val, &classes, &title, &output)?;
-    finish(&trainer, &val, &classes, &output, args.json)
+    finish(&trainer, &val, &classes, &output, args.run.json)
 }
 
 /// The training configuration of a new run: the recipe, then the options given. Without
@@ -271,8 +247,8 @@ fn configure(
         .with_in_channels(channels)
         .with_input_size(size)
         .with_aux_logits(args.aux_weight.is_none_or(|w| w > 0.0) && arch.has_aux_heads());
-    let recipe = match &args.recipe {
-        Some(r) => Recipe::parse(r)?,
+    let recipe = match args.recipe {
+        Some(r) => r.recipe(),
         None => match arch {
             Arch::InceptionMini => Recipe::Digits,
             Arch::InceptionV3 | Arch::InceptionV3Keras => Recipe::InceptionV3Paper,
@@ -307,8 +283,8 @@ fn configure(
     if let Some(lr) = args.lr {
         cfg.schedule.lr = lr;
     }
-    if let Some(o) = &args.optimizer {
-        cfg.optimizer = OptimizerKind::parse(o)?;
+    if let Some(o) = args.optimizer {
+        cfg.optimizer = o.kind();
     }
     if let Some(wd) = args.weight_decay {
         cfg.weight_decay = wd;
@@ -328,14 +304,14 @@ fn configure(
     if let Some(w) = args.aux_weight {
         cfg.aux_weight = w;
     }
-    cfg.seed = args.seed;
-    if args.ema.is_some() {
-        cfg.ema_decay = args.ema;
+    cfg.seed = args.run.seed;
+    if args.run.ema.is_some() {
+        cfg.ema_decay = args.run.ema;
     }
-    if args.data.is_some() && !(args.val_fraction > 0.0 && args.val_fraction < 1.0) {
+    if args.data.is_some() && !(args.run.val_fraction > 0.0 && args.run.val_fraction < 1.0) {
         bail!(
             "--val-fraction {}: it must be between 0 and 1 (e.g. 0.2)",
-            args.val_fraction
+            args.run.val_fraction
         );
     }
     cfg.validate()?;

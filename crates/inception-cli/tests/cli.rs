@@ -92,7 +92,6 @@ fn bad_input_is_a_one_line_error() {
         &["summary", "resnet50"],
         &["summary", "inception-v3", "--input-size", "60"],
         &["summary", "inception-v3-keras", "--aux"],
-        &["summary", "googlenet", "--pooling", "median"],
         &["diagram", "googlenet", "-o", "/nonexistent-dir/x.svg"],
         &["diagram", "googlenet", "-o", "out.pdf"],
     ];
@@ -107,6 +106,30 @@ fn bad_input_is_a_one_line_error() {
         );
     }
     assert!(!std::path::Path::new("out.pdf").exists());
+    // An enumerated flag with a value it does not have: a usage error (exit 2) listing them.
+    for args in [
+        &["summary", "googlenet", "--pooling", "median"][..],
+        &["train", "--optimizer", "lbfgs"],
+        &["train", "--recipe", "fast"],
+        &[
+            "finetune",
+            "--weights",
+            "x",
+            "--data",
+            ".",
+            "--augment",
+            "heavy",
+        ],
+        &["classify", "--weights", "x", "--preset", "opencv", "x.png"],
+    ] {
+        let out = inception().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("invalid value") && err.contains("possible values"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -430,17 +430,6 @@ fn classify_and_features_errors_are_one_line() {
         ),
         (
             vec![
-                "classify".into(),
-                "--weights".into(),
-                dir.join("googlenet_tv_aux.pth").display().to_string(),
-                "--preset".into(),
-                "opencv".into(),
-                photo.display().to_string(),
-            ],
-            "no preprocessing preset called 'opencv'",
-        ),
-        (
-            vec![
                 "features".into(),
                 "--weights".into(),
                 dir.join("googlenet_tv_aux.pth").display().to_string(),

@@ -96,8 +96,6 @@ fn train_errors_are_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     for (args, want) in [
         (vec!["train", "--model", "resnet50"], "unknown model"),
-        (vec!["train", "--recipe", "fast"], "no recipe called"),
-        (vec!["train", "--optimizer", "lbfgs"], "no optimizer called"),
         (vec!["train", "--schedule", "step:8"], "unknown schedule"),
         (vec!["train", "--batch", "1"], "at least 2"),
         // Issue 16: accepted, or a panic / a 30 GB allocation.

@@ -7,9 +7,35 @@ use thiserror::Error;
 /// Each message is one line that says what was wrong and, where there is one, the fix.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum Error {
-    /// A layer cannot take the shape it is given (too-small input, rank mismatch, channel mismatch).
-    #[error("{0}")]
-    Shape(String),
+    /// A layer cannot take the shape it is given (too-small input, channel mismatch, an output
+    /// over the size limit).
+    #[error("{}", shape_message(layer, op, why, input, *min_input))]
+    Shape {
+        /// The layer's name.
+        layer: String,
+        /// Its operation (`Conv2d`, `MaxPool2d`, …).
+        op: String,
+        /// What is wrong.
+        why: String,
+        /// The shapes it was given.
+        input: String,
+        /// The smallest square input the model accepts, when the input is too small for it.
+        min_input: Option<usize>,
+    },
+    /// A batch that does not fit the network's input.
+    #[error(
+        "{model} takes input [N, {}, {}, {}] but got {got:?}; build the model for this input \
+         size ({})",
+        expected[0], expected[1], expected[2], got.get(2).copied().unwrap_or(0)
+    )]
+    Input {
+        /// The network.
+        model: String,
+        /// Its input `[C, H, W]`.
+        expected: [usize; 3],
+        /// The batch's dimensions.
+        got: Vec<usize>,
+    },
     /// A model option combination that makes no sense (e.g. aux heads without a classifier).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -43,6 +69,22 @@ pub enum Error {
         /// The loss.
         loss: f64,
     },
+}
+
+fn shape_message(
+    layer: &str,
+    op: &str,
+    why: &str,
+    input: &str,
+    min_input: Option<usize>,
+) -> String {
+    let base = format!("layer '{layer}' ({op}) {why} (input {input})");
+    match min_input {
+        Some(m) => format!(
+            "the input is too small: {base}; the smallest input the model accepts is {m}x{m}"
+        ),
+        None => base,
+    }
 }
 
 impl Error {

@@ -86,11 +86,11 @@ impl Network {
     pub fn check_input(&self, dims: [usize; 4]) -> Result<()> {
         let want = self.graph.input_shape();
         if dims[1..] != want {
-            return Err(Error::Shape(format!(
-                "{} takes input [N, {}, {}, {}] but got {:?}; build the model with this input size \
-                 (e.g. --input-size {})",
-                self.graph.name, want[0], want[1], want[2], dims, dims[2]
-            )));
+            return Err(Error::Input {
+                model: self.graph.name.clone(),
+                expected: want,
+                got: dims.to_vec(),
+            });
         }
         Ok(())
     }

@@ -114,9 +114,10 @@ pub fn open(
     let size = options
         .input_size
         .or_else(|| entry.as_ref().map(|e| e.preprocessing.input_size()));
-    let loaded = weights::load_file(
+    let loaded = weights::load_file_sized(
         &path,
         source,
+        options.input_size,
         |mut cfg| {
             if let Some(s) = size {
                 cfg = cfg.with_input_size(s);

@@ -86,7 +86,7 @@ fn shape_errors_name_the_layer() {
     let y = g.conv2d("big", x, 4, [11, 11], [1, 1], Padding::Valid, true);
     let _ = g.relu("after", y);
     let err = g.finish().unwrap_err();
-    assert!(matches!(err, Error::Shape(_)));
+    assert!(matches!(err, Error::Shape { .. }));
     assert!(err.to_string().contains("layer 'big'"), "{err}");
 
     let mut g = GraphBuilder::new("bad");

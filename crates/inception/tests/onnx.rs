@@ -490,3 +490,28 @@ fn hostile_onnx_shapes_are_refused_before_allocating() {
     let e = weights::onnx::import(&zero, None).unwrap_err();
     assert!(e.contains("node `pool`") && e.contains("positive"), "{e}");
 }
+
+#[test]
+fn a_symbolic_input_size_is_taken_from_the_caller() {
+    // Issue 16: the size path of `load_file` was dead (always None), so an ONNX model with a
+    // symbolic height and width never loaded although the error asked for the size.
+    let input = value_info("x", &[1, 3, 0, 0]);
+    let bytes = model(
+        vec![node("Relu", &["x"], "y", vec![])],
+        vec![],
+        input,
+        "y",
+        13,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("symbolic.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let device = Device::default();
+    let e = weights::load_file(&path, ModelSource::Auto, |c| c, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("symbolic"), "{e}");
+    let loaded =
+        weights::load_file_sized(&path, ModelSource::Auto, Some(40), |c| c, &device).unwrap();
+    assert_eq!(loaded.network.graph().input_shape(), [3, 40, 40]);
+}

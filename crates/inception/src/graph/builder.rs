@@ -93,10 +93,13 @@ impl GraphBuilder {
                         .map(|s| s.to_string())
                         .collect::<Vec<_>>()
                         .join(", ");
-                    self.fail(Error::Shape(format!(
-                        "layer '{name}' ({}) {why} (input {got})",
-                        op.type_name()
-                    )));
+                    self.fail(Error::Shape {
+                        layer: name.clone(),
+                        op: op.type_name().to_string(),
+                        why,
+                        input: got,
+                        min_input: None,
+                    });
                     Shape::Flat(0)
                 }
             }
@@ -105,11 +108,21 @@ impl GraphBuilder {
             self.fail(Error::Graph(format!("two layers are named '{name}'")));
         }
         if shape.numel() > MAX_ACTIVATION_ELEMENTS {
-            self.fail(Error::Shape(format!(
-                "layer '{name}' would output {shape} = {} values per image, over the limit of \
-                 {MAX_ACTIVATION_ELEMENTS} (1 GiB of f32); use a smaller input size or padding",
-                shape.numel()
-            )));
+            self.fail(Error::Shape {
+                layer: name.clone(),
+                op: op.type_name().to_string(),
+                why: format!(
+                    "would output {shape} = {} values per image, over the limit of \
+                     {MAX_ACTIVATION_ELEMENTS} (1 GiB of f32); use a smaller input size or padding",
+                    shape.numel()
+                ),
+                input: in_shapes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                min_input: None,
+            });
         }
         self.nodes.push(Node {
             name,

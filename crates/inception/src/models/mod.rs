@@ -458,18 +458,23 @@ impl ModelConfig {
     pub fn graph(&self) -> Result<Graph> {
         self.check()?;
         self.build().map_err(|e| match e {
-            Error::Shape(why) => {
-                let min = self.min_input_size();
-                let [h, w] = self.input_size;
-                Error::Shape(match min {
-                    Some(m) => format!(
-                        "input {h}x{w} is too small for {}{}: {why}; the smallest input it accepts is {m}x{m}",
-                        self.arch,
-                        if self.aux_logits { " with aux heads" } else { "" }
-                    ),
-                    None => why,
-                })
-            }
+            Error::Shape {
+                layer,
+                op,
+                why,
+                input,
+                ..
+            } => Error::Shape {
+                layer,
+                op,
+                why,
+                input,
+                // Only when the input is below the smallest that works (not for, say, an
+                // output over the size limit).
+                min_input: self
+                    .min_input_size()
+                    .filter(|&m| m > self.input_size[0].min(self.input_size[1])),
+            },
             other => other,
         })
     }

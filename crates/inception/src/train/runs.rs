@@ -4,7 +4,71 @@
 
 use std::path::{Path, PathBuf};
 
+use super::dataset::ImageSet;
+use super::trainer::{EpochStats, Event, Trainer};
+use super::{report, save_checkpoint};
 use crate::error::{Error, Result};
+
+/// Where a run writes as it goes: its folder, the curves' title and the class names the
+/// checkpoint records.
+#[derive(Clone, Copy, Debug)]
+pub struct RunFolder<'a> {
+    /// The run's folder (created if needed).
+    pub dir: &'a Path,
+    /// The title of `curves.svg`.
+    pub title: &'a str,
+    /// The class names, in label order.
+    pub classes: &'a [String],
+}
+
+impl RunFolder<'_> {
+    /// The checkpoint's path.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join(CHECKPOINT_FILE)
+    }
+
+    /// Writes `log.csv`, `curves.svg` (and `curves.png` with the `png` feature) for `history`.
+    pub fn write_reports(&self, history: &[EpochStats]) -> Result<()> {
+        report::write_csv(&self.dir.join("log.csv"), history)?;
+        let svg = report::curves_svg(self.title, history);
+        crate::files::write_atomic(&self.dir.join("curves.svg"), svg.as_bytes())?;
+        #[cfg(feature = "png")]
+        {
+            let png = crate::diagram::svg_to_png(&svg, 1.0)
+                .map_err(|e| Error::Io(format!("curves.png: {e}")))?;
+            crate::files::write_atomic(&self.dir.join("curves.png"), &png)?;
+        }
+        Ok(())
+    }
+}
+
+impl Trainer {
+    /// Trains for the remaining epochs as [`Trainer::fit`] does, and after every epoch rewrites
+    /// the run's reports and its checkpoint in `folder` (atomically), before `on` sees the
+    /// epoch. `on` returning `false` stops at the next step, the last epoch's checkpoint kept.
+    /// Returns whether every epoch ran. Stale temporaries of killed runs in the folder are
+    /// removed first (see [`remove_stale_temporaries`]; `on` is not told).
+    pub fn fit_into(
+        &mut self,
+        train: &ImageSet,
+        val: &ImageSet,
+        folder: &RunFolder,
+        on: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<bool> {
+        std::fs::create_dir_all(folder.dir).map_err(|e| Error::io(folder.dir, e))?;
+        while self.epoch < self.config.epochs {
+            let Some(stats) = self.train_epoch(train, val, on)? else {
+                return Ok(false);
+            };
+            folder.write_reports(&self.history)?;
+            save_checkpoint(&folder.checkpoint(), self, folder.classes)?;
+            if !on(Event::Epoch(&stats)) {
+                return Ok(self.epoch >= self.config.epochs);
+            }
+        }
+        Ok(true)
+    }
+}
 
 /// The file a finished run leaves: its model.
 pub const MODEL_FILE: &str = "model.safetensors";

@@ -549,11 +549,24 @@ pub fn load_file(
     adjust: impl FnOnce(ModelConfig) -> ModelConfig,
     device: &Device,
 ) -> Result<Loaded> {
+    load_file_sized(path, source, None, adjust, device)
+}
+
+/// [`load_file`], with the square input size an ONNX graph with a symbolic height and width is
+/// imported at (files that fix their size ignore it; built-in models take theirs from
+/// `adjust`).
+pub fn load_file_sized(
+    path: &Path,
+    source: ModelSource,
+    onnx_input_size: Option<usize>,
+    adjust: impl FnOnce(ModelConfig) -> ModelConfig,
+    device: &Device,
+) -> Result<Loaded> {
     let in_file = |e: Error| Error::Weights(format!("{}: {e}", path.display()));
     let format = sniff(path)?;
     if format == Format::Onnx {
         let size = match &source {
-            ModelSource::Auto => None,
+            ModelSource::Auto => onnx_input_size.map(|s| [s, s]),
             _ => {
                 return Err(Error::Config(format!(
                     "{}: an ONNX file carries its own architecture; do not name one",

@@ -27,7 +27,7 @@ pub mod safetensors;
 
 pub use load::{
     CONFIG_KEY, LoadReport, Loaded, ModelSource, config_for, detect, detect_as, export, load_file,
-    load_into, load_model, state_dict,
+    load_file_sized, load_into, load_model, state_dict,
 };
 
 use std::collections::{BTreeMap, HashMap};

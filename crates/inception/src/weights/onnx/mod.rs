@@ -166,8 +166,9 @@ impl Importer {
         let c =
             dims[1].ok_or_else(|| format!("input `{}` has no fixed channel count", input.name))?;
         let [h, w] = match (input_size, dims[2], dims[3]) {
+            // A file that fixes its size keeps it; a symbolic one is built at the size given.
+            (_, Some(h), Some(w)) => [h, w],
             (Some(s), _, _) => s,
-            (None, Some(h), Some(w)) => [h, w],
             _ => {
                 return Err(format!(
                     "input `{}` has a symbolic height or width; give the input size",
