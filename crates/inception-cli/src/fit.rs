@@ -216,7 +216,7 @@ pub fn finish(
     // The weights that are evaluated are the ones saved: the moving average when there is one.
     let net = trainer.inference_network();
     save_model(&model_path, &net, cfg, classes, &trainer.history)?;
-    let eval = evaluate(&net, val, &cfg.preset(), 256);
+    let eval = evaluate(&net, val, &cfg.preset(), 256)?;
     let secs: f64 = trainer.history.iter().map(|h| h.seconds).sum();
     eprintln!(
         "done in {:.0} s: validation top-1 {:.2}%{} on {} images; model in {}",

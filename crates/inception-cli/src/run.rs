@@ -210,7 +210,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let want_main = args.output_nodes.is_empty() || !is_npy(&args.output);
     if want_main {
         let ids: Vec<_> = loaded.outputs.iter().map(|(_, id)| *id).collect();
-        let values = net.run(x.clone(), &ids);
+        let values = net.run(x.clone(), &ids)?;
         outputs.extend(loaded.outputs.iter().map(|(n, _)| n.clone()).zip(values));
     }
     if !args.output_nodes.is_empty() {
@@ -225,7 +225,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 },
             )
             .collect::<inception::Result<Vec<_>>>()?;
-        let acts = net.run(x, &ids);
+        let acts = net.run(x, &ids)?;
         outputs.extend(args.output_nodes.iter().cloned().zip(acts));
     }
     let arrays: Vec<(String, Array)> = outputs

@@ -9,19 +9,8 @@ use thiserror::Error;
 pub enum Error {
     /// A layer cannot take the shape it is given (too-small input, channel mismatch, an output
     /// over the size limit).
-    #[error("{}", shape_message(layer, op, why, input, *min_input))]
-    Shape {
-        /// The layer's name.
-        layer: String,
-        /// Its operation (`Conv2d`, `MaxPool2d`, …).
-        op: String,
-        /// What is wrong.
-        why: String,
-        /// The shapes it was given.
-        input: String,
-        /// The smallest square input the model accepts, when the input is too small for it.
-        min_input: Option<usize>,
-    },
+    #[error("{0}")]
+    Shape(Box<ShapeError>),
     /// A batch that does not fit the network's input.
     #[error(
         "{model} takes input [N, {}, {}, {}] but got {got:?}; build the model for this input \
@@ -71,19 +60,37 @@ pub enum Error {
     },
 }
 
-fn shape_message(
-    layer: &str,
-    op: &str,
-    why: &str,
-    input: &str,
-    min_input: Option<usize>,
-) -> String {
-    let base = format!("layer '{layer}' ({op}) {why} (input {input})");
-    match min_input {
-        Some(m) => format!(
-            "the input is too small: {base}; the smallest input the model accepts is {m}x{m}"
-        ),
-        None => base,
+/// The fields of [`Error::Shape`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeError {
+    /// The model (its graph's name; `googlenet with aux heads` for a built-in one).
+    pub model: String,
+    /// The layer's name.
+    pub layer: String,
+    /// Its operation (`Conv2d`, `MaxPool2d`, …).
+    pub op: String,
+    /// What is wrong.
+    pub why: String,
+    /// The shapes it was given.
+    pub input: String,
+    /// The smallest square input the model accepts, when the input is too small for it.
+    pub min_input: Option<usize>,
+}
+
+impl std::fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base = format!(
+            "layer '{}' ({}) {} (input {})",
+            self.layer, self.op, self.why, self.input
+        );
+        match self.min_input {
+            Some(m) => write!(
+                f,
+                "the input is too small for {}: {base}; the smallest input it accepts is {m}x{m}",
+                self.model
+            ),
+            None => f.write_str(&base),
+        }
     }
 }
 

@@ -46,7 +46,7 @@ pub mod summary;
 pub mod train;
 pub mod weights;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, ShapeError};
 pub use graph::{Graph, GraphBuilder};
 pub use models::{Arch, ModelConfig, Pooling};
 pub use network::{ModelOutput, Network};

@@ -41,13 +41,30 @@ impl ModelOutput {
 /// device and the module's training flags, never a separate model type.
 #[derive(Module, Debug)]
 pub struct Network {
-    /// One entry per graph node; `None` for parameter-free operations.
-    pub layers: Vec<Option<LayerModule>>,
+    /// One entry per graph node; `None` for parameter-free operations. Private: it always
+    /// matches the graph node for node (see [`Network::layer`]).
+    layers: Vec<Option<LayerModule>>,
     #[module(skip)]
     graph: Arc<Graph>,
 }
 
 impl Network {
+    /// The module holding the parameters of graph node `node` (`None` for operations without
+    /// parameters, or a node the graph does not have).
+    pub fn layer(&self, node: NodeId) -> Option<&LayerModule> {
+        self.layers.get(node).and_then(Option::as_ref)
+    }
+
+    /// Every parameter-holding module, in graph order.
+    pub fn layer_modules(&self) -> impl Iterator<Item = &LayerModule> {
+        self.layers.iter().flatten()
+    }
+
+    /// Mutable access for the weight loaders, in graph order.
+    pub(crate) fn layers_mut(&mut self) -> &mut [Option<LayerModule>] {
+        &mut self.layers
+    }
+
     /// Allocates freshly initialised parameters for `graph` on `device`.
     pub fn new(graph: Graph, device: &Device) -> Self {
         let layers = graph
@@ -95,26 +112,28 @@ impl Network {
         Ok(())
     }
 
-    /// Main output and auxiliary logits (when the network has aux heads).
-    ///
-    /// # Panics
-    /// If the input does not have the shape the network was built for (see
-    /// [`Network::check_input`] to check first).
-    pub fn forward(&self, input: Tensor<4>) -> ModelOutput {
-        let mut wanted = vec![self.graph.main_output().node];
+    /// Main output and auxiliary logits (when the network has aux heads). An input of another
+    /// shape than the network was built for is an [`Error::Input`].
+    pub fn forward(&self, input: Tensor<4>) -> Result<ModelOutput> {
+        let main = self.graph.main_output().node;
+        let mut wanted = vec![main];
         wanted.extend(self.graph.aux_outputs().map(|o| o.node));
-        let mut values = self.run(input, &wanted).into_iter();
-        let output = values.next().expect("the main output is always computed");
-        ModelOutput {
+        let mut values = self.run(input, &wanted)?.into_iter();
+        let output = values
+            .next()
+            .ok_or_else(|| Error::Graph(format!("{}: no main output", self.graph.name)))?;
+        Ok(ModelOutput {
             output,
             aux: values.map(Value::flat).collect(),
-        }
+        })
     }
 
     /// The main output only; auxiliary heads are not computed (inference).
-    pub fn infer(&self, input: Tensor<4>) -> Value {
+    pub fn infer(&self, input: Tensor<4>) -> Result<Value> {
         let main = self.graph.main_output().node;
-        self.run(input, &[main]).remove(0)
+        self.run(input, &[main])?
+            .pop()
+            .ok_or_else(|| Error::Graph(format!("{}: no main output", self.graph.name)))
     }
 
     /// The outputs of the named layers or blocks (feature extraction: `inception4e`, `Mixed_6e`,
@@ -124,17 +143,22 @@ impl Network {
             .iter()
             .map(|name| self.graph.resolve(name))
             .collect::<Result<Vec<_>>>()?;
-        self.check_input(input.dims())?;
-        Ok(self.run(input, &ids))
+        self.run(input, &ids)
     }
 
     /// Runs the graph and returns the values of `wanted` nodes, in order. Intermediate values are
-    /// dropped as soon as their last consumer has run.
-    pub fn run(&self, input: Tensor<4>, wanted: &[NodeId]) -> Vec<Value> {
-        if let Err(e) = self.check_input(input.dims()) {
-            panic!("{e}");
-        }
+    /// dropped as soon as their last consumer has run. An input of the wrong shape or a node
+    /// the graph does not have is an error.
+    pub fn run(&self, input: Tensor<4>, wanted: &[NodeId]) -> Result<Vec<Value>> {
+        self.check_input(input.dims())?;
         let graph = &*self.graph;
+        if let Some(&bad) = wanted.iter().find(|&&w| w >= graph.nodes.len()) {
+            return Err(Error::Unknown(format!(
+                "{}: no node {bad} (the graph has {})",
+                graph.name,
+                graph.nodes.len()
+            )));
+        }
         let needed = graph.needed(wanted);
         let mut uses = vec![0usize; graph.nodes.len()];
         for (node, _) in graph.nodes.iter().zip(&needed).filter(|(_, n)| **n) {
@@ -167,10 +191,10 @@ impl Network {
             };
             values[i] = Some(out);
         }
-        wanted
+        Ok(wanted
             .iter()
             .map(|&w| values[w].clone().expect("wanted nodes are computed"))
-            .collect()
+            .collect())
     }
 
     fn apply(&self, i: usize, op: &Op, args: Vec<Value>) -> Value {

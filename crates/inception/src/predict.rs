@@ -271,7 +271,7 @@ impl Classifier {
     pub fn probabilities(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         self.network.check_input(x.dims())?;
         let x = x.to_device(&self.network.device());
-        let scores = self.network.run(x, &[self.output]).remove(0).flat();
+        let scores = self.network.run(x, &[self.output])?.remove(0).flat();
         Ok(if self.softmax {
             activation::softmax(scores, 1)
         } else {
@@ -450,7 +450,7 @@ impl FeatureExtractor {
     pub fn extract(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         self.network.check_input(x.dims())?;
         let x = x.to_device(&self.network.device());
-        Ok(match self.network.run(x, &[self.node]).remove(0) {
+        Ok(match self.network.run(x, &[self.node])?.remove(0) {
             Value::Flat(t) => t,
             Value::Map(m) => {
                 let [n, c, h, w] = m.dims();

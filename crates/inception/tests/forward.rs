@@ -9,9 +9,7 @@ use inception::models::{Arch, ModelConfig, Pooling};
 use inception::{Network, Value};
 
 fn first_conv_weight(net: &Network) -> Tensor<4> {
-    net.layers
-        .iter()
-        .flatten()
+    net.layer_modules()
         .find_map(|l| match l {
             inception::nn::LayerModule::Conv(c) => Some(c.weight.val()),
             _ => None,
@@ -25,7 +23,7 @@ fn train_step(cfg: ModelConfig, batch: usize) {
     let graph = net.graph().clone();
     let [c, h, w] = graph.input_shape();
     let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
-    let out = net.forward(x);
+    let out = net.forward(x).unwrap();
     assert_eq!(out.logits().dims(), [batch, cfg.classes], "{}", cfg.arch);
     assert_eq!(out.aux.len(), graph.aux_outputs().count());
     let mut loss = out.logits().powf_scalar(2.0).mean();
@@ -100,7 +98,7 @@ fn runtime_shapes_match_shape_inference() {
         let graph = net.graph().clone();
         let x = Tensor::<4>::random([1, 3, size, size], Distribution::Default, &device);
         let ids: Vec<usize> = (0..graph.nodes.len()).collect();
-        let values = net.run(x, &ids);
+        let values = net.run(x, &ids).unwrap();
         for (node, v) in graph.nodes.iter().zip(values) {
             let want: Vec<usize> = match node.shape {
                 Shape::Map([c, h, w]) => vec![1, c, h, w],
@@ -119,11 +117,13 @@ fn smallest_googlenet_runs() {
         .with_input_size(15)
         .init(&device)
         .unwrap();
-    let out = net.infer(Tensor::random(
-        [1, 3, 15, 15],
-        Distribution::Default,
-        &device,
-    ));
+    let out = net
+        .infer(Tensor::random(
+            [1, 3, 15, 15],
+            Distribution::Default,
+            &device,
+        ))
+        .unwrap();
     assert_eq!(out.dims(), vec![1, 1000]);
 }
 
@@ -136,14 +136,14 @@ fn output_type_is_the_same_in_training_and_evaluation() {
         .with_classes(5);
     let net = cfg.init(&device).unwrap();
     let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Default, &device);
-    let train = net.forward(x.clone());
+    let train = net.forward(x.clone()).unwrap();
     let eval_net = net.valid();
-    let eval = eval_net.forward(x.clone().inner());
+    let eval = eval_net.forward(x.clone().inner()).unwrap();
     assert_eq!(train.aux.len(), 2);
     assert_eq!(eval.aux.len(), 2);
     assert_eq!(train.logits().dims(), eval.logits().dims());
     // Inference skips the aux heads but gives the same main output as evaluation.
-    let inferred = eval_net.infer(x.inner()).flat();
+    let inferred = eval_net.infer(x.inner()).unwrap().flat();
     let diff: f32 = (inferred - eval.logits()).abs().max().into_scalar();
     assert!(diff < 1e-5, "{diff}");
 }
@@ -160,7 +160,7 @@ fn aux_losses_reach_the_lower_layers_and_vanish_at_inference() {
     let net = cfg.init(&device).unwrap().no_grad().set_require_grad(true);
     let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Default, &device);
     let grad_of = |with_aux: bool| {
-        let out = net.forward(x.clone());
+        let out = net.forward(x.clone()).unwrap();
         let mut loss = out.logits().sum();
         if with_aux {
             for a in &out.aux {
@@ -176,7 +176,7 @@ fn aux_losses_reach_the_lower_layers_and_vanish_at_inference() {
     assert!(diff > 0.0);
     // Built without aux heads, the network has no aux outputs and fewer parameters.
     let plain = cfg.clone().with_aux_logits(false).init(&device).unwrap();
-    assert!(plain.forward(x).aux.is_empty());
+    assert!(plain.forward(x).unwrap().aux.is_empty());
 }
 
 #[test]
@@ -200,8 +200,8 @@ fn batch_norm_trains_with_unbiased_running_variance() {
     let net = Network::new(g.finish().unwrap(), &device);
     let data = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &device)
         .reshape([2, 1, 2, 2]);
-    let _ = net.forward(data);
-    let Some(inception::nn::LayerModule::Norm(bn)) = &net.layers[1] else {
+    let _ = net.forward(data).unwrap();
+    let Some(inception::nn::LayerModule::Norm(bn)) = net.layer(1) else {
         panic!("bn")
     };
     let values: Vec<f32> = (1..=8).map(|v| v as f32).collect();
@@ -222,7 +222,7 @@ fn features_and_pooling() {
         .with_pooling(Some(Pooling::Avg));
     let net = cfg.init(&device).unwrap();
     let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Default, &device);
-    match net.infer(x.clone()) {
+    match net.infer(x.clone()).unwrap() {
         Value::Flat(t) => assert_eq!(t.dims(), [2, 1024]),
         Value::Map(_) => panic!("pooled features are vectors"),
     }
@@ -236,4 +236,14 @@ fn features_and_pooling() {
     assert!(err.contains("no layer named 'nope'"), "{err}");
     let err = net.check_input([1, 3, 32, 32]).unwrap_err().to_string();
     assert!(err.contains("takes input [N, 3, 64, 64]"), "{err}");
+    // A wrong-sized batch is an error from every entry point (it was a panic).
+    let wrong = Tensor::<4>::zeros([1, 3, 32, 32], &device);
+    assert!(matches!(
+        net.forward(wrong.clone()),
+        Err(inception::Error::Input { .. })
+    ));
+    assert!(net.infer(wrong.clone()).is_err());
+    assert!(net.run(wrong, &[0]).is_err());
+    let x = Tensor::<4>::zeros([1, 3, 64, 64], &device);
+    assert!(net.run(x, &[usize::MAX]).is_err());
 }

@@ -50,7 +50,7 @@ fn keras_inception_v3_h5_reproduces_keras() {
     let net = &loaded.network;
     assert_close(
         "probs",
-        &nhwc_values(net.infer(x.clone())),
+        &nhwc_values(net.infer(x.clone()).unwrap()),
         &io.get("probs").unwrap().data,
         1e-4,
     );
@@ -70,7 +70,7 @@ fn keras_inception_v3_h5_reproduces_keras() {
         &device,
     )
     .unwrap();
-    let feats = loaded.network.infer(x);
+    let feats = loaded.network.infer(x).unwrap();
     assert_eq!(feats.dims(), vec![2, 2048]);
     assert_close(
         "avg_pool",
@@ -99,7 +99,7 @@ fn keras_blocks_in_every_layout_reproduce_keras() {
                     .unwrap();
             assert_close(
                 &format!("{model}.{ext}"),
-                &nhwc_values(loaded.network.infer(x.clone())),
+                &nhwc_values(loaded.network.infer(x.clone()).unwrap()),
                 want,
                 1e-5,
             );
@@ -114,7 +114,7 @@ fn keras_blocks_in_every_layout_reproduce_keras() {
                 weights::load_file(&path, ModelSource::Graph(from_config), |c| c, &device).unwrap();
             assert_close(
                 &format!("{model}.{ext} (config)"),
-                &nhwc_values(loaded.network.infer(x.clone())),
+                &nhwc_values(loaded.network.infer(x.clone()).unwrap()),
                 want,
                 1e-5,
             );

@@ -38,7 +38,7 @@ fn caffe_small_onnx_reproduces_onnxruntime() {
     let t = io.get("input").unwrap();
     let x = Tensor::<4>::from_data(TensorData::new(t.data.clone(), [1, 3, 64, 64]), &device);
     let ids: Vec<_> = loaded.outputs.iter().map(|(_, id)| *id).collect();
-    let mut out = loaded.network.run(x, &ids).into_iter();
+    let mut out = loaded.network.run(x, &ids).unwrap().into_iter();
     assert_close(
         "prob",
         &values(out.next().unwrap()),
@@ -303,8 +303,8 @@ fn import_and_compare(cfg: ModelConfig, opset: i64) {
         Distribution::Uniform(-1.0, 1.0),
         &Device::default(),
     );
-    let want = values(net.infer(x.clone()));
-    let got = values(imported.infer(x));
+    let want = values(net.infer(x.clone()).unwrap());
+    let got = values(imported.infer(x).unwrap());
     assert_close(
         &format!("{} via ONNX opset {opset}", cfg.arch),
         &got,
@@ -419,7 +419,7 @@ fn tf2onnx_style_nhwc_input_is_recognised() {
     let run = |m: &weights::onnx::OnnxModel| {
         let mut n = Network::new(m.graph.clone(), &Device::default());
         weights::load_into(&mut n, &m.weights, &Default::default()).unwrap();
-        values(n.infer(x.clone()))
+        values(n.infer(x.clone()).unwrap())
     };
     assert_eq!(run(&a), run(&b));
 }

@@ -248,7 +248,7 @@ fn run_optimizer(kind: OptimizerKind, wd: f64, lr: f64, steps: usize) -> (Vec<f6
     let mut optim = build_optimizer(&cfg);
     let av = Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 2]), &x.device());
     for _ in 0..steps {
-        let loss = (net.forward(x.clone()).logits() * av.clone()).sum();
+        let loss = (net.forward(x.clone()).unwrap().logits() * av.clone()).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(lr, net, grads);
     }
@@ -366,7 +366,7 @@ fn global_norm_clipping_scales_all_gradients_together() {
     let _turn = exclusive();
     let (net, x, a) = tiny();
     let av = Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 2]), &x.device());
-    let loss = (net.forward(x).logits() * av).sum();
+    let loss = (net.forward(x).unwrap().logits() * av).sum();
     let mut grads = GradientsParams::from_grads(loss.backward(), &net);
     let g = expected_grads();
     let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -393,7 +393,7 @@ fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
         .collect();
     let x = x.batch(&imgs, &device);
     let conv1_grad = |aux_weight: f32| {
-        let out = net.forward(x.clone());
+        let out = net.forward(x.clone()).unwrap();
         assert_eq!(out.aux.len(), 1);
         let (total, _) = objective(&out, &batch.labels, 0.0, aux_weight);
         let gp = GradientsParams::from_grads(total.backward(), &net);
@@ -404,7 +404,7 @@ fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
             .iter()
             .position(|n| matches!(n.op, inception::graph::Op::Conv2d(_)))
             .unwrap();
-        let Some(inception::nn::LayerModule::Conv(conv)) = &net.layers[first] else {
+        let Some(inception::nn::LayerModule::Conv(conv)) = net.layer(first) else {
             panic!("conv1 is a convolution")
         };
         values(gp.get::<4>(conv.weight.id).expect("conv1 has a gradient"))
@@ -423,12 +423,12 @@ fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
     // Inference computes the main head only; the evaluation view has the same main output.
     let eval = net.valid();
     let plain = tc.preset().batch(&imgs, &Device::default());
-    assert_eq!(eval.infer(plain.clone()).dims(), vec![10, 10]);
-    let out = eval.forward(plain.clone());
+    assert_eq!(eval.infer(plain.clone()).unwrap().dims(), vec![10, 10]);
+    let out = eval.forward(plain.clone()).unwrap();
     assert!(
         (values(out.logits())
             .iter()
-            .zip(values(eval.infer(plain).flat())))
+            .zip(values(eval.infer(plain).unwrap().flat())))
         .all(|(a, b)| *a == b)
     );
     // A model exported for inference without aux heads has no aux outputs at all.
@@ -441,6 +441,7 @@ fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
     assert!(
         inference
             .forward(tc.preset().batch(&imgs, &Device::default()))
+            .unwrap()
             .aux
             .is_empty()
     );
@@ -478,8 +479,8 @@ fn a_short_run_learns_the_digits_and_saves_a_loadable_model() {
     .unwrap();
     assert_eq!(clf.labels().names(), train.classes.as_slice());
     assert_eq!(clf.preset(), &cfg.preset());
-    let direct = evaluate(&trainer.inference_network(), &test, &cfg.preset(), 100);
-    let loaded = evaluate(clf.network(), &test, clf.preset(), 100);
+    let direct = evaluate(&trainer.inference_network(), &test, &cfg.preset(), 100).unwrap();
+    let loaded = evaluate(clf.network(), &test, clf.preset(), 100).unwrap();
     assert_eq!(direct.confusion, loaded.confusion);
     assert!((direct.top1 - h[1].val_top1).abs() < 1e-12);
 }
@@ -566,7 +567,7 @@ fn transfer_a_frozen_digit_backbone_to_new_digits() {
         .data
         .clone();
     assert_ne!(head_before, head_after, "the new head did not train");
-    let eval = evaluate(&trainer.inference_network(), &target_test, &ft.preset, 200);
+    let eval = evaluate(&trainer.inference_network(), &target_test, &ft.preset, 200).unwrap();
     eprintln!(
         "transfer 0–4 → 5–9 (50 per class): {:.2}%",
         100.0 * eval.top1
@@ -594,7 +595,7 @@ fn ema_follows_tensorflows_moving_average_and_is_what_is_evaluated() {
     let mut optim = build_optimizer(&cfg);
     let av = Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 2]), &x.device());
     for n in 0..12u64 {
-        let loss = (net.forward(x.clone()).logits() * av.clone()).sum();
+        let loss = (net.forward(x.clone()).unwrap().logits() * av.clone()).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(0.1, net, grads);
         ema.update(&net);

@@ -26,7 +26,7 @@ fn values(v: Value) -> Vec<f32> {
 /// named activations.
 fn check(net: &Network, io: &StateDict, aux: &[&str], acts: &[(&str, &str)], tol: f32) {
     let x = input(io, "input");
-    let out = net.forward(x.clone());
+    let out = net.forward(x.clone()).unwrap();
     assert_close(
         "logits",
         &values(out.output),

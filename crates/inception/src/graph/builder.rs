@@ -1,7 +1,7 @@
 //! The functional API: a [`Graph`] built node by node, shapes inferred and checked as it goes.
 
 use super::*;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShapeError};
 
 /// Builds a [`Graph`] node by node: the functional API.
 ///
@@ -93,13 +93,14 @@ impl GraphBuilder {
                         .map(|s| s.to_string())
                         .collect::<Vec<_>>()
                         .join(", ");
-                    self.fail(Error::Shape {
+                    self.fail(Error::Shape(Box::new(ShapeError {
+                        model: self.name.clone(),
                         layer: name.clone(),
                         op: op.type_name().to_string(),
                         why,
                         input: got,
                         min_input: None,
-                    });
+                    })));
                     Shape::Flat(0)
                 }
             }
@@ -108,7 +109,8 @@ impl GraphBuilder {
             self.fail(Error::Graph(format!("two layers are named '{name}'")));
         }
         if shape.numel() > MAX_ACTIVATION_ELEMENTS {
-            self.fail(Error::Shape {
+            self.fail(Error::Shape(Box::new(ShapeError {
+                model: self.name.clone(),
                 layer: name.clone(),
                 op: op.type_name().to_string(),
                 why: format!(
@@ -122,7 +124,7 @@ impl GraphBuilder {
                     .collect::<Vec<_>>()
                     .join(", "),
                 min_input: None,
-            });
+            })));
         }
         self.nodes.push(Node {
             name,

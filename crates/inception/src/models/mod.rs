@@ -458,23 +458,23 @@ impl ModelConfig {
     pub fn graph(&self) -> Result<Graph> {
         self.check()?;
         self.build().map_err(|e| match e {
-            Error::Shape {
-                layer,
-                op,
-                why,
-                input,
-                ..
-            } => Error::Shape {
-                layer,
-                op,
-                why,
-                input,
+            Error::Shape(mut shape) => {
+                shape.model = format!(
+                    "{}{}",
+                    self.arch,
+                    if self.aux_logits {
+                        " with aux heads"
+                    } else {
+                        ""
+                    }
+                );
                 // Only when the input is below the smallest that works (not for, say, an
                 // output over the size limit).
-                min_input: self
+                shape.min_input = self
                     .min_input_size()
-                    .filter(|&m| m > self.input_size[0].min(self.input_size[1])),
-            },
+                    .filter(|&m| m > self.input_size[0].min(self.input_size[1]));
+                Error::Shape(shape)
+            }
             other => other,
         })
     }

@@ -32,9 +32,19 @@ pub struct Evaluation {
 
 /// Evaluates `network` (main head, evaluation mode) on `set`, preprocessed with `preset` as
 /// `inception classify` would.
-pub fn evaluate(network: &Network, set: &ImageSet, preset: &Preset, batch: usize) -> Evaluation {
+pub fn evaluate(
+    network: &Network,
+    set: &ImageSet,
+    preset: &Preset,
+    batch: usize,
+) -> Result<Evaluation> {
     let graph = network.graph();
     let classes = graph.nodes[graph.main_output().node].shape.channels();
+    if let Some(&l) = set.labels.iter().find(|&&l| l >= classes) {
+        return Err(Error::Config(format!(
+            "label {l} is out of range for a {classes}-class classifier"
+        )));
+    }
     let mut confusion = vec![vec![0usize; classes]; classes];
     let (mut loss, mut top5) = (0.0f64, 0usize);
     let k = classes.min(5);
@@ -47,7 +57,7 @@ pub fn evaluate(network: &Network, set: &ImageSet, preset: &Preset, batch: usize
             .flat_map_iter(|&i| preset.apply(&to_rgb(set, i)))
             .collect();
         let x = Tensor::<4>::from_data(TensorData::new(data, [idx.len(), c, s, s]), &device);
-        let logits = network.infer(x).flat();
+        let logits = network.infer(x)?.flat();
         let labels: Vec<usize> = idx.iter().map(|&i| set.labels[i]).collect();
         loss += scalar(cross_entropy(logits.clone(), &labels, 0.0)) * idx.len() as f64;
         let [n, nc] = logits.dims();
@@ -74,14 +84,14 @@ pub fn evaluate(network: &Network, set: &ImageSet, preset: &Preset, batch: usize
             }
         })
         .collect();
-    Evaluation {
+    Ok(Evaluation {
         loss: loss / count.max(1) as f64,
         top1: correct as f64 / count.max(1) as f64,
         top5: top5 as f64 / count.max(1) as f64,
         per_class,
         confusion,
         count,
-    }
+    })
 }
 
 /// Image `i` of a set as 8-bit RGB (grey expanded), the form the presets take.

@@ -345,7 +345,7 @@ impl Trainer {
                 lr = cfg.schedule.lr_at(t);
                 let n = labels.len();
                 let (mut grads, loss, pred) =
-                    self.gradients(data, &labels, [channels, out, out], &device);
+                    self.gradients(data, &labels, [channels, out, out], &device)?;
                 if !loss.is_finite() {
                     diverged = Some(Error::Diverged {
                         epoch: epoch + 1,
@@ -387,7 +387,7 @@ impl Trainer {
         }
         let train_secs = start.elapsed().as_secs_f64();
         self.epoch += 1;
-        let eval = evaluate(&self.inference_network(), val, &self.preset(), 256);
+        let eval = evaluate(&self.inference_network(), val, &self.preset(), 256)?;
         let stats = EpochStats {
             epoch: self.epoch,
             lr,
@@ -411,7 +411,7 @@ impl Trainer {
         labels: &[usize],
         [c, h, w]: [usize; 3],
         device: &Device,
-    ) -> (GradientsParams, f64, Vec<usize>) {
+    ) -> Result<(GradientsParams, f64, Vec<usize>)> {
         let (smoothing, aux_weight) = (self.config.label_smoothing, self.config.aux_weight);
         let n = labels.len();
         let k = (self.replicas.len() + 1).min(n);
@@ -437,8 +437,8 @@ impl Trainer {
                     let y = &labels[bounds[i]..bounds[i + 1]];
                     scope.spawn(move || {
                         let (g, loss, pred) =
-                            shard_step(&net, x, y, [c, h, w], smoothing, aux_weight, dev);
-                        (g.to_device(device, &net), loss, pred)
+                            shard_step(&net, x, y, [c, h, w], smoothing, aux_weight, dev)?;
+                        Ok((g.to_device(device, &net), loss, pred))
                     })
                 })
                 .collect();
@@ -452,19 +452,20 @@ impl Trainer {
                 smoothing,
                 aux_weight,
                 device,
-            );
-            let rest = others
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            )?;
+            let mut shards = vec![first];
+            for h in others {
+                shards.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?);
+            }
             let (mut sum, mut mean_loss, mut pred) = (GradientsAccumulator::new(), 0.0, Vec::new());
-            for (i, (mut g, loss, p)) in std::iter::once(first).chain(rest).enumerate() {
+            for (i, (mut g, loss, p)) in shards.into_iter().enumerate() {
                 let weight = (bounds[i + 1] - bounds[i]) as f64 / n as f64;
                 scale_grads(&self.network, &mut g, weight);
                 sum.accumulate(&self.network, g);
                 mean_loss += loss * weight;
                 pred.extend(p);
             }
-            (sum.grads(), mean_loss, pred)
+            Ok((sum.grads(), mean_loss, pred))
         })
     }
 
@@ -491,13 +492,13 @@ fn shard_step(
     smoothing: f32,
     aux_weight: f32,
     device: &Device,
-) -> (GradientsParams, f64, Vec<usize>) {
+) -> Result<(GradientsParams, f64, Vec<usize>)> {
     let x = Tensor::<4>::from_data(TensorData::new(data, [labels.len(), c, h, w]), device);
-    let output = network.forward(x);
+    let output = network.forward(x)?;
     let (total, main) = objective(&output, labels, smoothing, aux_weight);
     let pred = argmax(output.logits());
     let grads = GradientsParams::from_grads(total.backward(), network);
-    (grads, scalar(main), pred)
+    Ok((grads, scalar(main), pred))
 }
 
 /// A copy of `network` on `device` for one data-parallel step: the same parameters (and

@@ -49,7 +49,7 @@ pub fn load_into(
     let device = network_device(net);
     let mut loaded = 0;
     let node_names: Vec<String> = net.graph().nodes.iter().map(|n| n.name.clone()).collect();
-    for (module, node_name) in net.layers.iter_mut().zip(&node_names) {
+    for (module, node_name) in net.layers_mut().iter_mut().zip(&node_names) {
         let Some(module) = module.as_mut() else {
             continue;
         };
@@ -209,7 +209,7 @@ fn tensor<const D: usize>(t: &WeightTensor, device: &Device) -> Tensor<D> {
 }
 
 fn network_device(net: &Network) -> Device {
-    for m in net.layers.iter().flatten() {
+    for m in net.layer_modules() {
         match m {
             LayerModule::Conv(c) => return c.weight.device(),
             LayerModule::Dense(d) => return d.weight.device(),
@@ -401,7 +401,7 @@ pub fn state_dict(net: &Network) -> StateDict {
     let mut sd = StateDict::new(Format::Safetensors);
     let graph = net.graph();
     for (i, node) in graph.nodes.iter().enumerate() {
-        let Some(module) = net.layers[i].as_ref() else {
+        let Some(module) = net.layer(i) else {
             continue;
         };
         let mut put =
