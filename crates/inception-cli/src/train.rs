@@ -247,14 +247,9 @@ fn configure(
         .with_in_channels(channels)
         .with_input_size(size)
         .with_aux_logits(args.aux_weight.is_none_or(|w| w > 0.0) && arch.has_aux_heads());
-    let recipe = match args.recipe {
-        Some(r) => r.recipe(),
-        None => match arch {
-            Arch::InceptionMini => Recipe::Digits,
-            Arch::InceptionV3 | Arch::InceptionV3Keras => Recipe::InceptionV3Paper,
-            _ => Recipe::GoogLeNetPaper,
-        },
-    };
+    let recipe = args
+        .recipe
+        .map_or_else(|| Recipe::for_arch(arch), RecipeChoice::recipe);
     let (mean, std) = match train {
         Some(t) => t.mean_std(),
         None => (vec![0.5; channels], vec![0.25; channels]),

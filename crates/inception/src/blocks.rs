@@ -16,7 +16,7 @@
 //! assert_eq!(g.shape(y).channels(), 256);
 //! ```
 
-use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding};
+use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding, Pool};
 
 /// How a "conv" is realised: with BatchNorm (Inception v2+, torchvision, Keras) or with a bias
 /// (the 2014 paper / Caffe). Always followed by a ReLU.
@@ -88,7 +88,7 @@ pub fn naive_inception_block(
         let b1 = g.branch(|g| basic_conv(g, x, "conv1x1", f1, [1, 1], 1, same, ConvStyle::Bias));
         let b2 = g.branch(|g| basic_conv(g, x, "conv3x3", f3, [3, 3], 1, same, ConvStyle::Bias));
         let b3 = g.branch(|g| basic_conv(g, x, "conv5x5", f5, [5, 5], 1, same, ConvStyle::Bias));
-        let b4 = g.branch(|g| g.max_pool("pool", x, 3, 1, same, false));
+        let b4 = g.branch(|g| g.max_pool("pool", x, Pool::new(3, 1).padding(same)));
         g.concat("concat", &[b1, b2, b3, b4])
     })
 }
@@ -259,7 +259,13 @@ pub fn inception_v1_block(
             conv(g, r, names[4], f.n5x5, k3)
         });
         let b4 = g.branch(|g| {
-            let p = g.max_pool(names[5], x, 3, 1, Padding::Explicit([1, 1]), v.ceil_pool);
+            let p = g.max_pool(
+                names[5],
+                x,
+                Pool::new(3, 1)
+                    .padding(Padding::Explicit([1, 1]))
+                    .with_ceil_mode(v.ceil_pool),
+            );
             conv(g, p, names[6], f.pool_proj, 1)
         });
         let out = if v.caffe_names { "output" } else { "concat" };
@@ -319,7 +325,11 @@ pub fn aux_classifier(
     };
     g.block(name, BlockKind::Aux, label, |g| match variant {
         AuxVariant::Paper { dropout } => {
-            let p = g.avg_pool("ave_pool", x, 5, 3, Padding::Valid, true, true);
+            let p = g.avg_pool(
+                "ave_pool",
+                x,
+                Pool::new(5, 3).ceil_mode().count_include_pad(),
+            );
             let c = basic_conv(
                 g,
                 p,
@@ -355,7 +365,7 @@ pub fn aux_classifier(
             g.dense("fc2", f, classes, true)
         }
         AuxVariant::V3 { conv } => {
-            let p = g.avg_pool("avgpool", x, 5, 3, Padding::Valid, false, true);
+            let p = g.avg_pool("avgpool", x, Pool::new(5, 3).count_include_pad());
             let c = basic_conv(g, p, "conv0", 128, [1, 1], 1, Padding::Valid, conv);
             let c = basic_conv(g, c, "conv1", 768, [5, 5], 1, Padding::Valid, conv);
             let f = g.global_avg_pool("pool", c);
@@ -402,7 +412,8 @@ impl V3Variant {
     };
 }
 
-fn c(
+/// One conv + BatchNorm + ReLU of an Inception v3 module, in the variant's layout.
+fn v3_conv(
     g: &mut GraphBuilder,
     x: NodeId,
     name: &str,
@@ -425,13 +436,11 @@ fn pool_branch(g: &mut GraphBuilder, x: NodeId, filters: usize, v: V3Variant) ->
         let p = g.avg_pool(
             "avg_pool",
             x,
-            3,
-            1,
-            Padding::Explicit([1, 1]),
-            false,
-            v.count_include_pad,
+            Pool::new(3, 1)
+                .padding(Padding::Explicit([1, 1]))
+                .with_count_include_pad(v.count_include_pad),
         );
-        c(g, p, "branch_pool", filters, [1, 1], 1, v)
+        v3_conv(g, p, "branch_pool", filters, [1, 1], 1, v)
     })
 }
 
@@ -448,15 +457,15 @@ pub fn inception_v3_a(
         "1x1 64 | 1x1 48 → 5x5 64 | 1x1 64 → 3x3 96 → 3x3 96 | avgpool → 1x1 {pool_features}"
     );
     g.block(name, BlockKind::Inception, label, |g| {
-        let b1 = g.branch(|g| c(g, x, "branch1x1", 64, [1, 1], 1, v));
+        let b1 = g.branch(|g| v3_conv(g, x, "branch1x1", 64, [1, 1], 1, v));
         let b2 = g.branch(|g| {
-            let y = c(g, x, "branch5x5_1", 48, [1, 1], 1, v);
-            c(g, y, "branch5x5_2", 64, [5, 5], 1, v)
+            let y = v3_conv(g, x, "branch5x5_1", 48, [1, 1], 1, v);
+            v3_conv(g, y, "branch5x5_2", 64, [5, 5], 1, v)
         });
         let b3 = g.branch(|g| {
-            let y = c(g, x, "branch3x3dbl_1", 64, [1, 1], 1, v);
-            let y = c(g, y, "branch3x3dbl_2", 96, [3, 3], 1, v);
-            c(g, y, "branch3x3dbl_3", 96, [3, 3], 1, v)
+            let y = v3_conv(g, x, "branch3x3dbl_1", 64, [1, 1], 1, v);
+            let y = v3_conv(g, y, "branch3x3dbl_2", 96, [3, 3], 1, v);
+            v3_conv(g, y, "branch3x3dbl_3", 96, [3, 3], 1, v)
         });
         let b4 = pool_branch(g, x, pool_features, v);
         g.concat("concat", &[b1, b2, b3, b4])
@@ -467,13 +476,13 @@ pub fn inception_v3_a(
 pub fn inception_v3_b(g: &mut GraphBuilder, x: NodeId, name: &str, v: V3Variant) -> NodeId {
     let label = "3x3/2 384 | 1x1 64 → 3x3 96 → 3x3/2 96 | maxpool 3x3/2";
     g.block(name, BlockKind::Reduction, label, |g| {
-        let b1 = g.branch(|g| c(g, x, "branch3x3", 384, [3, 3], 2, v));
+        let b1 = g.branch(|g| v3_conv(g, x, "branch3x3", 384, [3, 3], 2, v));
         let b2 = g.branch(|g| {
-            let y = c(g, x, "branch3x3dbl_1", 64, [1, 1], 1, v);
-            let y = c(g, y, "branch3x3dbl_2", 96, [3, 3], 1, v);
-            c(g, y, "branch3x3dbl_3", 96, [3, 3], 2, v)
+            let y = v3_conv(g, x, "branch3x3dbl_1", 64, [1, 1], 1, v);
+            let y = v3_conv(g, y, "branch3x3dbl_2", 96, [3, 3], 1, v);
+            v3_conv(g, y, "branch3x3dbl_3", 96, [3, 3], 2, v)
         });
-        let b3 = g.branch(|g| g.max_pool("max_pool", x, 3, 2, Padding::Valid, false));
+        let b3 = g.branch(|g| g.max_pool("max_pool", x, Pool::new(3, 2)));
         g.concat("concat", &[b1, b2, b3])
     })
 }
@@ -492,18 +501,18 @@ pub fn inception_v3_c(
         "1x1 192 | 1x1 {c7} → 1x7 → 7x1 192 | 1x1 {c7} → 7x1 → 1x7 → 7x1 → 1x7 192 | avgpool → 1x1 192"
     );
     g.block(name, BlockKind::Inception, label, |g| {
-        let b1 = g.branch(|g| c(g, x, "branch1x1", 192, [1, 1], 1, v));
+        let b1 = g.branch(|g| v3_conv(g, x, "branch1x1", 192, [1, 1], 1, v));
         let b2 = g.branch(|g| {
-            let y = c(g, x, "branch7x7_1", c7, [1, 1], 1, v);
-            let y = c(g, y, "branch7x7_2", c7, [1, 7], 1, v);
-            c(g, y, "branch7x7_3", 192, [7, 1], 1, v)
+            let y = v3_conv(g, x, "branch7x7_1", c7, [1, 1], 1, v);
+            let y = v3_conv(g, y, "branch7x7_2", c7, [1, 7], 1, v);
+            v3_conv(g, y, "branch7x7_3", 192, [7, 1], 1, v)
         });
         let b3 = g.branch(|g| {
-            let y = c(g, x, "branch7x7dbl_1", c7, [1, 1], 1, v);
-            let y = c(g, y, "branch7x7dbl_2", c7, [7, 1], 1, v);
-            let y = c(g, y, "branch7x7dbl_3", c7, [1, 7], 1, v);
-            let y = c(g, y, "branch7x7dbl_4", c7, [7, 1], 1, v);
-            c(g, y, "branch7x7dbl_5", 192, [1, 7], 1, v)
+            let y = v3_conv(g, x, "branch7x7dbl_1", c7, [1, 1], 1, v);
+            let y = v3_conv(g, y, "branch7x7dbl_2", c7, [7, 1], 1, v);
+            let y = v3_conv(g, y, "branch7x7dbl_3", c7, [1, 7], 1, v);
+            let y = v3_conv(g, y, "branch7x7dbl_4", c7, [7, 1], 1, v);
+            v3_conv(g, y, "branch7x7dbl_5", 192, [1, 7], 1, v)
         });
         let b4 = pool_branch(g, x, 192, v);
         g.concat("concat", &[b1, b2, b3, b4])
@@ -515,16 +524,16 @@ pub fn inception_v3_d(g: &mut GraphBuilder, x: NodeId, name: &str, v: V3Variant)
     let label = "1x1 192 → 3x3/2 320 | 1x1 192 → 1x7 → 7x1 → 3x3/2 192 | maxpool 3x3/2";
     g.block(name, BlockKind::Reduction, label, |g| {
         let b1 = g.branch(|g| {
-            let y = c(g, x, "branch3x3_1", 192, [1, 1], 1, v);
-            c(g, y, "branch3x3_2", 320, [3, 3], 2, v)
+            let y = v3_conv(g, x, "branch3x3_1", 192, [1, 1], 1, v);
+            v3_conv(g, y, "branch3x3_2", 320, [3, 3], 2, v)
         });
         let b2 = g.branch(|g| {
-            let y = c(g, x, "branch7x7x3_1", 192, [1, 1], 1, v);
-            let y = c(g, y, "branch7x7x3_2", 192, [1, 7], 1, v);
-            let y = c(g, y, "branch7x7x3_3", 192, [7, 1], 1, v);
-            c(g, y, "branch7x7x3_4", 192, [3, 3], 2, v)
+            let y = v3_conv(g, x, "branch7x7x3_1", 192, [1, 1], 1, v);
+            let y = v3_conv(g, y, "branch7x7x3_2", 192, [1, 7], 1, v);
+            let y = v3_conv(g, y, "branch7x7x3_3", 192, [7, 1], 1, v);
+            v3_conv(g, y, "branch7x7x3_4", 192, [3, 3], 2, v)
         });
-        let b3 = g.branch(|g| g.max_pool("max_pool", x, 3, 2, Padding::Valid, false));
+        let b3 = g.branch(|g| g.max_pool("max_pool", x, Pool::new(3, 2)));
         g.concat("concat", &[b1, b2, b3])
     })
 }
@@ -534,18 +543,18 @@ pub fn inception_v3_d(g: &mut GraphBuilder, x: NodeId, name: &str, v: V3Variant)
 pub fn inception_v3_e(g: &mut GraphBuilder, x: NodeId, name: &str, v: V3Variant) -> NodeId {
     let label = "1x1 320 | 1x1 384 → (1x3, 3x1) 384 | 1x1 448 → 3x3 384 → (1x3, 3x1) 384 | avgpool → 1x1 192";
     g.block(name, BlockKind::Inception, label, |g| {
-        let b1 = g.branch(|g| c(g, x, "branch1x1", 320, [1, 1], 1, v));
+        let b1 = g.branch(|g| v3_conv(g, x, "branch1x1", 320, [1, 1], 1, v));
         let b2 = g.branch(|g| {
-            let y = c(g, x, "branch3x3_1", 384, [1, 1], 1, v);
-            let a = c(g, y, "branch3x3_2a", 384, [1, 3], 1, v);
-            let b = c(g, y, "branch3x3_2b", 384, [3, 1], 1, v);
+            let y = v3_conv(g, x, "branch3x3_1", 384, [1, 1], 1, v);
+            let a = v3_conv(g, y, "branch3x3_2a", 384, [1, 3], 1, v);
+            let b = v3_conv(g, y, "branch3x3_2b", 384, [3, 1], 1, v);
             g.concat("branch3x3_concat", &[a, b])
         });
         let b3 = g.branch(|g| {
-            let y = c(g, x, "branch3x3dbl_1", 448, [1, 1], 1, v);
-            let y = c(g, y, "branch3x3dbl_2", 384, [3, 3], 1, v);
-            let a = c(g, y, "branch3x3dbl_3a", 384, [1, 3], 1, v);
-            let b = c(g, y, "branch3x3dbl_3b", 384, [3, 1], 1, v);
+            let y = v3_conv(g, x, "branch3x3dbl_1", 448, [1, 1], 1, v);
+            let y = v3_conv(g, y, "branch3x3dbl_2", 384, [3, 3], 1, v);
+            let a = v3_conv(g, y, "branch3x3dbl_3a", 384, [1, 3], 1, v);
+            let b = v3_conv(g, y, "branch3x3dbl_3b", 384, [3, 1], 1, v);
             g.concat("branch3x3dbl_concat", &[a, b])
         });
         let b4 = pool_branch(g, x, 192, v);
@@ -560,11 +569,11 @@ pub fn inception_v3_stem(g: &mut GraphBuilder, x: NodeId, v: V3Variant) -> NodeI
         BlockKind::Stem,
         "3x3/2 32 → 3x3 32 → 3x3 64 → maxpool → 1x1 80 → 3x3 192 → maxpool",
         |g| {
-            let y = c(g, x, "Conv2d_1a_3x3", 32, [3, 3], 2, v);
+            let y = v3_conv(g, x, "Conv2d_1a_3x3", 32, [3, 3], 2, v);
             let y = basic_conv(g, y, "Conv2d_2a_3x3", 32, [3, 3], 1, Padding::Valid, v.conv);
-            let y = c(g, y, "Conv2d_2b_3x3", 64, [3, 3], 1, v);
-            let y = g.max_pool("maxpool1", y, 3, 2, Padding::Valid, false);
-            let y = c(g, y, "Conv2d_3b_1x1", 80, [1, 1], 1, v);
+            let y = v3_conv(g, y, "Conv2d_2b_3x3", 64, [3, 3], 1, v);
+            let y = g.max_pool("maxpool1", y, Pool::new(3, 2));
+            let y = v3_conv(g, y, "Conv2d_3b_1x1", 80, [1, 1], 1, v);
             let y = basic_conv(
                 g,
                 y,
@@ -575,7 +584,7 @@ pub fn inception_v3_stem(g: &mut GraphBuilder, x: NodeId, v: V3Variant) -> NodeI
                 Padding::Valid,
                 v.conv,
             );
-            g.max_pool("maxpool2", y, 3, 2, Padding::Valid, false)
+            g.max_pool("maxpool2", y, Pool::new(3, 2))
         },
     )
 }

@@ -94,3 +94,26 @@ fn npy_corpus() {
         let _ = inception::files::parse_npy(b);
     });
 }
+
+#[test]
+fn image_corpus() {
+    // Real files of every format, and headers that claim sizes no machine can hold.
+    each("image", |b| {
+        let _ = inception::data::decode_bytes(b);
+    });
+    for huge in [
+        "huge_header.png",
+        "over_pillow_limit.png",
+        "huge_screen.gif",
+        "huge_sof.jpg",
+        "huge_width.tiff",
+    ] {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fuzz/corpus/image")
+                .join(huge),
+        )
+        .unwrap();
+        assert!(inception::data::decode_bytes(&bytes).is_err(), "{huge}");
+    }
+}

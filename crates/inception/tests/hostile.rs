@@ -466,3 +466,40 @@ fn a_light_digit_for_a_dark_digits_model_gets_a_hint() {
     assert!(preset.brightness_hint(&dark).is_none());
     assert!(Preset::torchvision(224).brightness_hint(&white).is_none());
 }
+
+#[test]
+fn every_layout_trains_on_its_logits() {
+    // Issue 16: a layout whose top ends in a softmax trained on log_softmax(softmax(z)). Every
+    // built-in layout now trains a few steps on logits, with a finite loss.
+    let (train, val) = two_digits();
+    let train = train.take_per_class(4, 0);
+    let val = val.take_per_class(2, 0);
+    for arch in Arch::ALL {
+        let size = ModelConfig::new(arch)
+            .with_in_channels(1)
+            .min_input_size()
+            .unwrap()
+            .max(28);
+        let model = ModelConfig::new(arch)
+            .with_classes(2)
+            .with_in_channels(1)
+            .with_input_size(size);
+        let mut cfg = TrainConfig::recipe(Recipe::Digits, model, &train).with_epochs(1);
+        cfg.batch_size = 4;
+        let mut t = Trainer::new(cfg, &Device::default()).unwrap();
+        let g = t.network.graph();
+        assert!(
+            !matches!(
+                g.nodes[g.main_output().node].op,
+                inception::graph::Op::Softmax
+            ),
+            "{arch}"
+        );
+        t.fit(&train, &val, &mut |_| true).unwrap();
+        let h = &t.history[0];
+        assert!(
+            h.train_loss.is_finite() && h.val_loss.is_finite(),
+            "{arch}: {h:?}"
+        );
+    }
+}

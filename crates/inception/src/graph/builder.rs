@@ -326,64 +326,29 @@ impl GraphBuilder {
     }
 
     /// Max pooling.
-    pub fn max_pool(
-        &mut self,
-        name: &str,
-        x: NodeId,
-        kernel: usize,
-        stride: usize,
-        padding: Padding,
-        ceil_mode: bool,
-    ) -> NodeId {
-        let spec = self.pool_spec(name, x, kernel, stride, padding, ceil_mode, true);
+    pub fn max_pool(&mut self, name: &str, x: NodeId, pool: Pool) -> NodeId {
+        let spec = self.pool_spec(name, x, pool);
         self.add(name, Op::MaxPool(spec), &[x])
     }
 
     /// Average pooling.
-    #[allow(clippy::too_many_arguments)]
-    pub fn avg_pool(
-        &mut self,
-        name: &str,
-        x: NodeId,
-        kernel: usize,
-        stride: usize,
-        padding: Padding,
-        ceil_mode: bool,
-        count_include_pad: bool,
-    ) -> NodeId {
-        let spec = self.pool_spec(
-            name,
-            x,
-            kernel,
-            stride,
-            padding,
-            ceil_mode,
-            count_include_pad,
-        );
+    pub fn avg_pool(&mut self, name: &str, x: NodeId, pool: Pool) -> NodeId {
+        let spec = self.pool_spec(name, x, pool);
         self.add(name, Op::AvgPool(spec), &[x])
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn pool_spec(
-        &mut self,
-        name: &str,
-        x: NodeId,
-        kernel: usize,
-        stride: usize,
-        padding: Padding,
-        ceil_mode: bool,
-        count_include_pad: bool,
-    ) -> PoolSpec {
+    fn pool_spec(&mut self, name: &str, x: NodeId, pool: Pool) -> PoolSpec {
         let (_, size) = self.map_dims(x);
-        if let Err(e) = op::check_window(name, [kernel; 2], [stride; 2]) {
+        let (k, s) = ([pool.kernel; 2], [pool.stride; 2]);
+        if let Err(e) = op::check_window(name, k, s) {
             self.fail(e);
         }
         PoolSpec {
-            kernel: [kernel; 2],
-            stride: [stride; 2],
-            padding: padding.resolve(size, [kernel; 2], [stride; 2]),
-            ceil_mode,
-            count_include_pad,
+            kernel: k,
+            stride: s,
+            padding: pool.padding.resolve(size, k, s),
+            ceil_mode: pool.ceil_mode,
+            count_include_pad: pool.count_include_pad,
         }
     }
 

@@ -99,6 +99,70 @@ impl Padding {
     }
 }
 
+/// A pooling window, as a builder argument: `Pool::new(3, 2)` (kernel, stride), then
+/// `.padding(Padding::Same)`, `.ceil_mode()` (PyTorch's `ceil_mode=True`) or
+/// `.count_include_pad()` (average pooling counts the zero padding, PyTorch's default).
+///
+/// ```
+/// use inception::graph::{Padding, Pool};
+/// let p = Pool::new(3, 2).padding(Padding::Explicit([1, 1])).ceil_mode();
+/// assert!(p.ceil_mode && !p.count_include_pad);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// Square window size.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Padding (`Valid` by default).
+    pub padding: Padding,
+    /// PyTorch's `ceil_mode`: the last window may hang over the end.
+    pub ceil_mode: bool,
+    /// Average pooling divides by the whole window, padding included.
+    pub count_include_pad: bool,
+}
+
+impl Pool {
+    /// A `kernel` x `kernel` window moved by `stride`, unpadded, floor mode.
+    pub fn new(kernel: usize, stride: usize) -> Self {
+        Self {
+            kernel,
+            stride,
+            padding: Padding::Valid,
+            ceil_mode: false,
+            count_include_pad: false,
+        }
+    }
+
+    /// With this padding.
+    pub fn padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// In ceil mode.
+    pub fn ceil_mode(self) -> Self {
+        self.with_ceil_mode(true)
+    }
+
+    /// In ceil mode or not.
+    pub fn with_ceil_mode(mut self, ceil_mode: bool) -> Self {
+        self.ceil_mode = ceil_mode;
+        self
+    }
+
+    /// Averaging over the whole window, padding included.
+    pub fn count_include_pad(self) -> Self {
+        self.with_count_include_pad(true)
+    }
+
+    /// Averaging over the whole window or over its valid pixels only.
+    pub fn with_count_include_pad(mut self, include: bool) -> Self {
+        self.count_include_pad = include;
+        self
+    }
+}
+
 /// A 2-D convolution.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Conv2dSpec {

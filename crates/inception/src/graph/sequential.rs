@@ -1,6 +1,6 @@
 //! The Keras `Sequential` API: a stack of layers, each feeding the next.
 
-use super::{Graph, GraphBuilder, NodeId, Padding};
+use super::{Graph, GraphBuilder, NodeId, Padding, Pool};
 use crate::error::Result;
 
 /// One layer of a [`Sequential`] model, described as Keras describes it.
@@ -178,7 +178,7 @@ impl Sequential {
                 pool,
                 stride,
                 padding,
-            } => g.max_pool(name, x, pool, stride, padding, false),
+            } => g.max_pool(name, x, Pool::new(pool, stride).padding(padding)),
             Layer::AvgPool {
                 pool,
                 stride,
@@ -186,11 +186,9 @@ impl Sequential {
             } => g.avg_pool(
                 name,
                 x,
-                pool,
-                stride,
-                padding,
-                false,
-                padding != Padding::Same,
+                Pool::new(pool, stride)
+                    .padding(padding)
+                    .with_count_include_pad(padding != Padding::Same),
             ),
             Layer::GlobalAvgPool => g.global_avg_pool(name, x),
             Layer::GlobalMaxPool => g.global_max_pool(name, x),

@@ -20,7 +20,7 @@ use crate::blocks::{
     AuxVariant, ConvStyle, InceptionV1Filters as F, V1Variant, aux_classifier, basic_conv,
     inception_v1_block,
 };
-use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding};
+use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding, Pool};
 
 /// The filter table, as the paper's Table 1: `(module, #1x1, #3x3 reduce, #3x3, #5x5 reduce,
 /// #5x5, pool proj)`; `maxpool` is a 2x2/2 grid reduction.
@@ -55,7 +55,7 @@ pub fn build(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
         "3x3 conv 32 → maxpool 2x2/2 → 3x3 conv 64",
         |g| {
             let x = conv(g, x, "conv1", 32);
-            let x = g.max_pool("maxpool1", x, 2, 2, Padding::Valid, true);
+            let x = g.max_pool("maxpool1", x, Pool::new(2, 2).ceil_mode());
             conv(g, x, "conv2", 64)
         },
     );
@@ -72,7 +72,7 @@ pub fn build(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
                     aux.push(aux_classifier(g, x, "aux1", cfg.classes, head));
                 }
             }
-            None => x = g.max_pool("maxpool2", x, 2, 2, Padding::Valid, true),
+            None => x = g.max_pool("maxpool2", x, Pool::new(2, 2).ceil_mode()),
         }
     }
     let head = Head {

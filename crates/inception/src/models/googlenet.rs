@@ -24,7 +24,7 @@ use crate::blocks::{
     AuxVariant, ConvStyle, InceptionV1Filters as F, V1Variant, aux_classifier, basic_conv,
     inception_v1_block,
 };
-use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding};
+use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding, Pool};
 
 /// The paper's Table 1: `(module, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)`;
 /// a `maxpool` row stands for the 3x3/2 grid reduction between stages.
@@ -85,10 +85,10 @@ pub fn torchvision(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeI
         "7x7/2 conv 64 → maxpool → 1x1 64 → 3x3 192 → maxpool",
         |g| {
             let x = conv(g, x, "conv1", 64, 7, 2);
-            let x = g.max_pool("maxpool1", x, 3, 2, Padding::Valid, true);
+            let x = g.max_pool("maxpool1", x, Pool::new(3, 2).ceil_mode());
             let x = conv(g, x, "conv2", 64, 1, 1);
             let x = conv(g, x, "conv3", 192, 3, 1);
-            g.max_pool("maxpool2", x, 3, 2, Padding::Valid, true)
+            g.max_pool("maxpool2", x, Pool::new(3, 2).ceil_mode())
         },
     );
     let aux_head = AuxVariant::TorchvisionV1 { dropout: 0.7 };
@@ -101,7 +101,7 @@ pub fn torchvision(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeI
         |g, x, n| {
             // torchvision's maxpool4 is 2x2/2 where the paper has 3x3/2.
             let k = if n == 4 { 2 } else { 3 };
-            g.max_pool(&format!("maxpool{n}"), x, k, 2, Padding::Valid, true)
+            g.max_pool(&format!("maxpool{n}"), x, Pool::new(k, 2).ceil_mode())
         },
     );
     let head = Head {
@@ -134,12 +134,12 @@ pub fn paper(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
         "7x7/2 conv 64 → maxpool → LRN → 1x1 64 → 3x3 192 → LRN → maxpool",
         |g| {
             let x = conv(g, x, "conv1/7x7_s2", 64, 7, 2);
-            let x = g.max_pool("pool1/3x3_s2", x, 3, 2, Padding::Valid, true);
+            let x = g.max_pool("pool1/3x3_s2", x, Pool::new(3, 2).ceil_mode());
             let x = lrn(g, x, "pool1/norm1");
             let x = conv(g, x, "conv2/3x3_reduce", 64, 1, 1);
             let x = conv(g, x, "conv2/3x3", 192, 3, 1);
             let x = lrn(g, x, "conv2/norm2");
-            g.max_pool("pool2/3x3_s2", x, 3, 2, Padding::Valid, true)
+            g.max_pool("pool2/3x3_s2", x, Pool::new(3, 2).ceil_mode())
         },
     );
     let aux_head = AuxVariant::Paper { dropout: 0.7 };
@@ -149,7 +149,7 @@ pub fn paper(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> (NodeId, Vec
         x,
         V1Variant::paper(),
         ("inception_", "loss", aux_head),
-        |g, x, n| g.max_pool(&format!("pool{n}/3x3_s2"), x, 3, 2, Padding::Valid, true),
+        |g, x, n| g.max_pool(&format!("pool{n}/3x3_s2"), x, Pool::new(3, 2).ceil_mode()),
     );
     let head = Head {
         pool_name: "pool5/7x7_s1",

@@ -135,6 +135,17 @@ pub enum Recipe {
 }
 
 impl Recipe {
+    /// The recipe an architecture trains with by default: the digits recipe for the compact
+    /// network, its paper's for the others.
+    pub fn for_arch(arch: crate::models::Arch) -> Recipe {
+        use crate::models::Arch;
+        match arch {
+            Arch::InceptionMini => Recipe::Digits,
+            Arch::InceptionV3 | Arch::InceptionV3Keras => Recipe::InceptionV3Paper,
+            Arch::GoogLeNet | Arch::GoogLeNetBvlc => Recipe::GoogLeNetPaper,
+        }
+    }
+
     /// Parses `digits`, `googlenet-paper`, `inception-v3-paper`.
     pub fn parse(name: &str) -> Result<Recipe> {
         match name {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, GraphBuilder, NodeId, Op, Padding};
+use crate::graph::{Graph, GraphBuilder, NodeId, Op, Padding, Pool};
 
 /// Builds a [`Graph`] from a Keras 3 model config (`config.json` of a `.keras` file): Functional
 /// or Sequential models made of InputLayer, Conv2D, MaxPooling2D, AveragePooling2D,
@@ -150,17 +150,17 @@ pub fn graph_from_config(config: &Json) -> Result<Graph> {
                     )));
                 }
                 if lclass == "MaxPooling2D" {
-                    g.max_pool(&lname, need_x()?, pool[0], stride[0], padding()?, false)
+                    g.max_pool(
+                        &lname,
+                        need_x()?,
+                        Pool::new(pool[0], stride[0]).padding(padding()?),
+                    )
                 } else {
                     // Keras averages over the valid pixels only.
                     g.avg_pool(
                         &lname,
                         need_x()?,
-                        pool[0],
-                        stride[0],
-                        padding()?,
-                        false,
-                        false,
+                        Pool::new(pool[0], stride[0]).padding(padding()?),
                     )
                 }
             }

@@ -3,7 +3,7 @@
 use super::proto::NodeProto;
 use super::tensor::{Const, tensor};
 use super::{Importer, Val, attr_f, attr_i, attr_ints, attr_s, padding, pair};
-use crate::graph::{NodeId, Op, Shape};
+use crate::graph::{NodeId, Op, Pool, Shape};
 
 impl Importer {
     pub(super) fn node(&mut self, node: &NodeProto) -> std::result::Result<Val, String> {
@@ -126,10 +126,21 @@ impl Importer {
             let padding = padding(node, [0; 4])?;
             let ceil = attr_i(node, "ceil_mode", 0) != 0;
             if op == "MaxPool" {
-                self.g.max_pool(name, x, k[0], s[0], padding, ceil)
+                self.g.max_pool(
+                    name,
+                    x,
+                    Pool::new(k[0], s[0]).padding(padding).with_ceil_mode(ceil),
+                )
             } else {
                 let include = attr_i(node, "count_include_pad", 0) != 0;
-                self.g.avg_pool(name, x, k[0], s[0], padding, ceil, include)
+                self.g.avg_pool(
+                    name,
+                    x,
+                    Pool::new(k[0], s[0])
+                        .padding(padding)
+                        .with_ceil_mode(ceil)
+                        .with_count_include_pad(include),
+                )
             }
         }))
     }
