@@ -157,7 +157,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         ft.model.arch,
         ft.pretrained_tensors,
         ft.frozen_nodes,
-        graph.nodes.len(),
+        graph.nodes().len(),
         if ft.frozen_nodes > 0 {
             ", BatchNorm statistics included"
         } else {

@@ -278,7 +278,7 @@ pub fn features(args: FeaturesArgs) -> Result<()> {
         args.images.weights,
         files.len(),
         extractor.layer(),
-        extractor.network().graph().name,
+        extractor.network().graph().name(),
         args.output.display()
     );
     partial(&failed, files.len())

@@ -251,7 +251,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .collect();
     eprintln!(
         "{} ({}): wrote {} to {}",
-        net.graph().name,
+        net.graph().name(),
         weights_path.display(),
         summary.join(", "),
         args.output.display()
@@ -326,7 +326,7 @@ pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: boo
         weights_path.display(),
         sd.len(),
         inception::summary::group_digits(loaded.network.param_count().trainable as u64),
-        loaded.network.graph().name,
+        loaded.network.graph().name(),
         output.display()
     );
     Ok(())

@@ -77,7 +77,7 @@ fn every_option_combination_builds_with_exact_counts() {
                             if !include_top {
                                 // Without the top, exactly the classifier is gone.
                                 assert_eq!(p.trainable, top.trainable - head, "{cfg:?}");
-                                let out = &g.nodes[g.main_output().node].shape;
+                                let out = &g.nodes()[g.main_output().node].shape;
                                 match pooling {
                                     None => {
                                         assert!(matches!(out, Shape::Map([c, _, _]) if *c == fc_in))
@@ -90,7 +90,7 @@ fn every_option_combination_builds_with_exact_counts() {
                                     top.trainable - head + (fc_in + 1) * classes
                                 );
                                 assert_eq!(
-                                    g.nodes[g.main_output().node].shape,
+                                    g.nodes()[g.main_output().node].shape,
                                     Shape::Flat(classes)
                                 );
                             } else {
@@ -104,7 +104,7 @@ fn every_option_combination_builds_with_exact_counts() {
                                     }
                                 );
                                 for o in g.aux_outputs() {
-                                    assert_eq!(g.nodes[o.node].shape, Shape::Flat(classes));
+                                    assert_eq!(g.nodes()[o.node].shape, Shape::Flat(classes));
                                     assert_eq!(o.role, OutputRole::Aux);
                                 }
                             }

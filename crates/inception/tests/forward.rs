@@ -97,9 +97,9 @@ fn runtime_shapes_match_shape_inference() {
         let net = cfg.init(&device).unwrap();
         let graph = net.graph().clone();
         let x = Tensor::<4>::random([1, 3, size, size], Distribution::Default, &device);
-        let ids: Vec<usize> = (0..graph.nodes.len()).collect();
+        let ids: Vec<usize> = (0..graph.nodes().len()).collect();
         let values = net.run(x, &ids).unwrap();
-        for (node, v) in graph.nodes.iter().zip(values) {
+        for (node, v) in graph.nodes().iter().zip(values) {
             let want: Vec<usize> = match node.shape {
                 Shape::Map([c, h, w]) => vec![1, c, h, w],
                 Shape::Flat(n) => vec![1, n],

@@ -361,7 +361,7 @@ fn keras_layout_trains_on_logits_and_its_classifier_applies_softmax() {
     assert!(!t.config.model.softmax);
     let g = t.network.graph();
     assert!(!matches!(
-        g.nodes[g.main_output().node].op,
+        g.nodes()[g.main_output().node].op,
         inception::graph::Op::Softmax
     ));
     // A network that ends in a softmax is refused rather than trained wrongly.
@@ -490,7 +490,7 @@ fn every_layout_trains_on_its_logits() {
         let g = t.network.graph();
         assert!(
             !matches!(
-                g.nodes[g.main_output().node].op,
+                g.nodes()[g.main_output().node].op,
                 inception::graph::Op::Softmax
             ),
             "{arch}"

@@ -131,8 +131,8 @@ fn keras_order_is_model_layers_order() {
     let order = keras::keras_order(&g);
     let convs: Vec<&str> = order
         .iter()
-        .filter(|&&i| matches!(g.nodes[i].op, inception::graph::Op::Conv2d(_)))
-        .map(|&i| g.nodes[i].name.as_str())
+        .filter(|&&i| matches!(g.nodes()[i].op, inception::graph::Op::Conv2d(_)))
+        .map(|&i| g.nodes()[i].name.as_str())
         .collect();
     assert_eq!(convs[0], "inception3a.branch2.0");
     assert_eq!(convs.len(), 10);

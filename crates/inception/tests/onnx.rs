@@ -149,14 +149,14 @@ fn to_onnx(net: &Network, opset: i64) -> Vec<u8> {
     let sd = weights::state_dict(net);
     let mut nodes = Vec::new();
     let mut inits = Vec::new();
-    let name = |i: usize| graph.nodes[i].name.clone();
+    let name = |i: usize| graph.nodes()[i].name.clone();
     let w = |n: &str, inits: &mut Vec<TensorProto>, sd: &StateDict| -> String {
         let t = sd.get(n).unwrap();
         inits.push(init(n, &t.shape, &t.data));
         n.to_string()
     };
     let mut input = None;
-    for (i, n) in graph.nodes.iter().enumerate() {
+    for (i, n) in graph.nodes().iter().enumerate() {
         let ins: Vec<String> = n.inputs.iter().map(|&j| name(j)).collect();
         let x: Vec<&str> = ins.iter().map(String::as_str).collect();
         let out = &n.name;

@@ -110,7 +110,7 @@ fn feature_extractor_is_the_backbone_without_its_top() {
     assert_eq!(fx.preset(), &Preset::torchvision(299));
     // include_top=false: the classifier is not even built.
     let graph = fx.network().graph();
-    assert!(!graph.nodes.iter().any(|n| matches!(n.op, Op::Dense(_))));
+    assert!(!graph.nodes().iter().any(|n| matches!(n.op, Op::Dense(_))));
     let v = fx.extract_images(&photos);
     assert_eq!(v.dims(), [2, 2048]);
     // The same numbers as the full network's `avgpool` on the same preprocessed batch.

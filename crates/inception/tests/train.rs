@@ -400,7 +400,7 @@ fn aux_losses_reach_the_lower_layers_and_are_gone_at_inference() {
         // The network's first layer: stem conv1, the farthest from every head.
         let first = net
             .graph()
-            .nodes
+            .nodes()
             .iter()
             .position(|n| matches!(n.op, inception::graph::Op::Conv2d(_)))
             .unwrap();

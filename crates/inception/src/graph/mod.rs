@@ -112,16 +112,42 @@ pub struct GraphOutput {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Graph {
     /// Name of the network.
-    pub name: String,
-    /// Nodes in topological order; node 0 is the input.
-    pub nodes: Vec<Node>,
+    pub(crate) name: String,
+    /// Nodes in topological order; node 0 is the input. Private: only the builder makes them,
+    /// so every shape is checked and every input precedes its consumers.
+    pub(crate) nodes: Vec<Node>,
     /// Blocks referenced by [`Node::block`].
-    pub blocks: Vec<Block>,
+    pub(crate) blocks: Vec<Block>,
     /// Outputs; the first [`OutputRole::Main`] one is the model's main output.
-    pub outputs: Vec<GraphOutput>,
+    pub(crate) outputs: Vec<GraphOutput>,
 }
 
 impl Graph {
+    /// Name of the network.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Nodes in topological order; node 0 is the input.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Node `id`, if the graph has it.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    /// Blocks (inception modules, stems, heads) referenced by [`Node::block`].
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// Outputs; the first [`OutputRole::Main`] one is the model's main output.
+    pub fn outputs(&self) -> &[GraphOutput] {
+        &self.outputs
+    }
+
     /// The input shape `[channels, height, width]`.
     pub fn input_shape(&self) -> [usize; 3] {
         match self.nodes.first().map(|n| &n.op) {

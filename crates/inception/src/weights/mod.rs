@@ -18,17 +18,23 @@
 //! # Ok::<(), inception::Error>(())
 //! ```
 
+#[cfg(feature = "keras")]
 pub mod keras;
 mod load;
+#[cfg(feature = "onnx")]
 pub mod onnx;
+mod open;
+#[cfg(feature = "pytorch")]
 pub mod pickle;
+#[cfg(feature = "pytorch")]
 pub mod pytorch;
 pub mod safetensors;
 
 pub use load::{
-    CONFIG_KEY, LoadReport, Loaded, ModelSource, config_for, detect, detect_as, export, load_file,
-    load_file_sized, load_into, load_model, state_dict,
+    CONFIG_KEY, LoadReport, config_for, detect, detect_as, export, load_into, load_model,
+    state_dict,
 };
+pub use open::{Loaded, ModelSource, load_file, load_file_sized};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -130,6 +136,18 @@ pub enum Format {
     Onnx,
 }
 
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -218,6 +236,25 @@ impl StateDict {
     }
 }
 
+/// The error for a format whose reader this build leaves out (see the crate's features).
+#[cfg_attr(
+    all(feature = "pytorch", feature = "keras", feature = "onnx"),
+    allow(dead_code)
+)]
+pub(crate) fn not_built(path: &Path, format: Format) -> Error {
+    let feature = match format {
+        Format::PyTorch => "pytorch",
+        Format::Keras => "keras",
+        Format::Onnx => "onnx",
+        Format::Safetensors => "safetensors",
+    };
+    Error::Config(format!(
+        "{}: a {format} file, and this build of the library has no {format} reader (cargo \
+         feature `{feature}`)",
+        path.display()
+    ))
+}
+
 /// The largest compression ratio accepted for a zip entry bigger than
 /// [`ZIP_RATIO_FREE_BYTES`]: weights barely compress (torch.save stores them, Keras deflates
 /// them to ~90%), so a higher ratio is a decompression bomb.
@@ -229,6 +266,7 @@ pub const ZIP_RATIO_FREE_BYTES: u64 = 64 << 20;
 /// Reads zip entry `name`, at most `need` bytes of it (all of it if `None`), refusing an entry
 /// that would inflate past `max` or at a ratio no weights file has; never allocates more than
 /// the bytes that really arrive.
+#[cfg(any(feature = "pytorch", feature = "keras"))]
 pub(crate) fn read_zip_entry<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
     name: &str,
@@ -282,9 +320,13 @@ pub fn sniff(path: &Path) -> Result<Format> {
     let head = &head[..n];
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         // torch.save archives hold `*/data.pkl`; .keras archives `model.weights.h5`.
+        #[cfg(not(any(feature = "pytorch", feature = "keras")))]
+        return Ok(Format::PyTorch);
+        #[cfg(any(feature = "pytorch", feature = "keras"))]
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // A zip with config.json or metadata.json but no data.pkl is a (maybe broken) .keras
         // file: the Keras reader then names what is missing.
+        #[cfg(any(feature = "pytorch", feature = "keras"))]
         let is_keras = zip::ZipArchive::new(file)
             .map(|z| {
                 let names: Vec<String> = z
@@ -297,6 +339,7 @@ pub fn sniff(path: &Path) -> Result<Format> {
                         && (has("config.json") || has("metadata.json")))
             })
             .unwrap_or(false);
+        #[cfg(any(feature = "pytorch", feature = "keras"))]
         return Ok(if is_keras {
             Format::Keras
         } else {
@@ -329,9 +372,15 @@ pub fn sniff(path: &Path) -> Result<Format> {
 /// (or loaded in one step by [`load_file`]).
 pub fn read(path: &Path) -> Result<StateDict> {
     match sniff(path)? {
+        #[cfg(feature = "pytorch")]
         Format::PyTorch => pytorch::read(path),
         Format::Safetensors => safetensors::read(path),
+        #[cfg(feature = "onnx")]
         Format::Onnx => Ok(onnx::read(path, None)?.weights),
+        #[cfg(not(feature = "pytorch"))]
+        Format::PyTorch => Err(not_built(path, Format::PyTorch)),
+        #[cfg(not(feature = "onnx"))]
+        Format::Onnx => Err(not_built(path, Format::Onnx)),
         Format::Keras => Err(Error::Format(format!(
             "{}: a Keras file; its tensors map onto a model by layer order (use \
              weights::load_file or weights::keras::read)",

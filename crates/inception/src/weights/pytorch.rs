@@ -10,7 +10,7 @@ use std::io::{Read, Seek};
 use std::path::Path;
 
 use super::pickle::{Object, TensorRef, unpickle};
-use super::{DType, Format, StateDict, WeightTensor, decode, read_zip_entry};
+use super::{Format, StateDict, WeightTensor, decode, read_zip_entry};
 
 /// The largest `data.pkl` read: the pickle holds names, shapes and storage keys, never tensor
 /// data, so even a checkpoint with optimizer state is a few MB.
@@ -171,16 +171,4 @@ fn gather(raw: &[u8], t: &TensorRef) -> std::result::Result<Vec<f32>, String> {
         }
     }
     Ok(out)
-}
-
-impl DType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            DType::F64 | DType::I64 => 8,
-            DType::F32 | DType::I32 => 4,
-            DType::F16 | DType::BF16 | DType::I16 => 2,
-            DType::I8 | DType::U8 | DType::Bool => 1,
-        }
-    }
 }
