@@ -88,45 +88,29 @@ pub struct ResolvedWeights {
     preprocessing: Option<inception::data::Preset>,
 }
 
-/// `--weights` and `--model`: an existing file (the model from `--model`, else the file; a
-/// published checkpoint recognised by its file name brings its `transform_input`), or a registry
-/// name / `imagenet` fetched into the cache (the model and `transform_input` from the registry
-/// entry).
+/// `--weights` and `--model`, resolved by the library as every command resolves them; a
+/// published checkpoint recognised by its file name is said so.
 pub fn resolve_weights(spec: &str, model: Option<&str>) -> Result<ResolvedWeights> {
-    use inception::pretrained;
-    let source = model_source(model)?;
-    let arch = match &source {
-        ModelSource::Arch(a) => Some(*a),
-        _ => None,
+    let options = inception::predict::LoadOptions {
+        model: model_source(model)?,
+        cache: Some(crate::progress::download_cache()?),
+        ..Default::default()
     };
-    let is_file = Path::new(spec).exists();
-    let resolved = pretrained::resolve(spec, arch, &crate::progress::download_cache()?)?;
-    let Some(entry) = resolved.entry else {
-        return Ok(ResolvedWeights {
-            path: resolved.path,
-            source,
-            transform_input: false,
-            preprocessing: None,
-        });
-    };
-    if is_file {
+    let resolved = inception::predict::resolve_weights(spec, &options)?;
+    if resolved.recognised_file
+        && let Some(entry) = &resolved.entry
+    {
         eprintln!(
             "{}: recognised as {} by its file name",
             resolved.path.display(),
             entry.name
         );
     }
-    let source = match source {
-        _ if entry.format == weights::Format::Onnx => ModelSource::Auto,
-        ModelSource::Auto => ModelSource::Arch(entry.arch),
-        s if is_file => s,
-        _ => ModelSource::Arch(entry.arch),
-    };
     Ok(ResolvedWeights {
+        preprocessing: resolved.entry.map(|e| e.preprocessing),
         path: resolved.path,
-        source,
-        transform_input: entry.transform_input,
-        preprocessing: Some(entry.preprocessing),
+        source: resolved.model,
+        transform_input: resolved.transform_input,
     })
 }
 

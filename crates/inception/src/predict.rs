@@ -90,13 +90,27 @@ pub fn default_preset(format: Format, input_nhwc: bool, size: usize) -> Preset {
     }
 }
 
-/// Opens `weights` (a file, a registry name or `imagenet`; see [`pretrained::resolve`]) with
-/// `adjust` applied to a built-in configuration after the input size and `transform_input`.
-pub fn open(
-    weights: &str,
-    options: &LoadOptions,
-    adjust: impl FnOnce(ModelConfig) -> ModelConfig,
-) -> Result<Opened> {
+/// Weights named by a user, resolved to a file and the model to build for it.
+#[derive(Debug)]
+pub struct ResolvedWeights {
+    /// The weights file (fetched into the cache for a registry name).
+    pub path: PathBuf,
+    /// The registry entry it is: named, or an existing file recognised by its name.
+    pub entry: Option<Pretrained>,
+    /// Whether an existing file was recognised as `entry` by its file name.
+    pub recognised_file: bool,
+    /// The architecture to build: a registry entry's (an ONNX graph brings its own), else the
+    /// caller's.
+    pub model: ModelSource,
+    /// Prepend torchvision's `transform_input`: asked for, or needed by the registry entry.
+    pub transform_input: bool,
+}
+
+/// Resolves `weights` — a file, a registry name or `imagenet` (see [`pretrained::resolve`]) —
+/// and the model to build: a registry entry fixes its architecture (the caller's is kept for a
+/// file recognised by its name), an ONNX graph always brings its own. The one resolution every
+/// command and [`open`] use.
+pub fn resolve_weights(weights: &str, options: &LoadOptions) -> Result<ResolvedWeights> {
     let arch = match &options.model {
         ModelSource::Arch(a) => Some(*a),
         _ => None,
@@ -105,12 +119,40 @@ pub fn open(
         Some(c) => c.clone(),
         None => Cache::new()?,
     };
+    let is_file = std::path::Path::new(weights).exists();
     let pretrained::Resolved { path, entry } = pretrained::resolve(weights, arch, &cache)?;
-    let source = match (&options.model, &entry) {
-        (ModelSource::Auto, Some(e)) if e.format != Format::Onnx => ModelSource::Arch(e.arch),
-        (m, _) => m.clone(),
+    let model = match (&entry, &options.model) {
+        (Some(e), _) if e.format == Format::Onnx => ModelSource::Auto,
+        (Some(e), ModelSource::Auto) => ModelSource::Arch(e.arch),
+        (Some(_), m) if is_file => m.clone(),
+        (Some(e), _) => ModelSource::Arch(e.arch),
+        (None, m) => m.clone(),
     };
-    let transform = options.transform_input || entry.as_ref().is_some_and(|e| e.transform_input);
+    let transform_input =
+        options.transform_input || entry.as_ref().is_some_and(|e| e.transform_input);
+    Ok(ResolvedWeights {
+        path,
+        recognised_file: is_file && entry.is_some(),
+        entry,
+        model,
+        transform_input,
+    })
+}
+
+/// Opens `weights` (see [`resolve_weights`]) with `adjust` applied to a built-in configuration
+/// after the input size and `transform_input`.
+pub fn open(
+    weights: &str,
+    options: &LoadOptions,
+    adjust: impl FnOnce(ModelConfig) -> ModelConfig,
+) -> Result<Opened> {
+    let ResolvedWeights {
+        path,
+        entry,
+        model: source,
+        transform_input: transform,
+        ..
+    } = resolve_weights(weights, options)?;
     let size = options
         .input_size
         .or_else(|| entry.as_ref().map(|e| e.preprocessing.input_size()));

@@ -246,3 +246,48 @@ fn registry_covers_the_published_checkpoints() {
     names.dedup();
     assert_eq!(names.len(), all.len());
 }
+
+#[test]
+fn weights_resolve_to_one_model_source_everywhere() {
+    use inception::predict::{LoadOptions, resolve_weights};
+    use inception::weights::ModelSource;
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::at(tmp.path().join("cache"));
+    let options = |model: ModelSource| LoadOptions {
+        model,
+        cache: Some(cache.clone()),
+        ..Default::default()
+    };
+    // A published file recognised by its name brings its architecture and transform_input;
+    // an architecture the caller names for a file wins.
+    let published = tmp.path().join("googlenet-1378be20.pth");
+    std::fs::write(&published, b"").unwrap();
+    let spec = published.to_str().unwrap();
+    let r = resolve_weights(spec, &options(ModelSource::Auto)).unwrap();
+    assert!(r.recognised_file && r.transform_input);
+    assert!(matches!(r.model, ModelSource::Arch(Arch::GoogLeNet)));
+    let r = resolve_weights(spec, &options(ModelSource::Arch(Arch::GoogLeNetBvlc))).unwrap();
+    assert!(matches!(r.model, ModelSource::Arch(Arch::GoogLeNetBvlc)));
+    // Any other file: the caller's choice, nothing recognised.
+    let plain = tmp.path().join("mine.pth");
+    std::fs::write(&plain, b"").unwrap();
+    let r = resolve_weights(plain.to_str().unwrap(), &options(ModelSource::Auto)).unwrap();
+    assert!(!r.recognised_file && r.entry.is_none() && !r.transform_input);
+    assert!(matches!(r.model, ModelSource::Auto));
+    // A registry name fixes its architecture; an ONNX graph always brings its own.
+    for (name, arch) in [
+        ("googlenet.onnx_zoo", None),
+        ("inception_v3.keras", Some(Arch::InceptionV3Keras)),
+    ] {
+        let entry = pretrained::find(name).unwrap();
+        let path = cache.path(&entry);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        let r = resolve_weights(name, &options(ModelSource::Arch(Arch::GoogLeNet))).unwrap();
+        assert_eq!(r.path, path);
+        match arch {
+            None => assert!(matches!(r.model, ModelSource::Auto), "{name}"),
+            Some(a) => assert!(matches!(r.model, ModelSource::Arch(x) if x == a), "{name}"),
+        }
+    }
+}
