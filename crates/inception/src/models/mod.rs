@@ -9,7 +9,7 @@
 //!     .with_pooling(Some(Pooling::Avg))
 //!     .with_input_size(160);
 //! let graph = cfg.graph().unwrap();
-//! assert_eq!(graph.nodes[graph.main_output().node].shape.channels(), 2048);
+//! assert_eq!(graph.nodes()[graph.main_output().node].shape.channels(), 2048);
 //! ```
 
 /// The largest input side (and channel count) a model is built for: 4096. Larger inputs would
