@@ -2,9 +2,16 @@
 //! usage error (exit code 2) naming them. Each maps onto the library's own type.
 
 use clap::ValueEnum;
-use inception::data::{Filter, Preset};
+use inception::data::Preset;
 use inception::models::Pooling;
 use inception::train::{Augment, OptimizerKind, Recipe};
+
+/// The name a value has on the command line, which is the library's name for it.
+fn name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
 
 /// `--optimizer`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -20,28 +27,9 @@ pub enum OptimizerChoice {
 }
 
 impl OptimizerChoice {
-    /// The library's optimizer.
-    pub fn kind(self) -> OptimizerKind {
-        match self {
-            Self::Sgd => OptimizerKind::Sgd {
-                momentum: 0.9,
-                nesterov: false,
-            },
-            Self::Nesterov => OptimizerKind::Sgd {
-                momentum: 0.9,
-                nesterov: true,
-            },
-            Self::Rmsprop => OptimizerKind::RmsProp {
-                alpha: 0.9,
-                eps: 1.0,
-                momentum: 0.9,
-            },
-            Self::Adamw => OptimizerKind::AdamW {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-        }
+    /// The library's optimizer of this name.
+    pub fn kind(self) -> inception::Result<OptimizerKind> {
+        OptimizerKind::parse(&name(self))
     }
 }
 
@@ -59,13 +47,9 @@ pub enum RecipeChoice {
 }
 
 impl RecipeChoice {
-    /// The library's recipe.
-    pub fn recipe(self) -> Recipe {
-        match self {
-            Self::Digits => Recipe::Digits,
-            Self::GoogLeNetPaper => Recipe::GoogLeNetPaper,
-            Self::InceptionV3Paper => Recipe::InceptionV3Paper,
-        }
+    /// The library's recipe of this name.
+    pub fn recipe(self) -> inception::Result<Recipe> {
+        Recipe::parse(&name(self))
     }
 }
 
@@ -103,13 +87,9 @@ pub enum PoolingChoice {
 }
 
 impl PoolingChoice {
-    /// The library's pooling (`None` for no pooling).
-    pub fn pooling(self) -> Option<Pooling> {
-        match self {
-            Self::Avg => Some(Pooling::Avg),
-            Self::Max => Some(Pooling::Max),
-            Self::None => None,
-        }
+    /// The library's pooling of this name (`None` for no pooling).
+    pub fn pooling(self) -> inception::Result<Option<Pooling>> {
+        Pooling::parse(&name(self))
     }
 }
 
@@ -132,24 +112,9 @@ pub enum PresetChoice {
 }
 
 impl PresetChoice {
-    /// The library's preset at input size `size`.
-    pub fn preset(self, size: usize) -> Preset {
-        match self {
-            Self::Torchvision => Preset::torchvision(size),
-            Self::Keras => Preset::KerasInception {
-                size,
-                filter: Filter::Nearest,
-            },
-            Self::KerasBilinear => Preset::KerasInception {
-                size,
-                filter: Filter::Bilinear,
-            },
-            Self::Timm => Preset::TimmInception {
-                resize: (size as f64 / 0.875) as usize,
-                crop: size,
-            },
-            Self::Caffe => Preset::Caffe { size },
-        }
+    /// The library's preset of this name at input size `size`.
+    pub fn preset(self, size: usize) -> inception::Result<Preset> {
+        Preset::parse(&name(self), size)
     }
 }
 
@@ -158,22 +123,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_choice_is_the_library_value_of_its_name() {
+    fn every_choice_is_a_name_the_library_knows() {
         for c in OptimizerChoice::value_variants() {
-            let name = c.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(OptimizerKind::parse(&name).unwrap(), c.kind());
+            assert!(c.kind().is_ok(), "{c:?}");
         }
         for c in RecipeChoice::value_variants() {
-            let name = c.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(Recipe::parse(&name).unwrap(), c.recipe());
+            assert!(c.recipe().is_ok(), "{c:?}");
         }
         for c in PresetChoice::value_variants() {
-            let name = c.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(Preset::parse(&name, 299).unwrap(), c.preset(299));
+            assert_eq!(c.preset(299).unwrap().input_size(), 299, "{c:?}");
         }
         for c in PoolingChoice::value_variants() {
-            let name = c.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(Pooling::parse(&name).unwrap(), c.pooling());
+            assert!(c.pooling().is_ok(), "{c:?}");
         }
+        assert_eq!(PoolingChoice::None.pooling().unwrap(), None);
+        assert_eq!(
+            OptimizerChoice::Nesterov.kind().unwrap(),
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: true
+            }
+        );
     }
 }

@@ -88,13 +88,8 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     let devices = inception::device::parse_devices(&args.run.devices)?;
     check_ema(args.run.ema)?;
     let augment = args.augment.augment();
-    let optim = args.optimizer.kind();
-    if !(args.run.val_fraction > 0.0 && args.run.val_fraction < 1.0) {
-        bail!(
-            "--val-fraction {}: it must be between 0 and 1 (e.g. 0.2)",
-            args.run.val_fraction
-        );
-    }
+    let optim = args.optimizer.kind()?;
+    ImageSet::check_val_fraction(args.run.val_fraction)?;
     if !(args.unfreeze_lr_factor.is_finite() && args.unfreeze_lr_factor > 0.0) {
         bail!(
             "--unfreeze-lr-factor {}: it must be a positive number",

@@ -54,7 +54,8 @@ impl ImageArgs {
         }
         let preset = self
             .preset
-            .map(|p| p.preset(self.input_size.unwrap_or(224)));
+            .map(|p| p.preset(self.input_size.unwrap_or(224)))
+            .transpose()?;
         Ok(LoadOptions {
             model: model_source(self.model.as_deref())?,
             preset,
@@ -224,7 +225,7 @@ pub fn features(args: FeaturesArgs) -> Result<()> {
         );
     }
     let options = args.images.options()?;
-    let pooling = args.pooling.pooling();
+    let pooling = args.pooling.pooling()?;
     let extractor = FeatureExtractor::load(
         &args.images.weights,
         &options,

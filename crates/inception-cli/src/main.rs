@@ -203,7 +203,7 @@ impl ModelArgs {
             cfg = cfg.with_input_size(s);
         }
         if let Some(p) = self.pooling {
-            cfg = cfg.with_pooling(p.pooling());
+            cfg = cfg.with_pooling(p.pooling()?);
         }
         if let Some(d) = self.dropout {
             cfg = cfg.with_dropout(d);

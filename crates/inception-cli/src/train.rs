@@ -249,7 +249,7 @@ fn configure(
         .with_aux_logits(args.aux_weight.is_none_or(|w| w > 0.0) && arch.has_aux_heads());
     let recipe = args
         .recipe
-        .map_or_else(|| Recipe::for_arch(arch), RecipeChoice::recipe);
+        .map_or(Ok(Recipe::for_arch(arch)), RecipeChoice::recipe)?;
     let (mean, std) = match train {
         Some(t) => t.mean_std(),
         None => (vec![0.5; channels], vec![0.25; channels]),
@@ -279,7 +279,7 @@ fn configure(
         cfg.schedule.lr = lr;
     }
     if let Some(o) = args.optimizer {
-        cfg.optimizer = o.kind();
+        cfg.optimizer = o.kind()?;
     }
     if let Some(wd) = args.weight_decay {
         cfg.weight_decay = wd;
@@ -303,11 +303,8 @@ fn configure(
     if args.run.ema.is_some() {
         cfg.ema_decay = args.run.ema;
     }
-    if args.data.is_some() && !(args.run.val_fraction > 0.0 && args.run.val_fraction < 1.0) {
-        bail!(
-            "--val-fraction {}: it must be between 0 and 1 (e.g. 0.2)",
-            args.run.val_fraction
-        );
+    if args.data.is_some() {
+        ImageSet::check_val_fraction(args.run.val_fraction)?;
     }
     cfg.validate()?;
     Ok(cfg)

@@ -194,6 +194,17 @@ impl ImageSet {
         Ok((set, failed))
     }
 
+    /// Checks a validation fraction for [`ImageSet::folder_splits`]: strictly between 0 and 1.
+    pub fn check_val_fraction(val_fraction: f64) -> Result<()> {
+        if val_fraction > 0.0 && val_fraction < 1.0 {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "validation fraction {val_fraction}: it must be between 0 and 1 (e.g. 0.2)"
+            )))
+        }
+    }
+
     /// Training and validation sets of an ImageFolder dataset: `root/train` and `root/val` (or
     /// `root/test`) when they exist, else `root` split at random per class with `seed`,
     /// `val_fraction` of each class held out.
@@ -204,11 +215,7 @@ impl ImageSet {
         val_fraction: f64,
         seed: u64,
     ) -> Result<(ImageSet, ImageSet, Vec<Failure>)> {
-        if !(val_fraction > 0.0 && val_fraction < 1.0) {
-            return Err(Error::Config(format!(
-                "validation fraction {val_fraction}: it must be between 0 and 1 (e.g. 0.2)"
-            )));
-        }
+        Self::check_val_fraction(val_fraction)?;
         let train_dir = root.join("train");
         let val_dir = ["val", "valid", "validation", "test"]
             .iter()

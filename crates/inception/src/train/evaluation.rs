@@ -30,6 +30,40 @@ pub struct Evaluation {
     pub count: usize,
 }
 
+impl Evaluation {
+    /// The figures of `count` images from their confusion matrix (rows: true classes), the sum
+    /// of their losses and how many had the true class among the top five.
+    fn from_confusion(
+        confusion: Vec<Vec<usize>>,
+        loss_sum: f64,
+        top5_hits: usize,
+        count: usize,
+    ) -> Self {
+        let per_class = confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let total: usize = row.iter().sum();
+                if total == 0 {
+                    0.0
+                } else {
+                    row[i] as f64 / total as f64
+                }
+            })
+            .collect();
+        let correct: usize = confusion.iter().enumerate().map(|(i, row)| row[i]).sum();
+        let n = count.max(1) as f64;
+        Self {
+            loss: loss_sum / n,
+            top1: correct as f64 / n,
+            top5: top5_hits as f64 / n,
+            per_class,
+            confusion,
+            count,
+        }
+    }
+}
+
 /// Evaluates `network` (main head, evaluation mode) on `set`, preprocessed with `preset` as
 /// `inception classify` would.
 pub fn evaluate(
@@ -70,28 +104,7 @@ pub fn evaluate(
             top5 += order[..k].contains(&label) as usize;
         }
     }
-    let count = set.len();
-    let correct: usize = (0..classes).map(|i| confusion[i][i]).sum();
-    let per_class = confusion
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let total: usize = row.iter().sum();
-            if total == 0 {
-                0.0
-            } else {
-                row[i] as f64 / total as f64
-            }
-        })
-        .collect();
-    Ok(Evaluation {
-        loss: loss / count.max(1) as f64,
-        top1: correct as f64 / count.max(1) as f64,
-        top5: top5 as f64 / count.max(1) as f64,
-        per_class,
-        confusion,
-        count,
-    })
+    Ok(Evaluation::from_confusion(confusion, loss, top5, set.len()))
 }
 
 /// Image `i` of a set as 8-bit RGB (grey expanded), the form the presets take.
@@ -188,24 +201,8 @@ pub fn evaluate_folder(
         }
     }
     let count: usize = confusion.iter().map(|r| r.iter().sum::<usize>()).sum();
-    let per_class = confusion
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let t: usize = r.iter().sum();
-            if t == 0 { 0.0 } else { r[i] as f64 / t as f64 }
-        })
-        .collect();
-    let correct: usize = (0..n).map(|i| confusion[i][i]).sum();
     Ok((
-        Evaluation {
-            loss: loss / count.max(1) as f64,
-            top1: correct as f64 / count.max(1) as f64,
-            top5: top5 as f64 / count.max(1) as f64,
-            per_class,
-            confusion,
-            count,
-        },
+        Evaluation::from_confusion(confusion, loss, top5, count),
         classes,
         failed,
     ))

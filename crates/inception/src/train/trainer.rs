@@ -303,7 +303,6 @@ impl Trainer {
         }
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut stopped = false;
-        let mut diverged = None;
         let mut lr = cfg.schedule.lr_at(epoch as f64);
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = sync_channel::<(Vec<f32>, Vec<usize>)>(2);
@@ -347,13 +346,13 @@ impl Trainer {
                 let (mut grads, loss, pred) =
                     self.gradients(data, &labels, [channels, out, out], &device)?;
                 if !loss.is_finite() {
-                    diverged = Some(Error::Diverged {
+                    // Dropping the receiver stops the batch producer.
+                    return Err(Error::Diverged {
                         epoch: epoch + 1,
                         batch: b + 1,
                         step: self.step + 1,
                         loss,
                     });
-                    break;
                 }
                 if let Some(max) = cfg.clip_norm {
                     clip_global_norm(&self.network, &mut grads, max);
@@ -379,9 +378,6 @@ impl Trainer {
             }
             Ok(())
         })?;
-        if let Some(e) = diverged {
-            return Err(e);
-        }
         if stopped {
             return Ok(None);
         }

@@ -371,7 +371,12 @@ pub fn sniff(path: &Path) -> Result<Format> {
 /// they are read with [`keras::read`] and converted with [`keras::KerasWeights::to_state_dict`]
 /// (or loaded in one step by [`load_file`]).
 pub fn read(path: &Path) -> Result<StateDict> {
-    match sniff(path)? {
+    read_as(path, sniff(path)?)
+}
+
+/// [`read`] for a file already sniffed as `format`.
+pub(crate) fn read_as(path: &Path, format: Format) -> Result<StateDict> {
+    match format {
         #[cfg(feature = "pytorch")]
         Format::PyTorch => pytorch::read(path),
         Format::Safetensors => safetensors::read(path),

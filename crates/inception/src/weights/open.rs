@@ -8,7 +8,7 @@ use burn::tensor::Device;
 
 use super::load::LoadReport;
 use super::load::{config_for, load_graph, load_model};
-use super::{Format, read, sniff};
+use super::{Format, read_as, sniff};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op};
 use crate::models::{Arch, ModelConfig};
@@ -130,7 +130,9 @@ pub fn load_file_sized(
     match format {
         Format::Onnx => load_onnx(path, source, onnx_input_size, device),
         Format::Keras => load_keras(path, source, adjust, device),
-        Format::PyTorch | Format::Safetensors => load_state_dict_file(path, source, adjust, device),
+        Format::PyTorch | Format::Safetensors => {
+            load_state_dict_file(path, format, source, adjust, device)
+        }
     }
 }
 
@@ -147,29 +149,27 @@ fn load_onnx(
     onnx_input_size: Option<usize>,
     device: &Device,
 ) -> Result<Loaded> {
-    {
-        let size = match &source {
-            ModelSource::Auto => onnx_input_size.map(|s| [s, s]),
-            _ => {
-                return Err(Error::Config(format!(
-                    "{}: an ONNX file carries its own architecture; do not name one",
-                    path.display()
-                )));
-            }
-        };
-        let model = super::onnx::read(path, size)?;
-        let (network, report) =
-            load_graph(model.graph, &model.weights, device).map_err(in_file(path))?;
-        Ok(Loaded {
-            network,
-            config: None,
-            report,
-            format: Format::Onnx,
-            outputs: model.outputs,
-            input_nhwc: model.input_nhwc,
-            metadata: BTreeMap::new(),
-        })
-    }
+    let size = match &source {
+        ModelSource::Auto => onnx_input_size.map(|s| [s, s]),
+        _ => {
+            return Err(Error::Config(format!(
+                "{}: an ONNX file carries its own architecture; do not name one",
+                path.display()
+            )));
+        }
+    };
+    let model = super::onnx::read(path, size)?;
+    let (network, report) =
+        load_graph(model.graph, &model.weights, device).map_err(in_file(path))?;
+    Ok(Loaded {
+        network,
+        config: None,
+        report,
+        format: Format::Onnx,
+        outputs: model.outputs,
+        input_nhwc: model.input_nhwc,
+        metadata: BTreeMap::new(),
+    })
 }
 
 #[cfg(not(feature = "onnx"))]
@@ -193,49 +193,47 @@ fn load_keras(
 ) -> Result<Loaded> {
     use super::keras;
     let in_file = in_file(path);
-    {
-        let mut kw = keras::read(path)?;
-        let (graph, config) = match source {
-            ModelSource::Graph(g) => (g, None),
-            ModelSource::Auto if kw.config.is_some() => {
-                let json = kw.config.as_ref().expect("checked");
-                (keras::graph_from_config(json).map_err(&in_file)?, None)
-            }
-            ModelSource::Auto | ModelSource::Arch(Arch::InceptionV3Keras) => {
-                let cfg = keras::detect(&kw).ok_or_else(|| {
-                    Error::Weights(format!(
-                        "{}: not keras.applications InceptionV3 weights; give the model's .keras \
-                         file as the model (ModelSource::Graph from its config)",
-                        path.display()
-                    ))
-                })?;
-                let cfg = adjust(cfg);
-                if !cfg.include_top {
-                    // The only Dense layer of InceptionV3 is its top ("predictions").
-                    kw.layers.retain(|l| l.class != keras::KerasClass::Dense);
-                }
-                (cfg.graph()?, Some(cfg))
-            }
-            ModelSource::Arch(a) => {
-                return Err(Error::Weights(format!(
-                    "{}: Keras weights fit inception-v3-keras, not {a}",
+    let mut kw = keras::read(path)?;
+    let (graph, config) = match source {
+        ModelSource::Graph(g) => (g, None),
+        ModelSource::Auto if kw.config.is_some() => {
+            let json = kw.config.as_ref().expect("checked");
+            (keras::graph_from_config(json).map_err(&in_file)?, None)
+        }
+        ModelSource::Auto | ModelSource::Arch(Arch::InceptionV3Keras) => {
+            let cfg = keras::detect(&kw).ok_or_else(|| {
+                Error::Weights(format!(
+                    "{}: not keras.applications InceptionV3 weights; give the model's .keras \
+                     file as the model (ModelSource::Graph from its config)",
                     path.display()
-                )));
+                ))
+            })?;
+            let cfg = adjust(cfg);
+            if !cfg.include_top {
+                // The only Dense layer of InceptionV3 is its top ("predictions").
+                kw.layers.retain(|l| l.class != keras::KerasClass::Dense);
             }
-        };
-        let sd = kw.to_state_dict(&graph).map_err(&in_file)?;
-        let (network, report) = load_graph(graph, &sd, device).map_err(&in_file)?;
-        let outputs = default_outputs(network.graph());
-        Ok(Loaded {
-            network,
-            config,
-            report,
-            format: Format::Keras,
-            outputs,
-            input_nhwc: true,
-            metadata: BTreeMap::new(),
-        })
-    }
+            (cfg.graph()?, Some(cfg))
+        }
+        ModelSource::Arch(a) => {
+            return Err(Error::Weights(format!(
+                "{}: Keras weights fit inception-v3-keras, not {a}",
+                path.display()
+            )));
+        }
+    };
+    let sd = kw.to_state_dict(&graph).map_err(&in_file)?;
+    let (network, report) = load_graph(graph, &sd, device).map_err(&in_file)?;
+    let outputs = default_outputs(network.graph());
+    Ok(Loaded {
+        network,
+        config,
+        report,
+        format: Format::Keras,
+        outputs,
+        input_nhwc: true,
+        metadata: BTreeMap::new(),
+    })
 }
 
 #[cfg(not(feature = "keras"))]
@@ -252,13 +250,13 @@ fn load_keras(
 /// architecture (recognised from the names) or a caller's graph.
 fn load_state_dict_file(
     path: &Path,
+    format: Format,
     source: ModelSource,
     adjust: impl FnOnce(ModelConfig) -> ModelConfig,
     device: &Device,
 ) -> Result<Loaded> {
     let in_file = in_file(path);
-    let format = sniff(path)?;
-    let sd = read(path)?;
+    let sd = read_as(path, format)?;
     let metadata = sd.metadata.clone();
     let (network, config, report) = match source {
         ModelSource::Graph(g) => {

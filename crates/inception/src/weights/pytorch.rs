@@ -40,14 +40,18 @@ pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, St
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let pickle = read_zip_entry(&mut zip, &pkl_name, None, MAX_PICKLE_BYTES)?;
     // torch.save records the writer's byte order; storages are raw bytes in that order.
-    let big_endian = match read_zip_entry(&mut zip, &format!("{prefix}byteorder"), None, 16) {
-        Ok(b) => match String::from_utf8_lossy(&b).trim() {
+    // Files from before the record existed are little-endian; a record that is there must be
+    // readable and say which.
+    let order_name = format!("{prefix}byteorder");
+    let big_endian = if zip.index_for_name(&order_name).is_some() {
+        let b = read_zip_entry(&mut zip, &order_name, None, 16)?;
+        match String::from_utf8_lossy(&b).trim() {
             "little" => false,
             "big" => true,
             other => return Err(format!("unknown byteorder record `{other}`")),
-        },
-        // Files from before the record existed are little-endian.
-        Err(_) => false,
+        }
+    } else {
+        false
     };
     let object = unpickle(&pickle)?;
     let entries = state_dict_entries(object)?;

@@ -12,20 +12,20 @@ impl Importer {
         let id = match op {
             "Identity" => return self.val(node, 0),
             "Constant" => return self.import_constant(node),
-            "Conv" => return self.import_conv(node, &name),
+            "Conv" => self.import_conv(node, &name)?,
             "Relu" => self.g.relu(&name, self.x(node)?),
-            "MaxPool" | "AveragePool" => return self.import_pool(node, &name, op),
+            "MaxPool" | "AveragePool" => self.import_pool(node, &name, op)?,
             "GlobalAveragePool" => self.g.global_avg_pool(&name, self.x(node)?),
             "GlobalMaxPool" => self.g.global_max_pool(&name, self.x(node)?),
-            "LRN" => return self.import_lrn(node, &name),
-            "Concat" => return self.import_concat(node, &name),
-            "BatchNormalization" => return self.import_batch_norm(node, &name),
-            "Gemm" | "MatMul" => return self.import_dense(node, &name, op),
-            "Add" | "Sub" | "Mul" | "Div" => return self.import_arithmetic(node, &name, op),
-            "Flatten" => return self.import_flatten_node(node, &name),
-            "Reshape" => return self.import_reshape(node, &name),
-            "Dropout" => return self.import_dropout(node, &name),
-            "Softmax" => return self.import_softmax(node, &name),
+            "LRN" => self.import_lrn(node, &name)?,
+            "Concat" => self.import_concat(node, &name)?,
+            "BatchNormalization" => self.import_batch_norm(node, &name)?,
+            "Gemm" | "MatMul" => self.import_dense(node, &name, op)?,
+            "Add" | "Sub" | "Mul" | "Div" => self.import_arithmetic(node, &name, op)?,
+            "Flatten" => self.import_flatten_node(node, &name)?,
+            "Reshape" => self.import_reshape(node, &name)?,
+            "Dropout" => self.import_dropout(node, &name)?,
+            "Softmax" => self.import_softmax(node, &name)?,
             "Pad" => return self.import_pad(node),
             "Transpose" => return self.import_transpose(node),
             other => return Err(format!("unsupported ONNX operator `{other}`")),
@@ -60,47 +60,45 @@ impl Importer {
     }
 
     /// Conv.
-    fn import_conv(&mut self, node: &NodeProto, name: &str) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let (x, pre) = match self.val(node, 0)? {
-                Val::Node(x) => (x, [0; 4]),
-                Val::Padded(x, p) => (x, p),
-                Val::Const(_) => return Err("its input is a constant".into()),
-            };
-            let w = self.konst(node, 1)?.ok_or("no weight")?;
-            let [o, i, kh, kw]: [usize; 4] = w.dims.clone().try_into().map_err(|_| {
-                format!(
-                    "weight dims {:?}: only 2-D convolutions are supported",
-                    w.dims
-                )
-            })?;
-            if attr_i(node, "group", 1) != 1 {
-                return Err("grouped convolutions are not supported".into());
+    fn import_conv(&mut self, node: &NodeProto, name: &str) -> std::result::Result<NodeId, String> {
+        let (x, pre) = match self.val(node, 0)? {
+            Val::Node(x) => (x, [0; 4]),
+            Val::Padded(x, p) => (x, p),
+            Val::Const(_) => return Err("its input is a constant".into()),
+        };
+        let w = self.konst(node, 1)?.ok_or("no weight")?;
+        let [o, i, kh, kw]: [usize; 4] = w.dims.clone().try_into().map_err(|_| {
+            format!(
+                "weight dims {:?}: only 2-D convolutions are supported",
+                w.dims
+            )
+        })?;
+        if attr_i(node, "group", 1) != 1 {
+            return Err("grouped convolutions are not supported".into());
+        }
+        if attr_ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
+            return Err("dilated convolutions are not supported".into());
+        }
+        let stride = pair(attr_ints(node, "strides"), 1)?;
+        let padding = padding(node, pre)?;
+        let b = self.konst(node, 2)?;
+        let id = self
+            .g
+            .conv2d(name, x, o, [kh, kw], stride, padding, b.is_some());
+        let in_c = self.g.shape(x).channels();
+        if in_c != i {
+            return Err(format!(
+                "weight expects {i} input channels but the input has {in_c}"
+            ));
+        }
+        self.put(name, "weight", w.dims, w.data);
+        if let Some(b) = b {
+            if b.data.len() != o {
+                return Err(format!("bias has {} values for {o} filters", b.data.len()));
             }
-            if attr_ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
-                return Err("dilated convolutions are not supported".into());
-            }
-            let stride = pair(attr_ints(node, "strides"), 1)?;
-            let padding = padding(node, pre)?;
-            let b = self.konst(node, 2)?;
-            let id = self
-                .g
-                .conv2d(name, x, o, [kh, kw], stride, padding, b.is_some());
-            let in_c = self.g.shape(x).channels();
-            if in_c != i {
-                return Err(format!(
-                    "weight expects {i} input channels but the input has {in_c}"
-                ));
-            }
-            self.put(name, "weight", w.dims, w.data);
-            if let Some(b) = b {
-                if b.data.len() != o {
-                    return Err(format!("bias has {} values for {o} filters", b.data.len()));
-                }
-                self.put(name, "bias", vec![o], b.data);
-            }
-            id
-        }))
+            self.put(name, "bias", vec![o], b.data);
+        }
+        Ok(id)
     }
 
     /// MaxPool / AveragePool.
@@ -109,79 +107,77 @@ impl Importer {
         node: &NodeProto,
         name: &str,
         op: &str,
-    ) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let x = self.x(node)?;
-            if node.output.len() > 1 {
-                return Err("MaxPool indices are not supported".into());
-            }
-            let k = pair(attr_ints(node, "kernel_shape"), 0)?;
-            let s = pair(attr_ints(node, "strides"), 1)?;
-            if k[0] != k[1] || s[0] != s[1] {
-                return Err("only square pooling windows are supported".into());
-            }
-            if attr_ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
-                return Err("dilated pooling is not supported".into());
-            }
-            let padding = padding(node, [0; 4])?;
-            let ceil = attr_i(node, "ceil_mode", 0) != 0;
-            if op == "MaxPool" {
-                self.g.max_pool(
-                    name,
-                    x,
-                    Pool::new(k[0], s[0]).padding(padding).with_ceil_mode(ceil),
-                )
-            } else {
-                let include = attr_i(node, "count_include_pad", 0) != 0;
-                self.g.avg_pool(
-                    name,
-                    x,
-                    Pool::new(k[0], s[0])
-                        .padding(padding)
-                        .with_ceil_mode(ceil)
-                        .with_count_include_pad(include),
-                )
-            }
-        }))
+    ) -> std::result::Result<NodeId, String> {
+        let x = self.x(node)?;
+        if node.output.len() > 1 {
+            return Err("MaxPool indices are not supported".into());
+        }
+        let k = pair(attr_ints(node, "kernel_shape"), 0)?;
+        let s = pair(attr_ints(node, "strides"), 1)?;
+        if k[0] != k[1] || s[0] != s[1] {
+            return Err("only square pooling windows are supported".into());
+        }
+        if attr_ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
+            return Err("dilated pooling is not supported".into());
+        }
+        let padding = padding(node, [0; 4])?;
+        let ceil = attr_i(node, "ceil_mode", 0) != 0;
+        Ok(if op == "MaxPool" {
+            self.g.max_pool(
+                name,
+                x,
+                Pool::new(k[0], s[0]).padding(padding).with_ceil_mode(ceil),
+            )
+        } else {
+            let include = attr_i(node, "count_include_pad", 0) != 0;
+            self.g.avg_pool(
+                name,
+                x,
+                Pool::new(k[0], s[0])
+                    .padding(padding)
+                    .with_ceil_mode(ceil)
+                    .with_count_include_pad(include),
+            )
+        })
     }
 
     /// LRN.
-    fn import_lrn(&mut self, node: &NodeProto, name: &str) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let size = attr_i(node, "size", 0);
-            if size <= 0 {
-                return Err("LRN needs a positive size".into());
-            }
-            let x = self.x(node)?;
-            self.g.lrn(
-                name,
-                x,
-                size as usize,
-                attr_f(node, "alpha", 1e-4) as f64,
-                attr_f(node, "beta", 0.75) as f64,
-                attr_f(node, "bias", 1.0) as f64,
-            )
-        }))
+    fn import_lrn(&mut self, node: &NodeProto, name: &str) -> std::result::Result<NodeId, String> {
+        let size = attr_i(node, "size", 0);
+        if size <= 0 {
+            return Err("LRN needs a positive size".into());
+        }
+        let x = self.x(node)?;
+        Ok(self.g.lrn(
+            name,
+            x,
+            size as usize,
+            attr_f(node, "alpha", 1e-4) as f64,
+            attr_f(node, "beta", 0.75) as f64,
+            attr_f(node, "bias", 1.0) as f64,
+        ))
     }
 
     /// Concat.
-    fn import_concat(&mut self, node: &NodeProto, name: &str) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let axis = attr_i(node, "axis", 1);
-            let xs: Vec<NodeId> = (0..node.input.len())
-                .map(|i| match self.val(node, i)? {
-                    Val::Node(id) => Ok(id),
-                    _ => Err("Concat of constants is not supported".to_string()),
-                })
-                .collect::<std::result::Result<_, _>>()?;
-            let rank4 = xs.iter().all(|&x| matches!(self.g.shape(x), Shape::Map(_)));
-            if !(axis == 1 || (rank4 && axis == -3)) {
-                return Err(format!(
-                    "concatenation on axis {axis}; only channels (1) is supported"
-                ));
-            }
-            self.g.concat(name, &xs)
-        }))
+    fn import_concat(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+    ) -> std::result::Result<NodeId, String> {
+        let axis = attr_i(node, "axis", 1);
+        let xs: Vec<NodeId> = (0..node.input.len())
+            .map(|i| match self.val(node, i)? {
+                Val::Node(id) => Ok(id),
+                _ => Err("Concat of constants is not supported".to_string()),
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let rank4 = xs.iter().all(|&x| matches!(self.g.shape(x), Shape::Map(_)));
+        if !(axis == 1 || (rank4 && axis == -3)) {
+            return Err(format!(
+                "concatenation on axis {axis}; only channels (1) is supported"
+            ));
+        }
+        Ok(self.g.concat(name, &xs))
     }
 
     /// BatchNormalization.
@@ -189,40 +185,38 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let x = self.x(node)?;
-            if attr_i(node, "training_mode", 0) != 0 || node.output.len() > 1 {
-                return Err("training-mode BatchNormalization is not supported".into());
+    ) -> std::result::Result<NodeId, String> {
+        let x = self.x(node)?;
+        if attr_i(node, "training_mode", 0) != 0 || node.output.len() > 1 {
+            return Err("training-mode BatchNormalization is not supported".into());
+        }
+        let get = |i: usize, what: &str| -> std::result::Result<Const, String> {
+            self.konst(node, i)?.ok_or_else(|| format!("no {what}"))
+        };
+        let (scale, bias, mean, var) = (
+            get(1, "scale")?,
+            get(2, "B")?,
+            get(3, "mean")?,
+            get(4, "var")?,
+        );
+        let eps = attr_f(node, "epsilon", 1e-5) as f64;
+        let id = self.g.batch_norm(name, x, eps, true);
+        let c = self.g.shape(x).channels();
+        for (suffix, t) in [
+            ("weight", scale),
+            ("bias", bias),
+            ("running_mean", mean),
+            ("running_var", var),
+        ] {
+            if t.data.len() != c {
+                return Err(format!(
+                    "{suffix} has {} values for {c} channels",
+                    t.data.len()
+                ));
             }
-            let get = |i: usize, what: &str| -> std::result::Result<Const, String> {
-                self.konst(node, i)?.ok_or_else(|| format!("no {what}"))
-            };
-            let (scale, bias, mean, var) = (
-                get(1, "scale")?,
-                get(2, "B")?,
-                get(3, "mean")?,
-                get(4, "var")?,
-            );
-            let eps = attr_f(node, "epsilon", 1e-5) as f64;
-            let id = self.g.batch_norm(name, x, eps, true);
-            let c = self.g.shape(x).channels();
-            for (suffix, t) in [
-                ("weight", scale),
-                ("bias", bias),
-                ("running_mean", mean),
-                ("running_var", var),
-            ] {
-                if t.data.len() != c {
-                    return Err(format!(
-                        "{suffix} has {} values for {c} channels",
-                        t.data.len()
-                    ));
-                }
-                self.put(name, suffix, vec![c], t.data);
-            }
-            id
-        }))
+            self.put(name, suffix, vec![c], t.data);
+        }
+        Ok(id)
     }
 
     /// Gemm / MatMul.
@@ -231,68 +225,66 @@ impl Importer {
         node: &NodeProto,
         name: &str,
         op: &str,
-    ) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let x = self.x(node)?;
-            let w = self
-                .konst(node, 1)?
-                .ok_or("no weight matrix (B must be an initializer)")?;
-            let [r, c]: [usize; 2] = w
-                .dims
-                .clone()
-                .try_into()
-                .map_err(|_| "B must be a matrix".to_string())?;
-            let (trans_a, trans_b, alpha, beta) = if op == "Gemm" {
-                (
-                    attr_i(node, "transA", 0),
-                    attr_i(node, "transB", 0),
-                    attr_f(node, "alpha", 1.0),
-                    attr_f(node, "beta", 1.0),
-                )
-            } else {
-                (0, 0, 1.0, 1.0)
-            };
-            if trans_a != 0 {
-                return Err("transA is not supported".into());
-            }
-            // PyTorch layout [out, in]: B as is with transB, else transposed.
-            let (units, inputs, weight) = if trans_b != 0 {
-                (r, c, w.data.iter().map(|v| v * alpha).collect::<Vec<_>>())
-            } else {
-                let mut t = vec![0.0; r * c];
-                for i in 0..r {
-                    for o in 0..c {
-                        t[o * r + i] = w.data[i * c + o] * alpha;
-                    }
+    ) -> std::result::Result<NodeId, String> {
+        let x = self.x(node)?;
+        let w = self
+            .konst(node, 1)?
+            .ok_or("no weight matrix (B must be an initializer)")?;
+        let [r, c]: [usize; 2] = w
+            .dims
+            .clone()
+            .try_into()
+            .map_err(|_| "B must be a matrix".to_string())?;
+        let (trans_a, trans_b, alpha, beta) = if op == "Gemm" {
+            (
+                attr_i(node, "transA", 0),
+                attr_i(node, "transB", 0),
+                attr_f(node, "alpha", 1.0),
+                attr_f(node, "beta", 1.0),
+            )
+        } else {
+            (0, 0, 1.0, 1.0)
+        };
+        if trans_a != 0 {
+            return Err("transA is not supported".into());
+        }
+        // PyTorch layout [out, in]: B as is with transB, else transposed.
+        let (units, inputs, weight) = if trans_b != 0 {
+            (r, c, w.data.iter().map(|v| v * alpha).collect::<Vec<_>>())
+        } else {
+            let mut t = vec![0.0; r * c];
+            for i in 0..r {
+                for o in 0..c {
+                    t[o * r + i] = w.data[i * c + o] * alpha;
                 }
-                (c, r, t)
-            };
-            let features = self.g.shape(x).numel();
-            let x = if matches!(self.g.shape(x), Shape::Map(_)) {
-                if features != inputs {
-                    return Err(format!("expects {inputs} features but gets {features}"));
-                }
-                self.g.flatten(&format!("{name}_flatten"), x)
-            } else {
-                x
-            };
-            let bias = if op == "Gemm" {
-                self.konst(node, 2)?
-            } else {
-                None
-            };
-            let id = self.g.dense(name, x, units, bias.is_some());
-            self.put(name, "weight", vec![units, inputs], weight);
-            if let Some(b) = bias {
-                let data: Vec<f32> = match b.data.len() {
-                    1 => vec![b.data[0] * beta; units],
-                    n if n == units => b.data.iter().map(|v| v * beta).collect(),
-                    n => return Err(format!("bias C has {n} values for {units} outputs")),
-                };
-                self.put(name, "bias", vec![units], data);
             }
-            id
-        }))
+            (c, r, t)
+        };
+        let features = self.g.shape(x).numel();
+        let x = if matches!(self.g.shape(x), Shape::Map(_)) {
+            if features != inputs {
+                return Err(format!("expects {inputs} features but gets {features}"));
+            }
+            self.g.flatten(&format!("{name}_flatten"), x)
+        } else {
+            x
+        };
+        let bias = if op == "Gemm" {
+            self.konst(node, 2)?
+        } else {
+            None
+        };
+        let id = self.g.dense(name, x, units, bias.is_some());
+        self.put(name, "weight", vec![units, inputs], weight);
+        if let Some(b) = bias {
+            let data: Vec<f32> = match b.data.len() {
+                1 => vec![b.data[0] * beta; units],
+                n if n == units => b.data.iter().map(|v| v * beta).collect(),
+                n => return Err(format!("bias C has {n} values for {units} outputs")),
+            };
+            self.put(name, "bias", vec![units], data);
+        }
+        Ok(id)
     }
 
     /// Add / Sub / Mul / Div.
@@ -301,18 +293,16 @@ impl Importer {
         node: &NodeProto,
         name: &str,
         op: &str,
-    ) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let (a, b) = (self.val(node, 0)?, self.val(node, 1)?);
-            match (a, b) {
-                (Val::Node(a), Val::Node(b)) if op == "Add" => self.g.add_nodes(name, &[a, b]),
-                (Val::Node(x), Val::Const(c)) => self.affine(name, op, x, &c)?,
-                (Val::Const(c), Val::Node(x)) if op == "Add" || op == "Mul" => {
-                    self.affine(name, op, x, &c)?
-                }
-                _ => return Err(format!("{op} of these operands is not supported")),
+    ) -> std::result::Result<NodeId, String> {
+        let (a, b) = (self.val(node, 0)?, self.val(node, 1)?);
+        Ok(match (a, b) {
+            (Val::Node(a), Val::Node(b)) if op == "Add" => self.g.add_nodes(name, &[a, b]),
+            (Val::Node(x), Val::Const(c)) => self.affine(name, op, x, &c)?,
+            (Val::Const(c), Val::Node(x)) if op == "Add" || op == "Mul" => {
+                self.affine(name, op, x, &c)?
             }
-        }))
+            _ => return Err(format!("{op} of these operands is not supported")),
+        })
     }
 
     /// Flatten.
@@ -320,64 +310,66 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let x = self.x(node)?;
-            if attr_i(node, "axis", 1) != 1 {
-                return Err("only Flatten(axis=1) is supported".into());
-            }
-            self.flatten(name, x)
-        }))
+    ) -> std::result::Result<NodeId, String> {
+        let x = self.x(node)?;
+        if attr_i(node, "axis", 1) != 1 {
+            return Err("only Flatten(axis=1) is supported".into());
+        }
+        Ok(self.flatten(name, x))
     }
 
     /// Reshape.
-    fn import_reshape(&mut self, node: &NodeProto, name: &str) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let x = self.x(node)?;
-            let shape = match self.konst(node, 1) {
-                Ok(Some(c)) => c.data.iter().map(|&v| v as i64).collect(),
-                _ => attr_ints(node, "shape").ok_or("the target shape must be a constant")?,
-            };
-            let numel = self.g.shape(x).numel() as i64;
-            let flattening = shape.len() == 2
-                && (shape[1] == -1 || shape[1] == numel)
-                && (shape[0] <= 1 || shape[0] == -1 || shape[0] == 0);
-            if !flattening {
-                return Err(format!(
-                    "Reshape to {shape:?} is not supported (only [N, -1] flattening)"
-                ));
-            }
-            self.flatten(name, x)
-        }))
+    fn import_reshape(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+    ) -> std::result::Result<NodeId, String> {
+        let x = self.x(node)?;
+        let shape = match self.konst(node, 1) {
+            Ok(Some(c)) => c.data.iter().map(|&v| v as i64).collect(),
+            _ => attr_ints(node, "shape").ok_or("the target shape must be a constant")?,
+        };
+        let numel = self.g.shape(x).numel() as i64;
+        let flattening = shape.len() == 2
+            && (shape[1] == -1 || shape[1] == numel)
+            && (shape[0] <= 1 || shape[0] == -1 || shape[0] == 0);
+        if !flattening {
+            return Err(format!(
+                "Reshape to {shape:?} is not supported (only [N, -1] flattening)"
+            ));
+        }
+        Ok(self.flatten(name, x))
     }
 
     /// Dropout.
-    fn import_dropout(&mut self, node: &NodeProto, name: &str) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let x = self.x(node)?;
-            let ratio = if self.opset >= 12 {
-                self.konst(node, 1)?
-                    .map_or(0.5, |c| c.data.first().copied().unwrap_or(0.5))
-            } else {
-                attr_f(node, "ratio", 0.5)
-            };
-            self.g.dropout(name, x, ratio as f64)
-        }))
+    fn import_dropout(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+    ) -> std::result::Result<NodeId, String> {
+        let x = self.x(node)?;
+        let ratio = if self.opset >= 12 {
+            self.konst(node, 1)?
+                .map_or(0.5, |c| c.data.first().copied().unwrap_or(0.5))
+        } else {
+            attr_f(node, "ratio", 0.5)
+        };
+        Ok(self.g.dropout(name, x, ratio as f64))
     }
 
     /// Softmax.
-    fn import_softmax(&mut self, node: &NodeProto, name: &str) -> std::result::Result<Val, String> {
-        Ok(Val::Node({
-            let x = self.x(node)?;
-            let default = if self.opset >= 13 { -1 } else { 1 };
-            let axis = attr_i(node, "axis", default);
-            if !matches!(self.g.shape(x), Shape::Flat(_)) || !(axis == 1 || axis == -1) {
-                return Err(
-                    "only Softmax over the features of a [N, F] tensor is supported".into(),
-                );
-            }
-            self.g.softmax(name, x)
-        }))
+    fn import_softmax(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+    ) -> std::result::Result<NodeId, String> {
+        let x = self.x(node)?;
+        let default = if self.opset >= 13 { -1 } else { 1 };
+        let axis = attr_i(node, "axis", default);
+        if !matches!(self.g.shape(x), Shape::Flat(_)) || !(axis == 1 || axis == -1) {
+            return Err("only Softmax over the features of a [N, F] tensor is supported".into());
+        }
+        Ok(self.g.softmax(name, x))
     }
 
     /// Pad.
