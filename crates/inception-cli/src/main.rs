@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use inception::models::{Arch, ModelConfig};
 
+mod bench;
 mod choices;
 mod eval;
 mod finetune;
@@ -135,6 +136,23 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+    /// Measure speed: images/s, ms per batch, GFLOP/s and the fraction of this machine's FMA
+    /// peak, for inference (the fast CPU engine) or training steps, with a per-step profile.
+    ///
+    /// Each figure is the median of repeated runs after two warm-up runs. Machines differ from
+    /// day to day: compare figures measured in the same run (bench/compare.sh puts ONNX
+    /// Runtime and PyTorch beside these in one table).
+    #[command(after_help = "Output with --json: one object per line and measurement:
+  {\"model\": \"googlenet\", \"mode\": \"infer\", \"batch\": 16, \"images_per_sec\": 61.2, \"ms_per_batch\": 261.4, \"gflops\": 183.3, \"fraction_of_peak\": 0.62, …}
+
+Examples:
+  inception bench                                   # googlenet and inception-v3, batch 1 and 16
+  inception bench googlenet --batch 1,8,32 --threads 1
+  inception bench inception-v3 --batch 1 --profile  # where the time goes, step by step
+  inception bench googlenet --reference             # beside Burn's operation-by-operation path
+  inception bench googlenet --train --batch 16      # training steps with the aux heads, SGD
+  inception bench --weights googlenet.pth --json")]
+    Bench(bench::BenchArgs),
     /// Download pretrained checkpoints into the cache ($INCEPTION_CACHE or ~/.cache/inception),
     /// verifying their checksums; prints each file's path.
     Download {
@@ -268,6 +286,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Classify(args) => images::classify(args),
         Command::Features(args) => images::features(args),
         Command::Train(args) => train::train(args),

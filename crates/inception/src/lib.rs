@@ -30,10 +30,12 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod blocks;
 pub mod data;
 pub mod device;
 pub mod diagram;
+pub mod engine;
 pub mod error;
 pub mod files;
 pub mod graph;

@@ -8,6 +8,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, activation};
 
+use crate::engine::{self, Plan};
 use crate::error::{Error, Result};
 use crate::graph::{GlobalPool, Graph, NodeId, Op, ParamCount, PoolSpec};
 use crate::nn::{LayerModule, Value};
@@ -149,7 +150,32 @@ impl Network {
     /// Runs the graph and returns the values of `wanted` nodes, in order. Intermediate values are
     /// dropped as soon as their last consumer has run. An input of the wrong shape or a node
     /// the graph does not have is an error.
+    ///
+    /// On the CPU device outside of training this compiles a [`Plan`] for `wanted` and runs it
+    /// (the fast engine); a loop over many batches should call [`Network::compile`] once and
+    /// keep the plan. Elsewhere (GPUs, autodiff) it is [`Network::run_reference`].
     pub fn run(&self, input: Tensor<4>, wanted: &[NodeId]) -> Result<Vec<Value>> {
+        if engine::serves(&input.device()) {
+            self.check_input(input.dims())?;
+            return Plan::compile(self, wanted)?.run(input);
+        }
+        self.run_reference(input, wanted)
+    }
+
+    /// A fast inference plan for the main output (see [`crate::engine`]): compile once, run
+    /// many batches. Its weights are a snapshot: compile again after training.
+    pub fn compile(&self) -> Result<Plan> {
+        Plan::compile(self, &[self.graph.main_output().node])
+    }
+
+    /// A fast inference plan for the values of the `wanted` nodes.
+    pub fn compile_for(&self, wanted: &[NodeId]) -> Result<Plan> {
+        Plan::compile(self, wanted)
+    }
+
+    /// Burn's operation-by-operation execution, on any device, differentiable on an autodiff
+    /// device: what training uses, and the reference the fast engine is tested against.
+    pub fn run_reference(&self, input: Tensor<4>, wanted: &[NodeId]) -> Result<Vec<Value>> {
         self.check_input(input.dims())?;
         let graph = &*self.graph;
         if let Some(&bad) = wanted.iter().find(|&&w| w >= graph.nodes.len()) {

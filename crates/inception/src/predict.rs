@@ -29,6 +29,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::data::{Labels, Preset};
+use crate::engine;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op, Shape};
 use crate::models::{ModelConfig, Pooling};
@@ -214,6 +215,8 @@ pub struct Classifier {
     softmax: bool,
     preset: Preset,
     labels: Labels,
+    /// The fast engine's plan, compiled on the first batch.
+    plan: engine::Cached,
 }
 
 impl Classifier {
@@ -287,6 +290,7 @@ impl Classifier {
         let softmax = !matches!(graph.nodes[output].op, Op::Softmax);
         Ok(Self {
             network: network.no_grad(),
+            plan: Default::default(),
             output,
             softmax,
             preset,
@@ -313,7 +317,11 @@ impl Classifier {
     pub fn probabilities(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         self.network.check_input(x.dims())?;
         let x = x.to_device(&self.network.device());
-        let scores = self.network.run(x, &[self.output])?.remove(0).flat();
+        let scores = self
+            .plan
+            .run(&self.network, x, &[self.output])?
+            .remove(0)
+            .flat();
         Ok(if self.softmax {
             activation::softmax(scores, 1)
         } else {
@@ -387,6 +395,8 @@ pub struct FeatureExtractor {
     channels_last: bool,
     preset: Preset,
     layer: String,
+    /// The fast engine's plan, compiled on the first batch.
+    plan: engine::Cached,
 }
 
 impl FeatureExtractor {
@@ -443,6 +453,7 @@ impl FeatureExtractor {
             .map_or_else(|| graph.nodes[node].name.clone(), |b| b.name.clone());
         Ok(Self {
             network: network.no_grad(),
+            plan: Default::default(),
             node,
             pooling,
             channels_last: false,
@@ -492,18 +503,22 @@ impl FeatureExtractor {
     pub fn extract(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         self.network.check_input(x.dims())?;
         let x = x.to_device(&self.network.device());
-        Ok(match self.network.run(x, &[self.node])?.remove(0) {
-            Value::Flat(t) => t,
-            Value::Map(m) => {
-                let [n, c, h, w] = m.dims();
-                match self.pooling {
-                    Some(Pooling::Avg) => m.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]),
-                    Some(Pooling::Max) => m.reshape([n, c, h * w]).max_dim(2).reshape([n, c]),
-                    None if self.channels_last => m.permute([0, 2, 3, 1]).reshape([n, c * h * w]),
-                    None => m.reshape([n, c * h * w]),
+        Ok(
+            match self.plan.run(&self.network, x, &[self.node])?.remove(0) {
+                Value::Flat(t) => t,
+                Value::Map(m) => {
+                    let [n, c, h, w] = m.dims();
+                    match self.pooling {
+                        Some(Pooling::Avg) => m.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]),
+                        Some(Pooling::Max) => m.reshape([n, c, h * w]).max_dim(2).reshape([n, c]),
+                        None if self.channels_last => {
+                            m.permute([0, 2, 3, 1]).reshape([n, c * h * w])
+                        }
+                        None => m.reshape([n, c * h * w]),
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 
     /// Preprocesses images and extracts their vectors `[N, dim]`.

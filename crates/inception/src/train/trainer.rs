@@ -343,25 +343,9 @@ impl Trainer {
                 let t = epoch as f64 + b as f64 / batches as f64;
                 lr = cfg.schedule.lr_at(t);
                 let n = labels.len();
-                let (mut grads, loss, pred) =
-                    self.gradients(data, &labels, [channels, out, out], &device)?;
-                if !loss.is_finite() {
-                    // Dropping the receiver stops the batch producer.
-                    return Err(Error::Diverged {
-                        epoch: epoch + 1,
-                        batch: b + 1,
-                        step: self.step + 1,
-                        loss,
-                    });
-                }
-                if let Some(max) = cfg.clip_norm {
-                    clip_global_norm(&self.network, &mut grads, max);
-                }
-                self.network = self.optim.step(lr, self.network.clone(), grads);
-                if let Some(ema) = &mut self.ema {
-                    ema.update(&self.network);
-                }
-                self.step += 1;
+                // An error (divergence) drops the receiver, which stops the batch producer.
+                let (loss, pred) =
+                    self.apply_batch(data, &labels, [channels, out, out], lr, &device, b + 1)?;
                 loss_sum += loss * n as f64;
                 correct += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
                 seen += n;
@@ -397,6 +381,54 @@ impl Trainer {
         };
         self.history.push(stats.clone());
         Ok(Some(stats))
+    }
+
+    /// One optimizer step on a preprocessed NCHW batch at learning rate `lr`: the gradients of
+    /// the main loss plus the weighted aux-head losses, clipping, the update and the moving
+    /// average. Returns the main head's mean loss and the predictions. A loss that is not
+    /// finite is [`Error::Diverged`] (its `batch` counts the steps of the current epoch made
+    /// through this method as one).
+    pub fn step(&mut self, data: Vec<f32>, labels: &[usize], lr: f64) -> Result<(f64, Vec<usize>)> {
+        let shape = self.network.graph().input_shape();
+        let per: usize = shape.iter().product();
+        if labels.is_empty() || data.len() != labels.len() * per {
+            return Err(Error::Input {
+                model: self.network.graph().name.clone(),
+                expected: shape,
+                got: vec![labels.len(), data.len() / per.max(1)],
+            });
+        }
+        let device = self.network_device();
+        self.apply_batch(data, labels, shape, lr, &device, 1)
+    }
+
+    fn apply_batch(
+        &mut self,
+        data: Vec<f32>,
+        labels: &[usize],
+        shape: [usize; 3],
+        lr: f64,
+        device: &Device,
+        batch: usize,
+    ) -> Result<(f64, Vec<usize>)> {
+        let (mut grads, loss, pred) = self.gradients(data, labels, shape, device)?;
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                epoch: self.epoch + 1,
+                batch,
+                step: self.step + 1,
+                loss,
+            });
+        }
+        if let Some(max) = self.config.clip_norm {
+            clip_global_norm(&self.network, &mut grads, max);
+        }
+        self.network = self.optim.step(lr, self.network.clone(), grads);
+        if let Some(ema) = &mut self.ema {
+            ema.update(&self.network);
+        }
+        self.step += 1;
+        Ok((loss, pred))
     }
 
     /// The gradients of a batch (on `device`, the network's), its mean main-head loss and the

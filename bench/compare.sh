@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Side-by-side speed: ONNX Runtime, PyTorch and inception on the same models, inputs and threads,
+# in one run on this machine. A benchmark, not a test: nothing in CI runs it.
+#
+#   bench/compare.sh                       # googlenet and inception_v3, batch 1 and 16
+#   MODELS=googlenet BATCHES=1,8 THREADS=1 bench/compare.sh
+#   TRAIN=1 bench/compare.sh               # training steps against PyTorch too
+#
+# It makes a throwaway virtual environment (BENCH_VENV, default under /tmp) with onnxruntime,
+# torch and torchvision (PyTorch's CPU-only index when it is reachable, else PyPI), builds the
+# release binary, exports torchvision's models (random weights: speed does not depend on them)
+# to ONNX and to .pth, checks that all three give the same outputs on the same input, then
+# times all three and prints the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${BENCH_VENV:-/tmp/inception-bench-venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet torch torchvision --index-url https://download.pytorch.org/whl/cpu \
+    || "$VENV/bin/pip" install --quiet torch torchvision
+  "$VENV/bin/pip" install --quiet onnxruntime onnx numpy
+fi
+
+cargo build --release --locked -p inception-cli
+exec "$VENV/bin/python" bench/compare.py --inception target/release/inception "$@"

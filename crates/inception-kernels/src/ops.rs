@@ -1,0 +1,350 @@
+//! The memory-bound kernels of a plan, channels-last: pooling, normalisation, element-wise maps,
+//! copies. Each is parallel over output rows and reads/writes strided channel slices.
+
+use rayon::prelude::*;
+
+use crate::View;
+
+/// Output rows of `ov` (one row = `w` pixels of `stride` values), in parallel.
+fn rows_mut<'a>(out: &'a mut [f32], ov: &View, batch: usize) -> rayon::slice::ChunksMut<'a, f32> {
+    // A reused buffer may be longer than this value.
+    let len = (batch * ov.pixels() * ov.stride).min(out.len());
+    out[..len].par_chunks_mut((ov.w * ov.stride).max(1))
+}
+
+/// The `c` channels of pixel `p` (counted over the whole batch) of a view.
+#[inline]
+fn pixel<'a>(buf: &'a [f32], v: &View, p: usize) -> &'a [f32] {
+    let s = p * v.stride + v.offset;
+    &buf[s..s + v.c]
+}
+
+/// NCHW batch → channels-last buffer.
+pub fn input_nhwc(input: &[f32], batch: usize, out: &mut [f32], ov: &View) {
+    let (c, hw) = (ov.c, ov.pixels());
+    rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
+        let (b, y) = (row / ov.h, row % ov.h);
+        for x in 0..ov.w {
+            let p = y * ov.w + x;
+            for ch in 0..c {
+                o[x * ov.stride + ov.offset + ch] = input[(b * c + ch) * hw + p];
+            }
+        }
+    });
+}
+
+/// A value back in NCHW order: `[N, C, H, W]` (`map`) or `[N, C * H * W]`, with its dims.
+pub fn gather_nchw(buf: &[f32], v: &View, batch: usize, map: bool) -> (Vec<usize>, Vec<f32>) {
+    let hw = v.pixels();
+    let mut out = vec![0f32; batch * v.c * hw];
+    for b in 0..batch {
+        for p in 0..hw {
+            let src = pixel(buf, v, b * hw + p);
+            for (ch, &x) in src.iter().enumerate() {
+                out[(b * v.c + ch) * hw + p] = x;
+            }
+        }
+    }
+    let shape = if map {
+        vec![batch, v.c, v.h, v.w]
+    } else {
+        vec![batch, v.c * hw]
+    };
+    (shape, out)
+}
+
+/// Max or average pooling over a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// Max (else average).
+    pub max: bool,
+    /// Window `[height, width]`.
+    pub kernel: [usize; 2],
+    /// Stride `[height, width]`.
+    pub stride: [usize; 2],
+    /// `[(top, bottom), (left, right)]`.
+    pub padding: [[usize; 2]; 2],
+    /// Average pooling divides by the window clipped to the padded input, not to the input.
+    pub count_include_pad: bool,
+}
+
+impl Pool {
+    /// PyTorch's windows: a window starts at `o * stride - pad_begin`, is clipped to the padded
+    /// input for the divisor that counts padding, and to the input for the values.
+    pub fn run(&self, input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usize) {
+        let (ih, iw) = (iv.h as isize, iv.w as isize);
+        let range = |o: usize, d: usize, size: isize| {
+            let start = (o * self.stride[d]) as isize - self.padding[d][0] as isize;
+            let end_padded =
+                (start + self.kernel[d] as isize).min(size + self.padding[d][1] as isize);
+            let (lo, hi) = (start.max(0), end_padded.min(size));
+            (
+                lo as usize,
+                hi.max(lo) as usize,
+                (end_padded - start).max(0) as usize,
+            )
+        };
+        let c = ov.c;
+        let max = self.max;
+        rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
+            let (b, oy) = (row / ov.h, row % ov.h);
+            let (y0, y1, ypad) = range(oy, 0, ih);
+            for ox in 0..ov.w {
+                let (x0, x1, xpad) = range(ox, 1, iw);
+                // Accumulated straight into the output: the first pixel is copied, the others
+                // folded in (a select compiles to one vector max).
+                let dst = &mut o[ox * ov.stride + ov.offset..][..c];
+                let mut first = true;
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        let src = pixel(input, iv, (b * iv.h + y) * iv.w + x);
+                        if first {
+                            dst.copy_from_slice(src);
+                            first = false;
+                        } else if max {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = if v > *d { v } else { *d };
+                            }
+                        } else {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+                if first {
+                    dst.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                } else if !max {
+                    let count = if self.count_include_pad {
+                        ypad * xpad
+                    } else {
+                        (y1 - y0) * (x1 - x0)
+                    };
+                    let inv = 1.0 / count.max(1) as f32;
+                    dst.iter_mut().for_each(|d| *d *= inv);
+                }
+            }
+        });
+    }
+}
+
+/// PyTorch's adaptive average pooling: window `[floor(i * in / out), ceil((i + 1) * in / out))`.
+pub fn adaptive_avg(
+    input: &[f32],
+    iv: &View,
+    out: &mut [f32],
+    ov: &View,
+    batch: usize,
+    size: [usize; 2],
+) {
+    let c = ov.c;
+    rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
+        let (b, oy) = (row / ov.h, row % ov.h);
+        let (y0, y1) = (oy * iv.h / size[0], ((oy + 1) * iv.h).div_ceil(size[0]));
+        let mut acc = vec![0f32; c];
+        for ox in 0..ov.w {
+            let (x0, x1) = (ox * iv.w / size[1], ((ox + 1) * iv.w).div_ceil(size[1]));
+            acc.fill(0.0);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let src = pixel(input, iv, (b * iv.h + y) * iv.w + x);
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a += v;
+                    }
+                }
+            }
+            let inv = 1.0 / ((y1 - y0) * (x1 - x0)).max(1) as f32;
+            let dst = &mut o[ox * ov.stride + ov.offset..][..c];
+            for (d, a) in dst.iter_mut().zip(&acc) {
+                *d = a * inv;
+            }
+        }
+    });
+}
+
+/// Mean (or maximum, `max`) over all pixels: `[N, 1, 1, C]`.
+pub fn global_pool(input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usize, max: bool) {
+    let hw = iv.pixels();
+    out[..batch * ov.stride]
+        .par_chunks_mut(ov.stride)
+        .enumerate()
+        .for_each(|(b, o)| {
+            let dst = &mut o[ov.offset..ov.offset + ov.c];
+            match max {
+                false => {
+                    dst.fill(0.0);
+                    for p in 0..hw {
+                        for (d, &v) in dst.iter_mut().zip(pixel(input, iv, b * hw + p)) {
+                            *d += v;
+                        }
+                    }
+                    let inv = 1.0 / hw.max(1) as f32;
+                    dst.iter_mut().for_each(|d| *d *= inv);
+                }
+                true => {
+                    dst.fill(f32::NEG_INFINITY);
+                    for p in 0..hw {
+                        for (d, &v) in dst.iter_mut().zip(pixel(input, iv, b * hw + p)) {
+                            *d = d.max(v);
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Burn's local response normalisation: `x / (k + alpha * mean(x^2))^beta`, the mean over the
+/// channels `[c - (size - 1) / 2, c + size / 2]` divided by `size` (zeros outside).
+#[allow(clippy::too_many_arguments)]
+pub fn lrn(
+    input: &[f32],
+    iv: &View,
+    out: &mut [f32],
+    ov: &View,
+    batch: usize,
+    size: usize,
+    alpha: f32,
+    beta: f32,
+    k: f32,
+) {
+    let c = ov.c;
+    let (before, after) = (size.saturating_sub(1) / 2, size / 2);
+    let size = size.max(1) as f32;
+    rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
+        let mut sq = vec![0f32; c];
+        for x in 0..ov.w {
+            let src = pixel(input, iv, row * ov.w + x);
+            for (s, &v) in sq.iter_mut().zip(src) {
+                *s = v * v;
+            }
+            let dst = &mut o[x * ov.stride + ov.offset..][..c];
+            for ch in 0..c {
+                let lo = ch.saturating_sub(before);
+                let hi = (ch + after + 1).min(c);
+                let sum: f32 = sq[lo..hi].iter().sum();
+                dst[ch] = src[ch] / (k + alpha * sum / size).powf(beta);
+            }
+        }
+    });
+}
+
+/// `x * scale[c] + shift[c]`, then ReLU if asked.
+#[allow(clippy::too_many_arguments)]
+pub fn affine(
+    input: &[f32],
+    iv: &View,
+    out: &mut [f32],
+    ov: &View,
+    batch: usize,
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+) {
+    map_pixels(input, iv, out, ov, batch, |dst, src| {
+        for ((d, &x), (&s, &t)) in dst.iter_mut().zip(src).zip(scale.iter().zip(shift)) {
+            let y = x * s + t;
+            *d = if relu { y.max(0.0) } else { y };
+        }
+    });
+}
+
+/// ReLU.
+pub fn relu(input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usize) {
+    map_pixels(input, iv, out, ov, batch, |dst, src| {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = x.max(0.0);
+        }
+    });
+}
+
+/// A copy (into a concatenation's slice).
+pub fn copy(input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usize) {
+    map_pixels(input, iv, out, ov, batch, |dst, src| {
+        dst.copy_from_slice(src)
+    });
+}
+
+/// Applies `f(dst, src)` to every pixel's channel slice.
+fn map_pixels(
+    input: &[f32],
+    iv: &View,
+    out: &mut [f32],
+    ov: &View,
+    batch: usize,
+    f: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
+    rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
+        for x in 0..ov.w {
+            let src = pixel(input, iv, row * ov.w + x);
+            f(&mut o[x * ov.stride + ov.offset..][..ov.c], src);
+        }
+    });
+}
+
+/// Element-wise sum of the inputs, then ReLU if asked.
+pub fn add(
+    inputs: &[&[f32]],
+    views: &[View],
+    out: &mut [f32],
+    ov: &View,
+    batch: usize,
+    relu: bool,
+) {
+    rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
+        for x in 0..ov.w {
+            let p = row * ov.w + x;
+            let dst = &mut o[x * ov.stride + ov.offset..][..ov.c];
+            dst.copy_from_slice(pixel(inputs[0], &views[0], p));
+            for (buf, v) in inputs.iter().zip(views).skip(1) {
+                for (d, &s) in dst.iter_mut().zip(pixel(buf, v, p)) {
+                    *d += s;
+                }
+            }
+            if relu {
+                dst.iter_mut().for_each(|d| *d = d.max(0.0));
+            }
+        }
+    });
+}
+
+/// A feature map to a vector, in `[C, H, W]` (PyTorch) or `[H, W, C]` (Keras) order.
+pub fn flatten(
+    input: &[f32],
+    iv: &View,
+    out: &mut [f32],
+    ov: &View,
+    batch: usize,
+    channels_last: bool,
+) {
+    let hw = iv.pixels();
+    out[..batch * ov.stride]
+        .par_chunks_mut(ov.stride)
+        .enumerate()
+        .for_each(|(b, o)| {
+            let dst = &mut o[ov.offset..ov.offset + ov.c];
+            for p in 0..hw {
+                for (ch, &x) in pixel(input, iv, b * hw + p).iter().enumerate() {
+                    let i = if channels_last {
+                        p * iv.c + ch
+                    } else {
+                        ch * hw + p
+                    };
+                    dst[i] = x;
+                }
+            }
+        });
+}
+
+/// Softmax over each pixel's channels (a vector is one pixel).
+pub fn softmax(input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usize) {
+    map_pixels(input, iv, out, ov, batch, |dst, src| {
+        let max = src.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = (x - max).exp();
+            sum += *d;
+        }
+        let inv = 1.0 / sum;
+        dst.iter_mut().for_each(|d| *d *= inv);
+    });
+}

@@ -1,0 +1,525 @@
+//! The single-precision GEMM under every convolution: `C = A B (+ bias, ReLU)` with `B` (the
+//! weights) packed once, at plan time, into panels the microkernel streams, and `A` (input rows
+//! or im2col rows) and `C` (output rows, possibly a concatenation's slice) read and written in
+//! place with any row stride — what MLAS does for ONNX Runtime.
+//!
+//! Microkernels: AVX-512 (12 rows x 32 columns in 24 registers) and AVX2+FMA (6 x 16 in 12),
+//! chosen at run time; anything else (aarch64's NEON, an x86-64 without AVX2) goes through the
+//! `gemm` crate on the unpacked weights. The bias and the ReLU are applied in the microkernel's
+//! store, so a convolution's output is written once.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// Which microkernel this CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F.
+    Avx512,
+    /// AVX2 with FMA.
+    Avx2,
+    /// The `gemm` crate's own dispatch (NEON on aarch64, SSE on old x86-64).
+    Generic,
+}
+
+impl Isa {
+    /// Columns per packed panel (0: not packed).
+    fn nr(self) -> usize {
+        match self {
+            Isa::Avx512 => 32,
+            Isa::Avx2 => 16,
+            Isa::Generic => 0,
+        }
+    }
+}
+
+impl Isa {
+    /// The microkernels this CPU can run, best first (`Generic` always).
+    pub fn available() -> Vec<Isa> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                out.push(Isa::Avx2);
+            }
+        }
+        out.push(Isa::Generic);
+        out
+    }
+
+    /// The name `INCEPTION_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Generic => "generic",
+        }
+    }
+}
+
+/// The microkernel this process runs, chosen once: the best the CPU has, or a lower one named
+/// by the environment variable `INCEPTION_ISA` (`avx2`, `generic`; to test those paths on a
+/// newer CPU). A name the CPU cannot run is ignored.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let available = Isa::available();
+        let wanted = std::env::var("INCEPTION_ISA").ok();
+        available
+            .iter()
+            .copied()
+            .find(|i| wanted.as_deref() == Some(i.name()))
+            .unwrap_or(available[0])
+    })
+}
+
+/// Depth of one pass over `k`: a panel's slice (`KC * NR` floats) stays in the L1 cache while
+/// every row block of `A` goes by.
+const KC: usize = 512;
+
+/// Rows of `A` per block: `MC * KC` floats (120 KiB) stay in the L2 cache while every panel of
+/// `B` passes over them. A multiple of both kernels' row counts.
+const MC: usize = 120;
+
+/// A `[k, n]` matrix packed for the microkernel: panels of `nr` columns (zero-padded), each
+/// stored `k`-major.
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    isa: Isa,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs the row-major `[k, n]` matrix `w`.
+    ///
+    /// # Panics
+    /// If `w` does not hold `k * n` values.
+    pub fn new(w: &[f32], k: usize, n: usize) -> Self {
+        Self::with_isa(w, k, n, isa())
+    }
+
+    /// Packs for a given microkernel (one of [`Isa::available`]; tests use every one).
+    ///
+    /// # Panics
+    /// If `w` does not hold `k * n` values or this CPU cannot run `isa`.
+    pub fn with_isa(w: &[f32], k: usize, n: usize, isa: Isa) -> Self {
+        assert_eq!(w.len(), k * n, "a [k, n] matrix");
+        assert!(
+            Isa::available().contains(&isa),
+            "{isa:?} is not available here"
+        );
+        let nr = isa.nr();
+        let data = if nr == 0 {
+            w.to_vec()
+        } else {
+            let panels = n.div_ceil(nr);
+            let mut data = vec![0f32; panels * k * nr];
+            for p in 0..panels {
+                let cols = nr.min(n - p * nr);
+                for kk in 0..k {
+                    let dst = &mut data[(p * k + kk) * nr..][..cols];
+                    dst.copy_from_slice(&w[kk * n + p * nr..][..cols]);
+                }
+            }
+            data
+        };
+        Self { k, n, isa, data }
+    }
+
+    /// Rows (the inner dimension).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Column groups a caller may split the work into (panels; one for the generic path).
+    pub fn panels(&self) -> usize {
+        match self.isa.nr() {
+            0 => 1,
+            nr => self.n.div_ceil(nr),
+        }
+    }
+}
+
+/// What happens to a result on its way out.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    /// Added per column.
+    pub bias: Option<&'a [f32]>,
+    /// Negative results become 0.
+    pub relu: bool,
+}
+
+/// `c[i][j] = epilogue(Σ a[i][kk] b[kk][j])` for rows `0..m` and the columns of `panels`
+/// (all of them: `0..b.panels()`).
+///
+/// # Safety
+/// `a` must be readable for `m` rows of `b.k()` values spaced `lda` apart; `c` writable for `m`
+/// rows of `b.n()` values spaced `ldc` apart; the bias, when given, has `b.n()` values; no one
+/// else writes those parts of `c` meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm(
+    m: usize,
+    a: *const f32,
+    lda: usize,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: Epilogue,
+    panels: Range<usize>,
+) {
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    if let Some(bias) = epilogue.bias {
+        assert!(bias.len() >= b.n, "one bias per column");
+    }
+    match b.isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the microkernel's features were detected when `b` was packed.
+        Isa::Avx512 => unsafe { x86::avx512(m, a, lda, b, c, ldc, epilogue, panels) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::avx2(m, a, lda, b, c, ldc, epilogue, panels) },
+        // SAFETY: the caller's guarantees are the generic path's.
+        _ => unsafe { generic(m, a, lda, b, c, ldc, epilogue) },
+    }
+}
+
+unsafe fn generic(
+    m: usize,
+    a: *const f32,
+    lda: usize,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: Epilogue,
+) {
+    let (k, n) = (b.k, b.n);
+    // SAFETY: the caller guarantees the extents; `b.data` is `[k, n]` row-major here.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            ldc as isize,
+            false,
+            a,
+            1,
+            lda as isize,
+            b.data.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+        for i in 0..m {
+            let row = std::slice::from_raw_parts_mut(c.add(i * ldc), n);
+            if let Some(bias) = epilogue.bias {
+                row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+            }
+            if epilogue.relu {
+                row.iter_mut().for_each(|x| *x = x.max(0.0));
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use super::{Epilogue, KC, MC, PackedB};
+
+    /// Calls `tile::<R>` for a block of `r` rows (1 ≤ r ≤ 12).
+    macro_rules! rows {
+        ($r:expr, $f:ident, $($arg:expr),*) => {
+            match $r {
+                12 => $f::<12>($($arg),*),
+                11 => $f::<11>($($arg),*),
+                10 => $f::<10>($($arg),*),
+                9 => $f::<9>($($arg),*),
+                8 => $f::<8>($($arg),*),
+                7 => $f::<7>($($arg),*),
+                6 => $f::<6>($($arg),*),
+                5 => $f::<5>($($arg),*),
+                4 => $f::<4>($($arg),*),
+                3 => $f::<3>($($arg),*),
+                2 => $f::<2>($($arg),*),
+                _ => $f::<1>($($arg),*),
+            }
+        };
+    }
+
+    /// One pass of the blocked loop shared by both kernels.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn blocked(
+        m: usize,
+        a: *const f32,
+        lda: usize,
+        b: &PackedB,
+        c: *mut f32,
+        ldc: usize,
+        epilogue: Epilogue,
+        panels: Range<usize>,
+        nr: usize,
+        mr: usize,
+        mut tile: impl FnMut(
+            usize,
+            usize,
+            *const f32,
+            *const f32,
+            *mut f32,
+            usize,
+            bool,
+            bool,
+            *const f32,
+        ),
+    ) {
+        let k = b.k;
+        let mut kb = 0;
+        loop {
+            let kc = KC.min(k - kb);
+            let (first, last) = (kb == 0, kb + kc == k);
+            // A block of MC rows (MC x KC values, in the L2 cache) meets every panel in turn.
+            let mut mb = 0;
+            while mb < m {
+                let mc = MC.min(m - mb);
+                for p in panels.clone() {
+                    let cols = nr.min(b.n - p * nr);
+                    // SAFETY: panel p's rows kb.. lie inside the packed data.
+                    let bp = unsafe { b.data.as_ptr().add((p * k + kb) * nr) };
+                    let bias = match (last, epilogue.bias) {
+                        // SAFETY: the bias has b.n values, and p * nr < b.n.
+                        (true, Some(bias)) => unsafe { bias.as_ptr().add(p * nr) },
+                        _ => std::ptr::null(),
+                    };
+                    let mut i = mb;
+                    while i < mb + mc {
+                        let r = mr.min(mb + mc - i);
+                        // SAFETY: rows i..i + r of A and C, per the caller's extents.
+                        let (ap, cp) = unsafe { (a.add(i * lda + kb), c.add(i * ldc + p * nr)) };
+                        tile(r, kc, ap, bp, cp, cols, first, last, bias);
+                        i += r;
+                    }
+                }
+                mb += mc;
+            }
+            kb += kc;
+            if kb >= k {
+                break;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn avx512(
+        m: usize,
+        a: *const f32,
+        lda: usize,
+        b: &PackedB,
+        c: *mut f32,
+        ldc: usize,
+        epilogue: Epilogue,
+        panels: Range<usize>,
+    ) {
+        let relu = epilogue.relu;
+        let tile = |r: usize, kc, ap, bp, cp, cols, first, last, bias| {
+            // SAFETY: as the caller of `avx512` guarantees; the feature is enabled here.
+            unsafe {
+                rows!(
+                    r, tile512, kc, ap, lda, bp, cp, ldc, cols, first, last, bias, relu
+                )
+            }
+        };
+        // SAFETY: forwarded.
+        unsafe { blocked(m, a, lda, b, c, ldc, epilogue, panels, 32, 12, tile) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile512<const R: usize>(
+        kc: usize,
+        ap: *const f32,
+        lda: usize,
+        bp: *const f32,
+        cp: *mut f32,
+        ldc: usize,
+        cols: usize,
+        first: bool,
+        last: bool,
+        bias: *const f32,
+        relu: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        for kk in 0..kc {
+            // SAFETY: the packed panel holds kc rows of 32 values from bp.
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_loadu_ps(bp.add(kk * 32)),
+                    _mm512_loadu_ps(bp.add(kk * 32 + 16)),
+                )
+            };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: row r of A has kc values from ap.
+                let av = _mm512_set1_ps(unsafe { *ap.add(r * lda + kk) });
+                acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+        let mask = |lo: usize| -> __mmask16 {
+            let n = cols.saturating_sub(lo).min(16);
+            ((1u32 << n) - 1) as __mmask16
+        };
+        let (m0, m1) = (mask(0), mask(16));
+        let zero = _mm512_setzero_ps();
+        // SAFETY (all loads and stores below): masked to the panel's `cols` columns of row r.
+        let (bias0, bias1) = if bias.is_null() {
+            (zero, zero)
+        } else {
+            unsafe {
+                (
+                    _mm512_maskz_loadu_ps(m0, bias),
+                    _mm512_maskz_loadu_ps(m1, bias.add(16)),
+                )
+            }
+        };
+        for (r, acc) in acc.iter().enumerate() {
+            let cr = unsafe { cp.add(r * ldc) };
+            let (mut v0, mut v1) = (acc[0], acc[1]);
+            if !first {
+                unsafe {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr.add(16)));
+                }
+            }
+            if last {
+                v0 = _mm512_add_ps(v0, bias0);
+                v1 = _mm512_add_ps(v1, bias1);
+                if relu {
+                    v0 = _mm512_max_ps(v0, zero);
+                    v1 = _mm512_max_ps(v1, zero);
+                }
+            }
+            unsafe {
+                _mm512_mask_storeu_ps(cr, m0, v0);
+                _mm512_mask_storeu_ps(cr.add(16), m1, v1);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2(
+        m: usize,
+        a: *const f32,
+        lda: usize,
+        b: &PackedB,
+        c: *mut f32,
+        ldc: usize,
+        epilogue: Epilogue,
+        panels: Range<usize>,
+    ) {
+        let relu = epilogue.relu;
+        let tile = |r: usize, kc, ap, bp, cp, cols, first, last, bias| {
+            // SAFETY: as the caller of `avx2` guarantees; the features are enabled here.
+            unsafe {
+                rows!(
+                    r, tile256, kc, ap, lda, bp, cp, ldc, cols, first, last, bias, relu
+                )
+            }
+        };
+        // SAFETY: forwarded.
+        unsafe { blocked(m, a, lda, b, c, ldc, epilogue, panels, 16, 6, tile) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile256<const R: usize>(
+        kc: usize,
+        ap: *const f32,
+        lda: usize,
+        bp: *const f32,
+        cp: *mut f32,
+        ldc: usize,
+        cols: usize,
+        first: bool,
+        last: bool,
+        bias: *const f32,
+        relu: bool,
+    ) {
+        // Six rows at most here (twelve 256-bit accumulators).
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for kk in 0..kc {
+            // SAFETY: the packed panel holds kc rows of 16 values from bp.
+            let (b0, b1) = unsafe {
+                (
+                    _mm256_loadu_ps(bp.add(kk * 16)),
+                    _mm256_loadu_ps(bp.add(kk * 16 + 8)),
+                )
+            };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: row r of A has kc values from ap.
+                let av = _mm256_set1_ps(unsafe { *ap.add(r * lda + kk) });
+                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.min(8) as i32), lanes);
+        let m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.saturating_sub(8) as i32), lanes);
+        let zero = _mm256_setzero_ps();
+        // SAFETY (all loads and stores below): masked to the panel's `cols` columns of row r.
+        let (bias0, bias1) = if bias.is_null() {
+            (zero, zero)
+        } else {
+            unsafe {
+                (
+                    _mm256_maskload_ps(bias, m0),
+                    _mm256_maskload_ps(bias.add(8), m1),
+                )
+            }
+        };
+        for (r, acc) in acc.iter().enumerate() {
+            let cr = unsafe { cp.add(r * ldc) };
+            let (mut v0, mut v1) = (acc[0], acc[1]);
+            if !first {
+                unsafe {
+                    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0));
+                    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr.add(8), m1));
+                }
+            }
+            if last {
+                v0 = _mm256_add_ps(v0, bias0);
+                v1 = _mm256_add_ps(v1, bias1);
+                if relu {
+                    v0 = _mm256_max_ps(v0, zero);
+                    v1 = _mm256_max_ps(v1, zero);
+                }
+            }
+            unsafe {
+                _mm256_maskstore_ps(cr, m0, v0);
+                _mm256_maskstore_ps(cr.add(8), m1, v1);
+            }
+        }
+    }
+}
