@@ -184,41 +184,10 @@ fn status(args: &BenchArgs, what: &str) {
 }
 
 fn machine_line(peak: Option<f64>, threads: usize) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let simd = simd_level();
+    let cpu = bench::cpu_description();
     match peak {
-        Some(p) => format!("machine: {cpu}, {simd}, {threads} threads; FMA peak {p:.1} GFLOP/s"),
-        None => format!("machine: {cpu}, {simd}, {threads} threads"),
-    }
-}
-
-fn simd_level() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "AVX-512";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return "AVX2+FMA";
-        }
-        "SSE"
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        "NEON"
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        "scalar"
+        Some(p) => format!("machine: {cpu}, {threads} threads; FMA peak {p:.1} GFLOP/s"),
+        None => format!("machine: {cpu}, {threads} threads"),
     }
 }
 

@@ -406,6 +406,27 @@ mod fma {
     }
 }
 
+/// The CPU's model name (from `/proc/cpuinfo` on Linux, else the architecture) and the widest
+/// vector unit the engine's kernels use on it: `Intel(R) Xeon(R) Processor, AVX-512`.
+pub fn cpu_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let simd = match inception_kernels::Isa::available().first() {
+        Some(inception_kernels::Isa::Avx512) => "AVX-512",
+        Some(inception_kernels::Isa::Avx2) => "AVX2+FMA",
+        _ if cfg!(target_arch = "aarch64") => "NEON",
+        _ => "no AVX2",
+    };
+    format!("{model}, {simd}")
+}
+
 /// Peak resident memory of this process in bytes (`VmHWM`, Linux).
 pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -240,12 +240,10 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
 
     // 3. Concatenation targets, outermost first: a branch whose value only the concatenation
     //    reads is written straight into its slice.
-    let mut slot_count = 0usize;
     let mut slot_dims: Vec<(usize, usize, usize)> = Vec::new(); // (stride, h, w) per logical slot
     let mut new_slot = |stride: usize, h: usize, w: usize| {
         slot_dims.push((stride, h, w));
-        slot_count += 1;
-        slot_count - 1
+        slot_dims.len() - 1
     };
     let mut target: HashMap<NodeId, View> = HashMap::new();
     // The node (chain head) producing each tail.
@@ -326,6 +324,14 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
                 .ok_or_else(|| Error::Graph(format!("{}: node {i} runs early", graph.name())))
         };
         let relu = chains.get(&i).is_some_and(|c| c.relu);
+        // The BatchNorm folded into this conv/dense step, as `x * scale + shift`.
+        let bn = match chains.get(&i).and_then(|c| c.bn) {
+            None => None,
+            Some(j) => match layer(j) {
+                Some(LayerModule::Norm(m)) => Some(fold(m)?),
+                _ => return Err(missing(j)),
+            },
+        };
         let op = match &node.op {
             Op::Input { .. } => StepOp::Input,
             Op::Dropout { .. } => {
@@ -348,7 +354,6 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
                 let Some(LayerModule::Conv(m)) = layer(i) else {
                     return Err(missing(i));
                 };
-                let bn = bn_of(network, chains.get(&i).and_then(|c| c.bn))?;
                 let geometry = ConvGeometry {
                     kernel: spec.kernel,
                     stride: spec.stride,
@@ -369,7 +374,6 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
                 let Some(LayerModule::Dense(m)) = layer(i) else {
                     return Err(missing(i));
                 };
-                let bn = bn_of(network, chains.get(&i).and_then(|c| c.bn))?;
                 let bias = fold_bias(spec.units, bias(&m.bias)?, &bn);
                 let scale = bn.as_ref().map(|(s, _)| s.as_slice());
                 StepOp::Dense(
@@ -450,7 +454,7 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
             let v = value[w].ok_or_else(|| {
                 Error::Graph(format!("{}: output {w} is never computed", graph.name()))
             })?;
-            Ok((w, v, matches!(graph.nodes()[w].shape, Shape::Map(_))))
+            Ok((v, matches!(graph.nodes()[w].shape, Shape::Map(_))))
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -468,7 +472,8 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
     })
 }
 
-type Outputs = Vec<(NodeId, View, bool)>;
+/// Where each wanted value ends up, and whether it is a feature map.
+type Outputs = Vec<(View, bool)>;
 
 fn assign_slots(
     mut steps: Vec<Step>,
@@ -486,7 +491,7 @@ fn assign_slots(
             last[v.slot] = last[v.slot].max(s);
         }
     }
-    for (_, v, _) in &outputs {
+    for (v, _) in &outputs {
         last[v.slot] = end;
     }
     let size = |l: usize| {
@@ -534,7 +539,7 @@ fn assign_slots(
         remap(&mut step.out);
         step.inputs.iter_mut().for_each(remap);
     }
-    for (_, v, _) in &mut outputs {
+    for (v, _) in &mut outputs {
         remap(v);
     }
     (steps, outputs, physical)
@@ -584,15 +589,5 @@ fn fold_bias(cout: usize, bias: Option<Vec<f32>>, bn: &Option<(Vec<f64>, Vec<f64
             .zip(scale.iter().zip(shift))
             .map(|(&b, (&s, &t))| (b as f64 * s + t) as f32)
             .collect(),
-    }
-}
-
-fn bn_of(network: &Network, node: Option<NodeId>) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
-    match node.map(|j| network.layer(j)) {
-        None => Ok(None),
-        Some(Some(LayerModule::Norm(bn))) => fold(bn).map(Some),
-        Some(_) => Err(Error::Weights(
-            "a BatchNorm layer has no parameters allocated".into(),
-        )),
     }
 }

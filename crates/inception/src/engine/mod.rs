@@ -61,8 +61,8 @@ pub struct Plan {
     pub(crate) steps: Vec<compile::Step>,
     /// Values per sample of each buffer slot.
     pub(crate) slot_sizes: Vec<usize>,
-    /// The wanted nodes and where their values end up.
-    pub(crate) outputs: Vec<(NodeId, View, bool)>,
+    /// Where each wanted value ends up, and whether it is a feature map.
+    pub(crate) outputs: Vec<(View, bool)>,
     pub(crate) names: Vec<String>,
     workspace: Mutex<Vec<Vec<f32>>>,
 }
@@ -208,7 +208,7 @@ impl Plan {
         let outs = self
             .outputs
             .iter()
-            .map(|(_, view, map)| {
+            .map(|(view, map)| {
                 let (dims, values) =
                     inception_kernels::gather_nchw(&buffers[view.slot], view, batch, *map);
                 RawValue { dims, values }
