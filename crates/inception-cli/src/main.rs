@@ -277,9 +277,20 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
+            eprintln!("error: {}{}", chain.join(": "), hint(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What to type, for library errors whose fix is a flag of this program.
+fn hint(e: &anyhow::Error) -> &'static str {
+    use inception::{Error, WeightsFault};
+    match e.downcast_ref::<Error>().map(Error::root) {
+        Some(Error::Weights(w)) if matches!(**w, WeightsFault::Unrecognised { .. }) => {
+            " (pass --model NAME)"
+        }
+        _ => "",
     }
 }
 

@@ -188,3 +188,31 @@ fn pretrained_lists_the_registry_and_offline_download_says_where_to_put_it() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("googlenet.torchvision"), "{err}");
 }
+
+#[test]
+fn unrecognised_weights_say_which_flag_names_the_model() {
+    // The library's error names no flag ("name the model they were saved from"); the command
+    // line adds the flag that does it.
+    use inception::weights::{DType, Format, StateDict, WeightTensor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mystery.safetensors");
+    let mut sd = StateDict::new(Format::Safetensors);
+    sd.insert(
+        "encoder.layer0.weight".into(),
+        WeightTensor::new(vec![2, 2], vec![0.0; 4], DType::F32),
+    );
+    inception::weights::safetensors::write(&path, &sd).unwrap();
+    let out = inception()
+        .arg("convert")
+        .arg(&path)
+        .arg("-o")
+        .arg(dir.path().join("out.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot tell which model"), "{err}");
+    assert!(err.contains("(pass --model NAME)"), "{err}");
+    assert!(err.contains("mystery.safetensors"), "{err}");
+}

@@ -173,7 +173,7 @@ fn steps(graph: &Graph, nodes: &[NodeId]) -> Vec<Step> {
         let multi_branch = n.block.is_some_and(|b| {
             matches!(
                 graph.blocks[b].kind,
-                BlockKind::Inception | BlockKind::Reduction
+                BlockKind::Inception | BlockKind::Reduction | BlockKind::Residual
             )
         });
         if !multi_branch {
@@ -512,17 +512,19 @@ pub fn to_svg(graph: &Graph) -> String {
 /// Rasterises an SVG document to PNG bytes at `scale` (1.0 = one pixel per SVG unit), using
 /// the system's fonts for the labels.
 #[cfg(feature = "png")]
-pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, String> {
+pub fn svg_to_png(svg: &str, scale: f32) -> crate::Result<Vec<u8>> {
+    let bad = |why: String| crate::Error::format(crate::FormatError::from(why).at("diagram"));
     let mut opt = resvg::usvg::Options::default();
     opt.fontdb_mut().load_system_fonts();
-    let tree = resvg::usvg::Tree::from_str(svg, &opt).map_err(|e| format!("invalid SVG: {e}"))?;
+    let tree =
+        resvg::usvg::Tree::from_str(svg, &opt).map_err(|e| bad(format!("invalid SVG: {e}")))?;
     let size = tree
         .size()
         .to_int_size()
         .scale_by(scale)
-        .ok_or("diagram too large")?;
+        .ok_or_else(|| bad("too large".into()))?;
     let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or("diagram too large to rasterise")?;
+        .ok_or_else(|| bad("too large to rasterise".into()))?;
     resvg::render(
         &tree,
         resvg::tiny_skia::Transform::from_scale(scale, scale),
@@ -530,5 +532,5 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, String> {
     );
     pixmap
         .encode_png()
-        .map_err(|e| format!("PNG encoding failed: {e}"))
+        .map_err(|e| bad(format!("PNG encoding failed: {e}")))
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::weights::{self, DType, Format, StateDict, WeightTensor};
 
 /// Reads a whole regular file of at most `max` bytes. A device (`/dev/zero`), a pipe or a folder
@@ -12,11 +12,13 @@ use crate::weights::{self, DType, Format, StateDict, WeightTensor};
 pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>> {
     let meta = check_regular(path)?;
     if meta.len() > max {
-        return Err(Error::Io(format!(
-            "{}: {} bytes, over the limit of {max} for this kind of file",
-            path.display(),
-            meta.len()
-        )));
+        return Err(Error::io_reason(
+            path,
+            format!(
+                "{} bytes, over the limit of {max} for this kind of file",
+                meta.len()
+            ),
+        ));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
@@ -25,10 +27,10 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>> {
 pub fn check_regular(path: &Path) -> Result<std::fs::Metadata> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
-        return Err(Error::Io(format!(
-            "{}: not a regular file (a device, pipe or folder); give a file",
-            path.display()
-        )));
+        return Err(Error::io_reason(
+            path,
+            "not a regular file (a device, pipe or folder); give a file",
+        ));
     }
     Ok(meta)
 }
@@ -42,20 +44,22 @@ pub fn check_output_target(path: &Path) -> Result<()> {
             let target = std::fs::read_link(path)
                 .map(|t| t.display().to_string())
                 .unwrap_or_else(|_| "?".into());
-            Err(Error::Io(format!(
-                "{}: a symbolic link (to {target}); outputs replace files whole, so write to \
-                 the target's own path instead",
-                path.display()
-            )))
+            Err(Error::io_reason(
+                path,
+                format!(
+                    "a symbolic link (to {target}); outputs replace files whole, so write to \
+                 the target's own path instead"
+                ),
+            ))
         }
-        Ok(m) if m.is_dir() => Err(Error::Io(format!(
-            "{}: a folder; give a file name for the output",
-            path.display()
-        ))),
-        Ok(m) if !m.is_file() => Err(Error::Io(format!(
-            "{}: not a regular file (a device or pipe); refusing to replace it",
-            path.display()
-        ))),
+        Ok(m) if m.is_dir() => Err(Error::io_reason(
+            path,
+            "a folder; give a file name for the output",
+        )),
+        Ok(m) if !m.is_file() => Err(Error::io_reason(
+            path,
+            "not a regular file (a device or pipe); refusing to replace it",
+        )),
         Ok(_) => Ok(()),
     }
 }
@@ -68,16 +72,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        return Err(Error::Io(format!(
-            "{}: directory {} does not exist; create it first",
-            path.display(),
-            dir.display()
-        )));
+        return Err(Error::io_reason(
+            path,
+            format!(
+                "directory {} does not exist; create it first",
+                dir.display()
+            ),
+        ));
     }
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::Io(format!("{}: not a file name", path.display())))?;
+        .ok_or_else(|| Error::io_reason(path, "not a file name"))?;
     check_output_target(path)?;
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| -> std::io::Result<()> {
@@ -88,7 +94,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io(format!("{}: cannot write: {e}", path.display())));
+        return Err(Error::io_reason(path, format!("cannot write: {e}")));
     }
     Ok(())
 }
@@ -121,7 +127,7 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
                 )));
             }
             let bytes = read_regular(path, MAX_ARRAY_FILE_BYTES)?;
-            parse_npy(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+            parse_npy(&bytes).map_err(|e| Error::format(format!("{e}")).in_file(path))
         }
         "safetensors" => {
             let sd = weights::safetensors::read(path)?;
@@ -159,7 +165,7 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
 }
 
 /// Parses a `.npy` file already in memory (float32 or float64, C order).
-pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
+pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, FormatError> {
     check_npy_header(bytes)?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
     if npy.order() == npyz::Order::Fortran {
@@ -176,12 +182,13 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
     let size = match type_str.as_str() {
         "'<f4'" => 4,
         "'<f8'" => 8,
-        other => return Err(format!("dtype {other} is not supported; save as float32")),
+        other => return Err(format!("dtype {other} is not supported; save as float32").into()),
     };
     if numel.saturating_mul(size) > bytes.len() {
         return Err(format!(
             "its header claims {numel} elements but the file is shorter (truncated?)"
-        ));
+        )
+        .into());
     }
     let data = if size == 4 {
         npy.into_vec::<f32>().map_err(|e| e.to_string())?
@@ -197,7 +204,7 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
 
 /// Rejects headers that are not the plain dict NumPy writes for a numeric array before they
 /// reach the Python-literal parser (deeply nested literals make it slow).
-fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
+fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), FormatError> {
     if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
         return Err("not a .npy file (wrong magic)".into());
     }
@@ -207,7 +214,7 @@ fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(format!("unsupported .npy version {v}")),
+        v => return Err(format!("unsupported .npy version {v}").into()),
     };
     let header = bytes
         .get(start..start.saturating_add(len))
@@ -258,10 +265,10 @@ pub fn write_arrays_with_metadata(
                     .shape(&shape)
                     .writer(&mut bytes)
                     .begin_nd()
-                    .map_err(|e| Error::Format(e.to_string()))?;
+                    .map_err(|e| Error::format(e.to_string()))?;
                 w.extend(a.data.iter().copied())
-                    .map_err(|e| Error::Format(e.to_string()))?;
-                w.finish().map_err(|e| Error::Format(e.to_string()))?;
+                    .map_err(|e| Error::format(e.to_string()))?;
+                w.finish().map_err(|e| Error::format(e.to_string()))?;
             }
             write_atomic(path, &bytes)
         }

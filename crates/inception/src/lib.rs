@@ -48,7 +48,7 @@ pub mod summary;
 pub mod train;
 pub mod weights;
 
-pub use error::{Error, Result, ShapeError};
+pub use error::{Error, FormatError, Result, ShapeError, ShapeFault, WeightsFault};
 pub use graph::{Graph, GraphBuilder};
 pub use models::{Arch, ModelConfig, Pooling};
 pub use network::{ModelOutput, Network};

@@ -184,7 +184,7 @@ pub fn open(
             }
         )));
     }
-    let in_file = |e: Error| Error::Format(format!("{}: {e}", path.display()));
+    let in_file = |e: Error| e.in_file(&path);
     let stored = loaded.preprocessing().map_err(in_file)?;
     let preset = options
         .preset
@@ -223,7 +223,7 @@ impl Classifier {
     /// Opens a checkpoint with its classifier (aux heads are not built).
     pub fn load(weights: &str, options: &LoadOptions) -> Result<Self> {
         let opened = open(weights, options, |cfg| cfg.with_aux_logits(false))?;
-        let in_file = |e: Error| Error::Format(format!("{}: {e}", opened.path.display()));
+        let in_file = |e: Error| e.in_file(&opened.path);
         let names = opened.loaded.class_names().map_err(in_file)?;
         let (_, output) = opened.loaded.outputs.first().cloned().ok_or_else(|| {
             Error::Graph(format!(
@@ -236,12 +236,12 @@ impl Classifier {
         if let Some(n) = &names
             && n.len() != classes
         {
-            return Err(Error::Format(format!(
-                "{}: metadata `{}` names {} classes but the model has {classes}",
-                opened.path.display(),
+            return Err(Error::format(format!(
+                "metadata `{}` names {} classes but the model has {classes}",
                 crate::data::CLASSES_KEY,
                 n.len()
-            )));
+            ))
+            .in_file(&opened.path));
         }
         let path = opened.path;
         Self::with_output(

@@ -341,7 +341,7 @@ fn broken_onnx_graphs_are_clear_errors() {
         "b",
         13,
     );
-    let e = weights::onnx::import(&cyc, None).unwrap_err();
+    let e = weights::onnx::import(&cyc, None).unwrap_err().to_string();
     assert!(e.contains("cycle"), "{e}");
     // An operator we do not implement.
     let unk = model(
@@ -352,6 +352,12 @@ fn broken_onnx_graphs_are_clear_errors() {
         20,
     );
     let e = weights::onnx::import(&unk, None).unwrap_err();
+    // The operator's node is the error's place; the reason under it is typed.
+    assert!(
+        matches!(&e, inception::FormatError::At { place, .. } if place == "node `y` (Gelu)"),
+        "{e:?}"
+    );
+    let e = e.to_string();
     assert!(
         e.contains("unsupported ONNX operator `Gelu`") && e.contains("node `y`"),
         "{e}"
@@ -367,6 +373,7 @@ fn broken_onnx_graphs_are_clear_errors() {
     assert!(
         weights::onnx::import(&undef, None)
             .unwrap_err()
+            .to_string()
             .contains("`nope`")
     );
     // An opset outside 7–21, and bytes that are not protobuf at all.
@@ -380,6 +387,7 @@ fn broken_onnx_graphs_are_clear_errors() {
     assert!(
         weights::onnx::import(&old, None)
             .unwrap_err()
+            .to_string()
             .contains("opset 6")
     );
     assert!(weights::onnx::import(b"\x08\xff\xff\xff", None).is_err());
@@ -446,7 +454,9 @@ fn hostile_onnx_shapes_are_refused_before_allocating() {
         "conv",
         13,
     );
-    let e = weights::onnx::import(&padded, None).unwrap_err();
+    let e = weights::onnx::import(&padded, None)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("node `conv`") && e.contains("over the limit"),
         "{e}"
@@ -471,7 +481,9 @@ fn hostile_onnx_shapes_are_refused_before_allocating() {
         "conv",
         13,
     );
-    let e = weights::onnx::import(&pooled, None).unwrap_err();
+    let e = weights::onnx::import(&pooled, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("node `pool` (MaxPool)"), "{e}");
     assert!(!e.contains("0 channels"), "{e}");
     // A zero stride is refused, never divided by.
@@ -487,7 +499,7 @@ fn hostile_onnx_shapes_are_refused_before_allocating() {
         "pool",
         13,
     );
-    let e = weights::onnx::import(&zero, None).unwrap_err();
+    let e = weights::onnx::import(&zero, None).unwrap_err().to_string();
     assert!(e.contains("node `pool`") && e.contains("positive"), "{e}");
 }
 

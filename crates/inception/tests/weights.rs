@@ -366,7 +366,9 @@ fn pth_written_on_a_big_endian_machine_reads_the_same_values() {
         from_big.get("fc.weight").unwrap().data,
         from_little.get("fc.weight").unwrap().data
     );
-    let e = read(with_order("middle", vec![0; 16])).unwrap_err();
+    let e = read(with_order("middle", vec![0; 16]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("byteorder"), "{e}");
 }
 
@@ -398,11 +400,17 @@ fn decompression_bombs_are_refused_before_inflating() {
     let pth = deflated(&[("ckpt/data.pkl", b"", 300)]);
     assert!(pth.len() < 2 << 20, "{} bytes", pth.len());
     let e = weights::pytorch::read_from(std::io::Cursor::new(pth)).unwrap_err();
-    assert!(e.contains("over the limit"), "{e}");
+    assert!(
+        matches!(&e, inception::FormatError::TooLarge { got, limit, .. } if *got == 300 << 20 && *limit == 256 << 20),
+        "{e:?}"
+    );
     // 100 MiB of zeros deflated ~1000:1 as a .keras weights file: refused by its ratio.
     let keras = deflated(&[("config.json", b"{}", 0), ("model.weights.h5", b"", 100)]);
     let e = weights::keras::read_bytes(keras).unwrap_err();
-    assert!(e.contains("compression ratio"), "{e}");
+    assert!(
+        matches!(&e, inception::FormatError::TooLarge { what, .. } if what.contains("compression ratio")),
+        "{e:?}"
+    );
     // Refused from the headers: no time spent inflating.
     assert!(start.elapsed().as_secs() < 20);
     // A .keras without its weights says so (it was "no data.pkl, not a torch.save checkpoint").

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 
 /// The largest image decoded, in pixels: Pillow's `Image.MAX_IMAGE_PIXELS` (89,478,485, about
 /// 9459x9459), so a file Pillow opens without a decompression-bomb warning opens here too. A
@@ -24,26 +24,30 @@ const MAX_DECODE_ALLOC: u64 = MAX_IMAGE_PIXELS * 8;
 /// Decodes an image file into 8-bit RGB (see the module docs).
 pub fn decode_file(path: &Path) -> Result<RgbImage> {
     let bytes = crate::files::read_regular(path, MAX_IMAGE_FILE_BYTES)?;
-    decode_bytes(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+    decode_bytes(&bytes).map_err(|e| Error::format(format!("{e}")).in_file(path))
 }
 
 /// Refuses an image whose header declares more than [`MAX_IMAGE_PIXELS`].
-fn check_size(width: u32, height: u32) -> std::result::Result<(), String> {
+fn check_size(width: u32, height: u32) -> std::result::Result<(), FormatError> {
     let pixels = width as u64 * height as u64;
     if pixels > MAX_IMAGE_PIXELS {
-        return Err(format!(
-            "{width}x{height} is {pixels} pixels, over the limit of {MAX_IMAGE_PIXELS} \
-             (Pillow's MAX_IMAGE_PIXELS); downscale the image first"
-        ));
+        return Err(FormatError::TooLarge {
+            what: format!(
+                "the image's pixel count ({width}x{height}; the limit is Pillow's \
+                 MAX_IMAGE_PIXELS: downscale the image first)"
+            ),
+            got: pixels,
+            limit: MAX_IMAGE_PIXELS,
+        });
     }
     if width == 0 || height == 0 {
-        return Err(format!("the image is {width}x{height}"));
+        return Err(format!("the image is {width}x{height}").into());
     }
     Ok(())
 }
 
 /// Decodes an image held in memory; the format is recognised from its bytes.
-pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<RgbImage, FormatError> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -68,7 +72,8 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
         return Err(format!(
             "{width}x{height} needs {} bytes to decode, over the limit of {MAX_DECODE_ALLOC}",
             decoder.total_bytes()
-        ));
+        )
+        .into());
     }
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode: {e}"))?;
@@ -81,7 +86,7 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
 /// JPEG decoders fill a truncated scan with grey instead of failing; a complete file has its
 /// end-of-image marker after the last start-of-scan (entropy-coded data never contains
 /// `FF D9`: every `FF` in it is stuffed with a `00`).
-fn check_jpeg_complete(bytes: &[u8]) -> std::result::Result<(), String> {
+fn check_jpeg_complete(bytes: &[u8]) -> std::result::Result<(), FormatError> {
     let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
     match (last(0xDA), last(0xD9)) {
         (Some(sos), Some(eoi)) if eoi > sos => Ok(()),

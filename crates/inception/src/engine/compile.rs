@@ -10,7 +10,7 @@ use serde::Serialize;
 use inception_kernels::{self as kernels, ConvGeometry, ConvKernel, Pool, View};
 
 use super::Plan;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightsFault};
 use crate::graph::{GlobalPool, LrnSpec, NodeId, Op, Shape};
 use crate::network::Network;
 use crate::nn::{BatchNorm2d, LayerModule};
@@ -205,9 +205,14 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
             relu: false,
             tail: i,
         };
+        // A BatchNorm, or a constant per-channel affine (Inception-ResNet's residual scale),
+        // folds into the conv or dense layer before it.
         if foldable
             && let Some(j) = sole(i)
-            && matches!(graph.nodes()[j].op, Op::BatchNorm(_))
+            && matches!(
+                graph.nodes()[j].op,
+                Op::BatchNorm(_) | Op::ChannelAffine { .. }
+            )
         {
             chain.bn = Some(j);
             absorbed[j] = true;
@@ -294,18 +299,18 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
     let mut steps: Vec<Step> = Vec::new();
     let layer = |i: NodeId| network.layer(i);
     let mis_shaped = |i: NodeId| {
-        Error::Weights(format!(
+        Error::from(WeightsFault::Other(format!(
             "{}: the parameters of layer '{}' do not have the shapes its graph node says",
             graph.name(),
             graph.nodes()[i].name
-        ))
+        )))
     };
     let missing = |i: NodeId| {
-        Error::Weights(format!(
+        Error::from(WeightsFault::Other(format!(
             "{}: layer '{}' has no parameters allocated",
             graph.name(),
             graph.nodes()[i].name
-        ))
+        )))
     };
     for (i, node) in graph.nodes().iter().enumerate() {
         if !needed[i] || absorbed[i] {
@@ -324,11 +329,15 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
                 .ok_or_else(|| Error::Graph(format!("{}: node {i} runs early", graph.name())))
         };
         let relu = chains.get(&i).is_some_and(|c| c.relu);
-        // The BatchNorm folded into this conv/dense step, as `x * scale + shift`.
+        // The BatchNorm or affine folded into this conv/dense step, as `x * scale + shift`.
         let bn = match chains.get(&i).and_then(|c| c.bn) {
             None => None,
-            Some(j) => match layer(j) {
-                Some(LayerModule::Norm(m)) => Some(fold(m)?),
+            Some(j) => match (&graph.nodes()[j].op, layer(j)) {
+                (Op::ChannelAffine { scale, shift }, _) => Some((
+                    scale.iter().map(|&s| s as f64).collect(),
+                    shift.iter().map(|&t| t as f64).collect(),
+                )),
+                (_, Some(LayerModule::Norm(m))) => Some(fold(m)?),
                 _ => return Err(missing(j)),
             },
         };
@@ -549,7 +558,11 @@ fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .map_err(|e| Error::Weights(format!("a parameter is not readable as f32: {e:?}")))
+        .map_err(|e| {
+            Error::from(WeightsFault::Other(format!(
+                "a parameter is not readable as f32: {e:?}"
+            )))
+        })
 }
 
 fn bias(b: &Option<burn::module::Param<Tensor<1>>>) -> Result<Option<Vec<f32>>> {

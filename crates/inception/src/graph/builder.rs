@@ -1,7 +1,7 @@
 //! The functional API: a [`Graph`] built node by node, shapes inferred and checked as it goes.
 
 use super::*;
-use crate::error::{Error, Result, ShapeError};
+use crate::error::{Error, Result, ShapeError, ShapeFault};
 
 /// Builds a [`Graph`] node by node: the functional API.
 ///
@@ -87,18 +87,13 @@ impl GraphBuilder {
         } else {
             match op.output_shape(&in_shapes) {
                 Ok(s) => s,
-                Err(why) => {
-                    let got = in_shapes
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                Err(fault) => {
                     self.fail(Error::Shape(Box::new(ShapeError {
                         model: self.name.clone(),
                         layer: name.clone(),
                         op: op.type_name().to_string(),
-                        why,
-                        input: got,
+                        fault,
+                        input: in_shapes.clone(),
                         min_input: None,
                     })));
                     Shape::Flat(0)
@@ -113,16 +108,11 @@ impl GraphBuilder {
                 model: self.name.clone(),
                 layer: name.clone(),
                 op: op.type_name().to_string(),
-                why: format!(
-                    "would output {shape} = {} values per image, over the limit of \
-                     {MAX_ACTIVATION_ELEMENTS} (1 GiB of f32); use a smaller input size or padding",
-                    shape.numel()
-                ),
-                input: in_shapes
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                fault: ShapeFault::TooLarge {
+                    shape,
+                    limit: MAX_ACTIVATION_ELEMENTS,
+                },
+                input: in_shapes,
                 min_input: None,
             })));
         }

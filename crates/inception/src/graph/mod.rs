@@ -68,6 +68,8 @@ pub enum BlockKind {
     Inception,
     /// A grid-reduction module (Inception v3's B and D).
     Reduction,
+    /// A residual block (Inception-ResNet): branches projected, scaled and added to the input.
+    Residual,
     /// An auxiliary classifier on the side of the main path.
     Aux,
     /// The classifier head (pooling, dropout, dense).

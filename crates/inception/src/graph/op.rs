@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShapeFault};
 
 /// The shape of one sample flowing along a graph edge (the batch dimension is implicit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -381,31 +381,26 @@ impl Op {
 
     /// The output shape for the given input shapes, or a one-line explanation of why this node
     /// cannot take them.
-    pub fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
-        let map = |i: usize| -> Result<[usize; 3], String> {
+    pub fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeFault> {
+        let map = |i: usize| -> Result<[usize; 3], ShapeFault> {
             match inputs.get(i) {
                 Some(Shape::Map(s)) => Ok(*s),
-                Some(Shape::Flat(n)) => Err(format!(
-                    "expects a feature map but gets a vector of {n} features"
-                )),
-                None => Err("is missing an input".into()),
+                Some(Shape::Flat(n)) => Err(ShapeFault::NotAMap { features: *n }),
+                None => Err(ShapeFault::MissingInput),
             }
         };
-        let one = || -> Result<Shape, String> {
-            inputs
-                .first()
-                .copied()
-                .ok_or_else(|| "is missing an input".into())
+        let one = || -> Result<Shape, ShapeFault> {
+            inputs.first().copied().ok_or(ShapeFault::MissingInput)
         };
         match self {
             Op::Input { shape } => Ok(Shape::Map(*shape)),
             Op::Conv2d(c) => {
                 let [ch, h, w] = map(0)?;
                 if ch != c.in_channels {
-                    return Err(format!(
-                        "expects {} input channels but gets {ch}",
-                        c.in_channels
-                    ));
+                    return Err(ShapeFault::Channels {
+                        expected: c.in_channels,
+                        got: ch,
+                    });
                 }
                 let (oh, ow) = window_out([h, w], c.kernel, c.stride, c.padding, false)?;
                 Ok(Shape::Map([c.filters, oh, ow]))
@@ -413,11 +408,10 @@ impl Op {
             Op::BatchNorm(b) => {
                 let s = one()?;
                 if s.channels() != b.channels {
-                    return Err(format!(
-                        "expects {} channels but gets {}",
-                        b.channels,
-                        s.channels()
-                    ));
+                    return Err(ShapeFault::Channels {
+                        expected: b.channels,
+                        got: s.channels(),
+                    });
                 }
                 Ok(s)
             }
@@ -438,11 +432,10 @@ impl Op {
             Op::ChannelAffine { scale, .. } => {
                 let s = one()?;
                 if s.channels() != scale.len() {
-                    return Err(format!(
-                        "expects {} channels but gets {}",
-                        scale.len(),
-                        s.channels()
-                    ));
+                    return Err(ShapeFault::Channels {
+                        expected: scale.len(),
+                        got: s.channels(),
+                    });
                 }
                 Ok(s)
             }
@@ -452,10 +445,10 @@ impl Op {
                 for i in 0..inputs.len() {
                     let [c, h, w] = map(i)?;
                     if [h, w] != [first[1], first[2]] {
-                        return Err(format!(
-                            "cannot concatenate branches of sizes {}x{} and {h}x{w}",
-                            first[1], first[2]
-                        ));
+                        return Err(ShapeFault::Concat {
+                            first: [first[1], first[2]],
+                            other: [h, w],
+                        });
                     }
                     channels += c;
                 }
@@ -464,21 +457,21 @@ impl Op {
             Op::Add => {
                 let first = one()?;
                 if let Some(other) = inputs.iter().find(|s| **s != first) {
-                    return Err(format!("cannot add shapes {first} and {other}"));
+                    return Err(ShapeFault::Add {
+                        first,
+                        other: *other,
+                    });
                 }
                 Ok(first)
             }
             Op::Flatten { .. } => Ok(Shape::Flat(one()?.numel())),
             Op::Dense(d) => match one()? {
                 Shape::Flat(n) if n == d.in_features => Ok(Shape::Flat(d.units)),
-                Shape::Flat(n) => Err(format!(
-                    "expects {} input features but gets {n}",
-                    d.in_features
-                )),
-                Shape::Map(s) => Err(format!(
-                    "expects a vector but gets a feature map {:?}; add a flatten or global pooling first",
-                    s
-                )),
+                Shape::Flat(n) => Err(ShapeFault::Features {
+                    expected: d.in_features,
+                    got: n,
+                }),
+                got @ Shape::Map(_) => Err(ShapeFault::NotAVector { got }),
             },
         }
     }
@@ -492,11 +485,9 @@ fn window_out(
     stride: [usize; 2],
     padding: [[usize; 2]; 2],
     ceil_mode: bool,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), ShapeFault> {
     if kernel.contains(&0) || stride.contains(&0) {
-        return Err(format!(
-            "has kernel {kernel:?} and stride {stride:?}; both must be non-zero"
-        ));
+        return Err(ShapeFault::ZeroWindow { kernel, stride });
     }
     let mut out = [0usize; 2];
     for d in 0..2 {
@@ -514,17 +505,15 @@ fn window_out(
             o -= 1;
         }
         if o < 1 {
-            return Err(format!(
-                "needs at least a {}x{} input (after padding) but gets {}x{}",
-                kernel[0]
-                    .saturating_sub(padding[0][0] + padding[0][1])
-                    .max(1),
-                kernel[1]
-                    .saturating_sub(padding[1][0] + padding[1][1])
-                    .max(1),
-                size[0],
-                size[1]
-            ));
+            let needs = |d: usize| {
+                kernel[d]
+                    .saturating_sub(padding[d][0] + padding[d][1])
+                    .max(1)
+            };
+            return Err(ShapeFault::TooSmall {
+                needs: [needs(0), needs(1)],
+                got: size,
+            });
         }
         out[d] = o as usize;
     }

@@ -19,7 +19,10 @@ pub const MAX_INPUT_SIZE: usize = 4096;
 
 pub mod compact;
 pub mod googlenet;
+pub mod inception_resnet_v2;
 pub mod inception_v3;
+pub mod inception_v4;
+pub mod slim;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,16 +49,24 @@ pub enum Arch {
     /// A compact GoogLeNet for small images such as 28x28 digits (`inception-mini`).
     #[serde(rename = "inception-mini")]
     InceptionMini,
+    /// Inception v4 in TF-slim's layout (`inception-v4`).
+    #[serde(rename = "inception-v4")]
+    InceptionV4,
+    /// Inception-ResNet-v2 in TF-slim's layout (`inception-resnet-v2`).
+    #[serde(rename = "inception-resnet-v2")]
+    InceptionResNetV2,
 }
 
 impl Arch {
     /// Every built-in architecture.
-    pub const ALL: [Arch; 5] = [
+    pub const ALL: [Arch; 7] = [
         Arch::GoogLeNet,
         Arch::GoogLeNetBvlc,
         Arch::InceptionV3,
         Arch::InceptionV3Keras,
         Arch::InceptionMini,
+        Arch::InceptionV4,
+        Arch::InceptionResNetV2,
     ];
 
     /// Everything known about this architecture, as one row of [`ARCH_INFO`].
@@ -152,7 +163,7 @@ pub struct ArchInfo {
 }
 
 /// One row per architecture, in the order of [`Arch`]'s variants.
-pub const ARCH_INFO: [ArchInfo; 5] = [
+pub const ARCH_INFO: [ArchInfo; 7] = [
     ArchInfo {
         arch: Arch::GoogLeNet,
         name: "googlenet",
@@ -261,6 +272,48 @@ pub const ARCH_INFO: [ArchInfo; 5] = [
             "inception3b",
             "inception4a",
             "inception4b",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::InceptionV4,
+        name: "inception-v4",
+        description: "Inception v4, TF-slim layout (1001 classes, aux head on Mixed_6h); TF-slim and timm weights",
+        aliases: &["inceptionv4", "inception4", "inceptionv4slim"],
+        input_size: 299,
+        classes: 1001,
+        in_channels: 3,
+        dropout: 0.2,
+        aux_heads: true,
+        softmax: false,
+        feature_layers: [
+            "InceptionV4/Conv2d_2b_3x3/Relu",
+            "InceptionV4/Mixed_4a",
+            "InceptionV4/Mixed_5e",
+            "InceptionV4/Mixed_6h",
+            "InceptionV4/Mixed_7d",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::InceptionResNetV2,
+        name: "inception-resnet-v2",
+        description: "Inception-ResNet-v2, TF-slim layout (1001 classes, aux head); TF-slim, timm and Keras weights",
+        aliases: &[
+            "inceptionresnetv2",
+            "inceptionresnet2",
+            "inceptionresnetv2slim",
+        ],
+        input_size: 299,
+        classes: 1001,
+        in_channels: 3,
+        dropout: 0.2,
+        aux_heads: true,
+        softmax: false,
+        feature_layers: [
+            "InceptionResnetV2/Conv2d_2b_3x3/Relu",
+            "InceptionResnetV2/Conv2d_4a_3x3/Relu",
+            "InceptionResnetV2/Repeat/block35_10",
+            "InceptionResnetV2/Repeat_1/block17_20",
+            "InceptionResnetV2/Conv2d_7b_1x1/Relu",
         ],
     },
 ];
@@ -480,7 +533,10 @@ impl ModelConfig {
     }
 
     fn build(&self) -> Result<Graph> {
-        let sep = if self.arch == Arch::GoogLeNetBvlc {
+        let sep = if matches!(
+            self.arch,
+            Arch::GoogLeNetBvlc | Arch::InceptionV4 | Arch::InceptionResNetV2
+        ) {
             "/"
         } else {
             "."
@@ -494,6 +550,8 @@ impl ModelConfig {
             Arch::InceptionV3 => inception_v3::torchvision(&mut g, self, x),
             Arch::InceptionV3Keras => inception_v3::keras(&mut g, self, x),
             Arch::InceptionMini => compact::build(&mut g, self, x),
+            Arch::InceptionV4 => inception_v4::slim(&mut g, self, x),
+            Arch::InceptionResNetV2 => inception_resnet_v2::slim(&mut g, self, x),
         };
         g.output(
             if self.include_top {

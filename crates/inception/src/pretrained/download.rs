@@ -11,12 +11,9 @@ use super::{Checksum, DownloadProgress, Pretrained, ProgressFn, offline_hint};
 use crate::error::{Error, Result};
 
 pub(super) fn download(entry: &Pretrained, path: &Path, progress: &ProgressFn) -> Result<()> {
-    let fail = |why: String| {
-        Error::Io(format!(
-            "{}: {why}; {}",
-            entry.name,
-            offline_hint(entry, path)
-        ))
+    let fail = |why: String| Error::Download {
+        weights: entry.name.to_string(),
+        reason: format!("{why}; {}", offline_hint(entry, path)),
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(std::time::Duration::from_secs(30)))
@@ -125,11 +122,14 @@ pub(super) fn download(entry: &Pretrained, path: &Path, progress: &ProgressFn) -
             Checksum::Unpublished => (true, String::new(), sha.clone()),
         };
         if !ok {
-            return Err(Error::Io(format!(
-                "{}: checksum mismatch for {}: expected {want}, got {have} (corrupt download or \
-                 changed upstream file; nothing was kept — retry, or verify the file yourself)",
-                entry.name, entry.url
-            )));
+            return Err(Error::Download {
+                weights: entry.name.to_string(),
+                reason: format!(
+                    "checksum mismatch for {}: expected {want}, got {have} (corrupt download or \
+                     changed upstream file; nothing was kept — retry, or verify the file yourself)",
+                    entry.url
+                ),
+            });
         }
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         report(got, Some(&sha));

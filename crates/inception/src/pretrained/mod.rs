@@ -225,6 +225,12 @@ pub fn default_for(arch: Arch, include_top: bool) -> Result<Pretrained> {
                 "{arch} has no published weights; train it (`inception train` does)"
             )));
         }
+        (Arch::InceptionV4 | Arch::InceptionResNetV2, _) => {
+            return Err(Error::Unknown(format!(
+                "{arch}: its published weights (TF-slim checkpoints, timm's tf_in1k) are not in \
+                 the registry yet; load a file converted to its TF-slim names instead"
+            )));
+        }
     };
     Ok(registry()
         .into_iter()
@@ -265,7 +271,10 @@ pub fn resolve(spec: &str, arch: Option<Arch>, cache: &Cache) -> Result<Resolved
         match find(spec) {
             Ok(e) => e,
             Err(e) if spec.contains(['/', '.']) => {
-                return Err(Error::Io(format!("{spec}: no such file ({e})")));
+                return Err(Error::io_reason(
+                    Path::new(spec),
+                    format!("no such file ({e})"),
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -323,7 +332,7 @@ impl Cache {
         }
         dirs::cache_dir()
             .map(|d| d.join("inception"))
-            .ok_or_else(|| Error::Io("no cache directory: set INCEPTION_CACHE".into()))
+            .ok_or_else(|| Error::Config("no cache directory: set INCEPTION_CACHE".into()))
     }
 
     /// The cache in [`Cache::default_dir`].
@@ -371,12 +380,14 @@ impl Cache {
         }
         #[cfg(not(feature = "download"))]
         {
-            Err(Error::Io(format!(
-                "{}: not in the cache, and this build has no downloads (cargo feature \
-                 `download`); {}",
-                entry.name,
-                offline_hint(entry, &path)
-            )))
+            Err(Error::Download {
+                weights: entry.name.to_string(),
+                reason: format!(
+                    "not in the cache, and this build has no downloads (cargo feature \
+                     `download`); {}",
+                    offline_hint(entry, &path)
+                ),
+            })
         }
     }
 }

@@ -16,7 +16,7 @@ use super::optimizer::build_optimizer;
 use super::trainer::{EpochStats, Trainer};
 use super::{TRAIN_KEY, TrainConfig};
 use crate::data::CLASSES_KEY;
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::files::write_atomic;
 use crate::network::Network;
 use crate::weights::{self, StateDict};
@@ -65,36 +65,30 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, classes: &[String]) -> Re
         PARAM_IDS_KEY.into(),
         serde_json::json!(param_ids(&trainer.network)).to_string(),
     );
-    let optim = trainer
-        .optimizer_bytes()
-        .map_err(|e| Error::Io(format!("{}: optimizer state: {e}", path.display())))?;
+    let optim = trainer.optimizer_bytes().map_err(|e| e.in_file(path))?;
     let bytes = weights::safetensors::to_bytes_with_blobs(&sd, &[(OPTIMIZER_TENSOR, &optim)])?;
     write_atomic(path, &bytes)
 }
 
 /// Restores a trainer (on `device`, made autodiff) and the class names from a checkpoint.
 pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<String>)> {
-    let bad = |why: String| {
-        Error::Format(format!(
-            "{}: not a training checkpoint: {why}",
-            path.display()
-        ))
-    };
+    let bad = |why: FormatError| Error::format(why.at("not a training checkpoint")).in_file(path);
     let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
     let all = weights::safetensors::read_bytes(&bytes).map_err(&bad)?;
     let meta = |key: &str| {
         all.metadata
             .get(key)
-            .ok_or_else(|| bad(format!("no `{key}` metadata")))
+            .ok_or_else(|| bad(format!("no `{key}` metadata").into()))
     };
-    let state: State = serde_json::from_str(meta(TRAIN_KEY)?).map_err(|e| bad(e.to_string()))?;
+    let state: State =
+        serde_json::from_str(meta(TRAIN_KEY)?).map_err(|e| bad(e.to_string().into()))?;
     let classes: Vec<String> =
-        serde_json::from_str(meta(CLASSES_KEY)?).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_str(meta(CLASSES_KEY)?).map_err(|e| bad(e.to_string().into()))?;
     let bad_config = |e: Error| {
-        Error::Format(format!(
-            "{}: the checkpoint's training configuration is invalid: {e}",
-            path.display()
+        Error::format(format!(
+            "the checkpoint's training configuration is invalid: {e}"
         ))
+        .in_file(path)
     };
     state.config.validate().map_err(bad_config)?;
     if classes.len() != state.config.model.classes {
@@ -102,10 +96,11 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
             "{} class names for a {}-class model",
             classes.len(),
             state.config.model.classes
-        )));
+        )
+        .into()));
     }
     let ids: Vec<u64> =
-        serde_json::from_str(meta(PARAM_IDS_KEY)?).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_str(meta(PARAM_IDS_KEY)?).map_err(|e| bad(e.to_string().into()))?;
     let optim = weights::safetensors::read_blob(&bytes, OPTIMIZER_TENSOR).map_err(&bad)?;
     let mut model_sd = StateDict::new(all.format);
     let mut ema_sd = StateDict::new(all.format);
@@ -124,7 +119,7 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, Vec<Str
     }
     let optim = build_optimizer(&state.config)
         .from_bytes(Bytes::from_bytes_vec(optim))
-        .map_err(|e| bad(format!("optimizer state: {e}")))?;
+        .map_err(|e| bad(format!("optimizer state: {e}").into()))?;
     let ema = match state.config.ema_decay {
         Some(d) => {
             let plain = device.clone().without_autodiff();

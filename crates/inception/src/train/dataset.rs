@@ -13,7 +13,7 @@ use crate::data::decode::decode_file;
 use crate::data::pipeline::{Failure, is_image_path};
 use crate::data::preprocess::luma;
 use crate::data::resize::{Filter, resize};
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 
 /// The packed digits (see `data/README.md` for their source and license).
 const DIGITS: &[u8] = include_bytes!("../../data/digits.bin.gz");
@@ -64,7 +64,7 @@ impl ImageSet {
     /// assert_eq!(train.classes.len(), 10);
     /// ```
     pub fn digits() -> Result<(ImageSet, ImageSet)> {
-        let bad = |why: &str| Error::Format(format!("embedded digits: {why}"));
+        let bad = |why: &str| Error::format(FormatError::from(why).at("embedded digits"));
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(DIGITS)
             .read_to_end(&mut raw)
@@ -130,20 +130,21 @@ impl ImageSet {
             .collect();
         found.sort();
         if found.is_empty() {
-            return Err(Error::Format(format!(
-                "{}: no class folders (expected {0}/<class>/<image files>)",
+            return Err(Error::format(format!(
+                "no class folders (expected {}/<class>/<image files>)",
                 root.display()
-            )));
+            ))
+            .in_file(root));
         }
         if let Some(want) = classes
             && want != found.as_slice()
         {
-            return Err(Error::Format(format!(
-                "{}: its classes [{}] differ from the training classes [{}]",
-                root.display(),
+            return Err(Error::format(format!(
+                "its classes [{}] differ from the training classes [{}]",
                 found.join(", "),
                 want.join(", ")
-            )));
+            ))
+            .in_file(root));
         }
         let mut files: Vec<(PathBuf, usize)> = Vec::new();
         for (label, class) in found.iter().enumerate() {

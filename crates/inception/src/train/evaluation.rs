@@ -142,10 +142,11 @@ pub fn evaluate_folder(
         .collect();
     classes.sort();
     if classes.is_empty() {
-        return Err(Error::Format(format!(
-            "{}: no class folders (expected {0}/<class>/<image files>)",
+        return Err(Error::format(format!(
+            "no class folders (expected {}/<class>/<image files>)",
             dir.display()
-        )));
+        ))
+        .in_file(dir));
     }
     let names = classifier.labels().names();
     let model_index: Vec<usize> = classes

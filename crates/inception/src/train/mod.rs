@@ -141,7 +141,10 @@ impl Recipe {
         use crate::models::Arch;
         match arch {
             Arch::InceptionMini => Recipe::Digits,
-            Arch::InceptionV3 | Arch::InceptionV3Keras => Recipe::InceptionV3Paper,
+            Arch::InceptionV3
+            | Arch::InceptionV3Keras
+            | Arch::InceptionV4
+            | Arch::InceptionResNetV2 => Recipe::InceptionV3Paper,
             Arch::GoogLeNet | Arch::GoogLeNetBvlc => Recipe::GoogLeNetPaper,
         }
     }

@@ -14,11 +14,11 @@ pub fn write_csv(path: &Path, history: &[EpochStats]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for s in history {
         w.serialize(s)
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::io_reason(path, format!("{e}")))?;
     }
     let bytes = w
         .into_inner()
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::io_reason(path, format!("{e}")))?;
     write_atomic(path, &bytes)
 }
 

@@ -35,7 +35,7 @@ impl RunFolder<'_> {
         #[cfg(feature = "png")]
         {
             let png = crate::diagram::svg_to_png(&svg, 1.0)
-                .map_err(|e| Error::Io(format!("curves.png: {e}")))?;
+                .map_err(|e| e.in_file(&self.dir.join("curves.png")))?;
             crate::files::write_atomic(&self.dir.join("curves.png"), &png)?;
         }
         Ok(())

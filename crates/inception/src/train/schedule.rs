@@ -44,31 +44,27 @@ impl Decay {
             },
             _ => return Err(bad("unknown schedule")),
         };
-        decay.validate().map_err(|e| bad(&e))?;
-        Ok(decay)
+        match decay.problem() {
+            Some(why) => Err(bad(&why)),
+            None => Ok(decay),
+        }
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// What makes this decay no schedule, if anything does.
+    fn problem(&self) -> Option<String> {
         match *self {
-            Decay::Constant => Ok(()),
-            Decay::Step { every, gamma } => {
-                if !(every.is_finite() && every > 0.0) {
-                    Err(format!(
-                        "the period {every} must be a positive number of epochs"
-                    ))
-                } else if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) {
-                    Err(format!("the factor {gamma} must be in (0, 1]"))
-                } else {
-                    Ok(())
-                }
+            Decay::Constant => None,
+            Decay::Step { every, .. } if !(every.is_finite() && every > 0.0) => Some(format!(
+                "the period {every} must be a positive number of epochs"
+            )),
+            Decay::Step { gamma, .. } if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) => {
+                Some(format!("the factor {gamma} must be in (0, 1]"))
             }
-            Decay::Cosine { min_factor } => {
-                if (0.0..=1.0).contains(&min_factor) {
-                    Ok(())
-                } else {
-                    Err(format!("the final factor {min_factor} must be in [0, 1]"))
-                }
+            Decay::Step { .. } => None,
+            Decay::Cosine { min_factor } if !(0.0..=1.0).contains(&min_factor) => {
+                Some(format!("the final factor {min_factor} must be in [0, 1]"))
             }
+            Decay::Cosine { .. } => None,
         }
     }
 }
@@ -101,9 +97,10 @@ impl Schedule {
                 self.warmup_epochs
             )));
         }
-        self.decay
-            .validate()
-            .map_err(|e| Error::Config(format!("schedule: {e}")))
+        match self.decay.problem() {
+            Some(why) => Err(Error::Config(format!("schedule: {why}"))),
+            None => Ok(()),
+        }
     }
 
     /// The rate at (fractional) epoch `t`, counted from 0.

@@ -191,11 +191,10 @@ impl Trainer {
     }
 
     /// The optimizer's state as bytes (Burn's record format).
-    pub fn optimizer_bytes(&self) -> std::result::Result<Vec<u8>, String> {
-        self.optim
-            .into_bytes()
-            .map(|b| b.to_vec())
-            .map_err(|e| e.to_string())
+    pub fn optimizer_bytes(&self) -> Result<Vec<u8>> {
+        self.optim.into_bytes().map(|b| b.to_vec()).map_err(|e| {
+            Error::format(crate::FormatError::from(e.to_string()).at("optimizer state"))
+        })
     }
 
     /// The preprocessing the trained model expects (stored with its checkpoints).
@@ -466,7 +465,7 @@ impl Trainer {
                     scope.spawn(move || {
                         let (g, loss, pred) =
                             shard_step(&net, x, y, [c, h, w], smoothing, aux_weight, dev)?;
-                        Ok((g.to_device(device, &net), loss, pred))
+                        Ok::<_, Error>((g.to_device(device, &net), loss, pred))
                     })
                 })
                 .collect();

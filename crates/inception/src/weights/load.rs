@@ -7,7 +7,7 @@ use burn::module::{Param, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{DType, Format, StateDict, WeightTensor};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightsFault};
 use crate::graph::{Graph, Op};
 use crate::models::{Arch, ModelConfig};
 use crate::network::Network;
@@ -156,51 +156,15 @@ fn check_fit(
         }
     }
     if !missing.is_empty() || !unexpected.is_empty() || !mismatched.is_empty() {
-        let mut parts = Vec::new();
-        if !missing.is_empty() {
-            parts.push(format!("missing {}: {}", missing.len(), list(&missing)));
+        return Err(WeightsFault::Mismatch {
+            model: graph.name.clone(),
+            missing,
+            unexpected,
+            mis_shaped: mismatched,
         }
-        if !unexpected.is_empty() {
-            parts.push(format!(
-                "unexpected {}: {}",
-                unexpected.len(),
-                list(&unexpected)
-            ));
-        }
-        if !mismatched.is_empty() {
-            parts.push(format!(
-                "wrong shape {}: {}",
-                mismatched.len(),
-                list(&mismatched)
-            ));
-        }
-        return Err(Error::Weights(format!(
-            "the weights do not fit {}: {} (wrong architecture, number of classes or input channels?)",
-            graph.name,
-            parts.join("; ")
-        )));
+        .into());
     }
     Ok((prefix, unused))
-}
-
-fn list(names: &[String]) -> String {
-    const SHOWN: usize = 6;
-    let mut s = names
-        .iter()
-        .take(SHOWN)
-        .map(|n| {
-            if n.starts_with('`') {
-                n.clone()
-            } else {
-                format!("`{n}`")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() > SHOWN {
-        s.push_str(&format!(" and {} more", names.len() - SHOWN));
-    }
-    s
 }
 
 fn tensor<const D: usize>(t: &WeightTensor, device: &Device) -> Tensor<D> {
@@ -273,7 +237,7 @@ pub const CONFIG_KEY: &str = "inception.model";
 pub fn config_for(sd: &StateDict, arch: Option<Arch>) -> Result<ModelConfig> {
     if let Some(json) = sd.metadata.get(CONFIG_KEY) {
         let cfg: ModelConfig = serde_json::from_str(json).map_err(|e| {
-            Error::Format(format!(
+            Error::format(format!(
                 "the file's `{CONFIG_KEY}` metadata is not a model config: {e}"
             ))
         })?;
@@ -308,23 +272,14 @@ pub fn detect(sd: &StateDict) -> Result<ModelConfig> {
             }
         }
     }
-    let hint = match best {
-        Some((found, arch)) if found > 0 => {
-            format!(" (closest: {arch}, with {found} of its backbone tensors)")
-        }
-        _ => String::new(),
-    };
-    let sample = sd
-        .iter()
-        .take(3)
-        .map(|(n, _)| n)
-        .collect::<Vec<_>>()
-        .join(", ");
-    Err(Error::Weights(format!(
-        "cannot tell which model these {} tensors belong to (first names: {sample}){hint}; \
-         pass --model",
-        sd.len()
-    )))
+    Err(WeightsFault::Unrecognised {
+        tensors: sd.len(),
+        sample: sd.iter().take(3).map(|(n, _)| n.to_string()).collect(),
+        closest: best
+            .filter(|&(found, _)| found > 0)
+            .map(|(found, arch)| (arch.to_string(), found)),
+    }
+    .into())
 }
 
 /// Like [`detect`], for a known architecture: finds the top, aux heads, classes and input

@@ -29,6 +29,7 @@ pub mod pickle;
 #[cfg(feature = "pytorch")]
 pub mod pytorch;
 pub mod safetensors;
+pub mod tf_names;
 
 pub use load::{
     CONFIG_KEY, LoadReport, config_for, detect, detect_as, export, load_into, load_model,
@@ -41,7 +42,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 
 /// Element types found in checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,13 +88,14 @@ impl fmt::Display for DType {
 }
 
 /// Decodes little-endian elements of `dtype` into f32.
-pub fn decode(raw: &[u8], dtype: DType) -> std::result::Result<Vec<f32>, String> {
+pub fn decode(raw: &[u8], dtype: DType) -> std::result::Result<Vec<f32>, FormatError> {
     let size = dtype.size();
     if !raw.len().is_multiple_of(size) {
         return Err(format!(
             "{} bytes is not a whole number of {dtype} elements",
             raw.len()
-        ));
+        )
+        .into());
     }
     let chunks = raw.chunks_exact(size);
     Ok(match dtype {
@@ -272,40 +274,51 @@ pub(crate) fn read_zip_entry<R: Read + std::io::Seek>(
     name: &str,
     need: Option<u64>,
     max: u64,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<u8>, FormatError> {
+    let entry = format!("archive entry `{name}`");
     let f = zip
         .by_name(name)
-        .map_err(|e| format!("archive entry `{name}`: {e}"))?;
+        .map_err(|e| FormatError::from(e.to_string()).at(&entry))?;
     let size = f.size();
     if let Some(want) = need
         && size < want
     {
-        return Err(format!(
-            "archive entry `{name}` has {size} bytes but its tensors need {want} (truncated file?)"
-        ));
+        return Err(FormatError::from(format!(
+            "has {size} bytes but its tensors need {want} (truncated file?)"
+        ))
+        .at(entry));
     }
     let limit = need.map_or(size, |w| w.min(size));
     if limit > max {
-        return Err(format!(
-            "archive entry `{name}` is {limit} bytes, over the limit of {max} for it"
-        ));
+        return Err(FormatError::TooLarge {
+            what: format!("{entry}'s size in bytes"),
+            got: limit,
+            limit: max,
+        });
     }
     let packed = f.compressed_size().max(1);
     if limit > ZIP_RATIO_FREE_BYTES && limit / packed > MAX_ZIP_RATIO {
-        return Err(format!(
-            "archive entry `{name}` would inflate {packed} bytes to {limit}, a compression \
-             ratio no weights file has (a decompression bomb?)"
-        ));
+        return Err(FormatError::TooLarge {
+            what: format!(
+                "{entry}'s compression ratio ({packed} bytes inflating to {limit}: a \
+                 decompression bomb?)"
+            ),
+            got: limit / packed,
+            limit: MAX_ZIP_RATIO,
+        });
     }
     let mut buf = Vec::new();
     f.take(limit)
         .read_to_end(&mut buf)
-        .map_err(|e| format!("archive entry `{name}`: {e} (truncated or corrupt file?)"))?;
+        .map_err(|e| FormatError::from(format!("{e} (truncated or corrupt file?)")).at(&entry))?;
     if (buf.len() as u64) < limit {
-        return Err(format!(
-            "archive entry `{name}` ends after {} of {limit} bytes (truncated file?)",
-            buf.len()
-        ));
+        return Err(FormatError::Truncated {
+            what: "the archive entry",
+            at: buf.len(),
+            need: (limit as usize).saturating_sub(buf.len()),
+            left: 0,
+        }
+        .at(entry));
     }
     Ok(buf)
 }
@@ -364,7 +377,7 @@ pub fn sniff(path: &Path) -> Result<Format> {
     } else {
         "not a PyTorch (.pth), safetensors, Keras (.h5, .keras) or ONNX file"
     };
-    Err(Error::Format(format!("{}: {what}", path.display())))
+    Err(Error::format(what).in_file(path))
 }
 
 /// Reads a PyTorch or safetensors checkpoint. Keras files map onto a model by layer order, so
@@ -386,10 +399,10 @@ pub(crate) fn read_as(path: &Path, format: Format) -> Result<StateDict> {
         Format::PyTorch => Err(not_built(path, Format::PyTorch)),
         #[cfg(not(feature = "onnx"))]
         Format::Onnx => Err(not_built(path, Format::Onnx)),
-        Format::Keras => Err(Error::Format(format!(
-            "{}: a Keras file; its tensors map onto a model by layer order (use \
+        Format::Keras => Err(Error::format(
+            "a Keras file; its tensors map onto a model by layer order (use \
              weights::load_file or weights::keras::read)",
-            path.display()
-        ))),
+        )
+        .in_file(path)),
     }
 }

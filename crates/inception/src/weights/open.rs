@@ -63,7 +63,7 @@ impl Loaded {
         };
         serde_json::from_str(json)
             .map(Some)
-            .map_err(|e| Error::Format(format!("metadata `{key}` is not a list of names: {e}")))
+            .map_err(|e| Error::format(format!("metadata `{key}` is not a list of names: {e}")))
     }
 
     /// The preprocessing stored in the file, if any, checked ([`crate::data::Preset::validate`]);
@@ -74,10 +74,10 @@ impl Loaded {
             return Ok(None);
         };
         let preset: crate::data::Preset = serde_json::from_str(json)
-            .map_err(|e| Error::Format(format!("metadata `{key}` is not a preprocessing: {e}")))?;
+            .map_err(|e| Error::format(format!("metadata `{key}` is not a preprocessing: {e}")))?;
         preset
             .validate()
-            .map_err(|e| Error::Format(format!("metadata `{key}`: {e}")))?;
+            .map_err(|e| Error::format(format!("metadata `{key}`: {e}")))?;
         Ok(Some(preset))
     }
 }
@@ -138,7 +138,7 @@ pub fn load_file_sized(
 
 /// An error naming the file, for a failure while mapping its tensors.
 fn in_file(path: &Path) -> impl Fn(Error) -> Error + '_ {
-    move |e: Error| Error::Weights(format!("{}: {e}", path.display()))
+    move |e: Error| e.in_file(path)
 }
 
 /// An ONNX graph: its own architecture, imported at run time.
@@ -202,11 +202,12 @@ fn load_keras(
         }
         ModelSource::Auto | ModelSource::Arch(Arch::InceptionV3Keras) => {
             let cfg = keras::detect(&kw).ok_or_else(|| {
-                Error::Weights(format!(
-                    "{}: not keras.applications InceptionV3 weights; give the model's .keras \
-                     file as the model (ModelSource::Graph from its config)",
-                    path.display()
+                Error::from(crate::error::WeightsFault::Other(
+                    "not keras.applications InceptionV3 weights; give the model's .keras \
+                     file as the model (ModelSource::Graph from its config)"
+                        .to_string(),
                 ))
+                .in_file(path)
             })?;
             let cfg = adjust(cfg);
             if !cfg.include_top {
@@ -216,10 +217,10 @@ fn load_keras(
             (cfg.graph()?, Some(cfg))
         }
         ModelSource::Arch(a) => {
-            return Err(Error::Weights(format!(
-                "{}: Keras weights fit inception-v3-keras, not {a}",
-                path.display()
-            )));
+            return Err(Error::from(crate::error::WeightsFault::Other(format!(
+                "Keras weights fit inception-v3-keras, not {a}"
+            )))
+            .in_file(path));
         }
     };
     let sd = kw.to_state_dict(&graph).map_err(&in_file)?;
@@ -268,7 +269,7 @@ fn load_state_dict_file(
                 ModelSource::Arch(a) => Some(a),
                 _ => None,
             };
-            let config = adjust(config_for(&sd, arch)?);
+            let config = adjust(config_for(&sd, arch).map_err(&in_file)?);
             let (network, report) = load_model(&config, &sd, device).map_err(&in_file)?;
             (network, Some(config), report)
         }

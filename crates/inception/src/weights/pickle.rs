@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use super::DType;
+use crate::error::FormatError;
 
 /// A value produced by the unpickler.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +79,7 @@ pub enum Global {
 }
 
 impl Global {
-    fn resolve(module: &str, name: &str) -> Result<Global, String> {
+    fn resolve(module: &str, name: &str) -> Result<Global, FormatError> {
         let g = match (module, name) {
             ("collections", "OrderedDict") => Global::OrderedDict,
             ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor") => Global::RebuildTensor,
@@ -105,16 +106,19 @@ impl Global {
     }
 }
 
-fn refused(module: &str, name: &str) -> String {
-    format!(
-        "the pickle refers to `{module}.{name}`, which is not a tensor-rebuild global; refusing \
-         to execute it (only state dicts of tensors can be read — re-save with \
-         `torch.save(model.state_dict(), path)` or convert to safetensors)"
+fn refused(module: &str, name: &str) -> FormatError {
+    FormatError::unsupported(
+        format!(
+            "the pickle's reference to `{module}.{name}`, which is not a tensor-rebuild global \
+             (refusing to execute it)"
+        ),
+        "only state dicts of tensors can be read — re-save with \
+         `torch.save(model.state_dict(), path)` or convert to safetensors",
     )
 }
 
 /// Runs the pickle program in `data` and returns the object it builds.
-pub fn unpickle(data: &[u8]) -> Result<Object, String> {
+pub fn unpickle(data: &[u8]) -> Result<Object, FormatError> {
     Machine {
         data,
         pos: 0,
@@ -168,10 +172,10 @@ fn size_within(o: &Object, budget: usize) -> Option<usize> {
     (total <= budget).then_some(total)
 }
 
-fn check_depth<'a>(items: impl IntoIterator<Item = &'a Object>) -> Result<(), String> {
+fn check_depth<'a>(items: impl IntoIterator<Item = &'a Object>) -> Result<(), FormatError> {
     for o in items {
         if depth_within(o, MAX_DEPTH - 1).is_none() {
-            return Err(format!("the pickle nests deeper than {MAX_DEPTH} levels"));
+            return Err(format!("the pickle nests deeper than {MAX_DEPTH} levels").into());
         }
     }
     Ok(())
@@ -187,39 +191,40 @@ struct Machine<'a> {
 }
 
 impl Machine<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize) -> Result<&[u8], FormatError> {
         if n > self.data.len() - self.pos {
-            return Err(format!(
-                "the pickle is truncated: {n} bytes wanted at byte {}, {} left",
-                self.pos,
-                self.data.len() - self.pos
-            ));
+            return Err(FormatError::Truncated {
+                what: "the pickle",
+                at: self.pos,
+                need: n,
+                left: self.data.len() - self.pos,
+            });
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
 
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, FormatError> {
         Ok(self.take(1)?[0])
     }
 
-    fn u16(&mut self) -> Result<u16, String> {
+    fn u16(&mut self) -> Result<u16, FormatError> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, FormatError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    fn u64(&mut self) -> Result<u64, FormatError> {
         let b = self.take(8)?;
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
-    fn line(&mut self) -> Result<String, String> {
+    fn line(&mut self) -> Result<String, FormatError> {
         let rest = &self.data[self.pos..];
         let end = rest
             .iter()
@@ -231,13 +236,13 @@ impl Machine<'_> {
         Ok(s)
     }
 
-    fn text(&mut self, n: usize) -> Result<Object, String> {
+    fn text(&mut self, n: usize) -> Result<Object, FormatError> {
         let b = self.take(n)?;
         let s = String::from_utf8(b.to_vec()).map_err(|_| "a pickled string is not UTF-8")?;
         Ok(Object::Str(s))
     }
 
-    fn push(&mut self, o: Object) -> Result<(), String> {
+    fn push(&mut self, o: Object) -> Result<(), FormatError> {
         if self.stack.len() >= MAX_STACK {
             return Err("the pickle's stack grows without bound".into());
         }
@@ -245,7 +250,7 @@ impl Machine<'_> {
         Ok(())
     }
 
-    fn pop(&mut self) -> Result<Object, String> {
+    fn pop(&mut self) -> Result<Object, FormatError> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             return Err("the pickle pops past a MARK".into());
         }
@@ -254,7 +259,7 @@ impl Machine<'_> {
             .ok_or_else(|| "the pickle pops from an empty stack".into())
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Object>, String> {
+    fn pop_mark(&mut self) -> Result<Vec<Object>, FormatError> {
         let m = self.marks.pop().ok_or("the pickle has no MARK to pop to")?;
         if m > self.stack.len() {
             return Err("the pickle's MARK is above the stack".into());
@@ -262,7 +267,7 @@ impl Machine<'_> {
         Ok(self.stack.split_off(m))
     }
 
-    fn top(&mut self) -> Result<&mut Object, String> {
+    fn top(&mut self) -> Result<&mut Object, FormatError> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             return Err("the pickle reaches past a MARK".into());
         }
@@ -271,7 +276,7 @@ impl Machine<'_> {
             .ok_or_else(|| "the pickle reads an empty stack".into())
     }
 
-    fn memo_get(&mut self, key: u32) -> Result<(), String> {
+    fn memo_get(&mut self, key: u32) -> Result<(), FormatError> {
         let o = self
             .memo
             .get(&key)
@@ -284,13 +289,13 @@ impl Machine<'_> {
         self.push(o)
     }
 
-    fn memo_put(&mut self, key: u32) -> Result<(), String> {
+    fn memo_put(&mut self, key: u32) -> Result<(), FormatError> {
         let o = self.top()?.clone();
         self.memo.insert(key, o);
         Ok(())
     }
 
-    fn run(mut self) -> Result<Object, String> {
+    fn run(mut self) -> Result<Object, FormatError> {
         loop {
             let at = self.pos;
             let op = self.u8()?;
@@ -298,7 +303,10 @@ impl Machine<'_> {
                 0x80 => {
                     let proto = self.u8()?;
                     if proto > 5 {
-                        return Err(format!("unsupported pickle protocol {proto}"));
+                        return Err(FormatError::unsupported(
+                            format!("pickle protocol {proto}"),
+                            "2–5",
+                        ));
                     }
                 }
                 0x95 => {
@@ -498,14 +506,15 @@ impl Machine<'_> {
                     return Err(format!(
                         "unsupported pickle opcode 0x{op:02x} at byte {at} (not a PyTorch state \
                          dict?)"
-                    ));
+                    )
+                    .into());
                 }
             }
         }
     }
 }
 
-fn pairs(items: Vec<Object>) -> Result<Vec<(Object, Object)>, String> {
+fn pairs(items: Vec<Object>) -> Result<Vec<(Object, Object)>, FormatError> {
     if !items.len().is_multiple_of(2) {
         return Err("a pickled dict has an odd number of items".into());
     }
@@ -517,22 +526,22 @@ fn pairs(items: Vec<Object>) -> Result<Vec<(Object, Object)>, String> {
     Ok(out)
 }
 
-fn int(o: &Object, what: &str) -> Result<usize, String> {
+fn int(o: &Object, what: &str) -> Result<usize, FormatError> {
     match o {
         Object::Int(v) if *v >= 0 => Ok(*v as usize),
-        _ => Err(format!("{what} is not a non-negative integer")),
+        _ => Err(format!("{what} is not a non-negative integer").into()),
     }
 }
 
-fn ints(o: &Object, what: &str) -> Result<Vec<usize>, String> {
+fn ints(o: &Object, what: &str) -> Result<Vec<usize>, FormatError> {
     match o {
         Object::Tuple(v) | Object::List(v) => v.iter().map(|x| int(x, what)).collect(),
-        _ => Err(format!("{what} is not a tuple")),
+        _ => Err(format!("{what} is not a tuple").into()),
     }
 }
 
 /// `('storage', torch.FloatStorage, '0', 'cpu', numel)`.
-fn persistent_storage(pid: Object) -> Result<Object, String> {
+fn persistent_storage(pid: Object) -> Result<Object, FormatError> {
     let Object::Tuple(items) = pid else {
         return Err("a persistent id is not a tuple".into());
     };
@@ -559,7 +568,7 @@ fn persistent_storage(pid: Object) -> Result<Object, String> {
     }
 }
 
-fn reduce(callable: Object, args: Object) -> Result<Object, String> {
+fn reduce(callable: Object, args: Object) -> Result<Object, FormatError> {
     let Object::Tuple(args) = args else {
         return Err("REDUCE arguments are not a tuple".into());
     };
@@ -617,13 +626,25 @@ mod tests {
         // The classic exploit: cos\nsystem\n(S'echo pwned'\ntR.
         let p = b"cos\nsystem\n(S'echo pwned'\ntR.";
         let e = unpickle(p).unwrap_err();
-        assert!(e.contains("os.system"), "{e}");
+        assert!(
+            matches!(&e, FormatError::Unsupported { what, .. } if what.contains("os.system")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("state_dict"), "{e}");
     }
 
     #[test]
     fn truncated_and_oversized_lengths_are_errors() {
         assert!(unpickle(b"\x80\x02X\xff\xff\xff\x7f").is_err());
-        assert!(unpickle(b"\x80\x02").is_err());
+        assert!(matches!(
+            unpickle(b"\x80\x02"),
+            Err(FormatError::Truncated {
+                at: 2,
+                need: 1,
+                left: 0,
+                ..
+            })
+        ));
         assert!(unpickle(b"").is_err());
         assert!(unpickle(b"h\x05.").is_err());
         assert!(unpickle(b"0.").is_err());
@@ -635,7 +656,8 @@ mod tests {
         let mut deep = b"\x80\x02)".to_vec();
         deep.extend(std::iter::repeat_n(0x85u8, 100_000));
         deep.push(b'.');
-        assert!(unpickle(&deep).unwrap_err().contains("nests deeper"));
+        let e = unpickle(&deep).unwrap_err();
+        assert!(e.to_string().contains("nests deeper"), "{e}");
         // A list of two copies of the previous one, memoised again: doubles every 7 bytes.
         let mut bomb = b"\x80\x02]q\x00".to_vec();
         for _ in 0..60 {
@@ -643,6 +665,6 @@ mod tests {
         }
         bomb.push(b'.');
         let e = unpickle(&bomb).unwrap_err();
-        assert!(e.contains("expands"), "{e}");
+        assert!(e.to_string().contains("expands"), "{e}");
     }
 }

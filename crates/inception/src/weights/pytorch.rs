@@ -15,17 +15,17 @@ use super::{Format, StateDict, WeightTensor, decode, read_zip_entry};
 /// The largest `data.pkl` read: the pickle holds names, shapes and storage keys, never tensor
 /// data, so even a checkpoint with optimizer state is a few MB.
 pub const MAX_PICKLE_BYTES: u64 = 256 << 20;
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 
 /// Reads a PyTorch zip checkpoint.
 pub fn read(path: &Path) -> Result<StateDict> {
     crate::files::check_regular(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    read_from(file).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+    read_from(file).map_err(|e| Error::format(format!("{e}")).in_file(path))
 }
 
 /// Reads a PyTorch zip checkpoint from any seekable reader.
-pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, String> {
+pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, FormatError> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
         format!(
             "not a PyTorch zip checkpoint ({e}); files from PyTorch < 1.6 must be re-saved with \
@@ -48,7 +48,7 @@ pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, St
         match String::from_utf8_lossy(&b).trim() {
             "little" => false,
             "big" => true,
-            other => return Err(format!("unknown byteorder record `{other}`")),
+            other => return Err(format!("unknown byteorder record `{other}`").into()),
         }
     } else {
         false
@@ -74,7 +74,9 @@ pub fn read_from<R: Read + Seek>(reader: R) -> std::result::Result<StateDict, St
 }
 
 /// Finds the `name → tensor` map, looking through the common wrappers.
-fn state_dict_entries(object: Object) -> std::result::Result<Vec<(String, TensorRef)>, String> {
+fn state_dict_entries(
+    object: Object,
+) -> std::result::Result<Vec<(String, TensorRef)>, FormatError> {
     let Object::Dict(items) = object else {
         return Err(
             "the checkpoint is not a dict of tensors (a pickled nn.Module? save \
@@ -112,7 +114,7 @@ fn state_dict_entries(object: Object) -> std::result::Result<Vec<(String, Tensor
 }
 
 /// Copies a strided view out of a storage, converting to f32.
-fn gather(raw: &[u8], t: &TensorRef) -> std::result::Result<Vec<f32>, String> {
+fn gather(raw: &[u8], t: &TensorRef) -> std::result::Result<Vec<f32>, FormatError> {
     let numel = t
         .shape
         .iter()
@@ -125,7 +127,8 @@ fn gather(raw: &[u8], t: &TensorRef) -> std::result::Result<Vec<f32>, String> {
         return Err(format!(
             "it views {numel} elements of a storage of {} (broadcast views are not supported)",
             t.storage_numel
-        ));
+        )
+        .into());
     }
     let last = t
         .shape
@@ -139,7 +142,8 @@ fn gather(raw: &[u8], t: &TensorRef) -> std::result::Result<Vec<f32>, String> {
         return Err(format!(
             "its view reaches element {last} of a storage of {}",
             t.storage_numel
-        ));
+        )
+        .into());
     }
     let all = decode(&raw[..t.storage_numel * t.dtype.size()], t.dtype)?;
     let contiguous = {

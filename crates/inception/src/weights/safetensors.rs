@@ -7,7 +7,7 @@ use std::path::Path;
 use ::safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::{DType, Format, StateDict, WeightTensor, decode};
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::files::write_atomic;
 
 /// The byte tensor of a training checkpoint that holds the optimizer state.
@@ -24,7 +24,7 @@ pub(crate) const PARAM_IDS_KEY: &str = "inception.param_ids";
 /// the optimizer state is left out.
 pub fn read(path: &Path) -> Result<StateDict> {
     let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
-    let sd = read_bytes(&bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+    let sd = read_bytes(&bytes).map_err(|e| Error::format(format!("{e}")).in_file(path))?;
     Ok(model_view(sd))
 }
 
@@ -50,7 +50,7 @@ fn model_view(sd: StateDict) -> StateDict {
 }
 
 /// Reads a safetensors file already in memory.
-pub fn read_bytes(bytes: &[u8]) -> std::result::Result<StateDict, String> {
+pub fn read_bytes(bytes: &[u8]) -> std::result::Result<StateDict, FormatError> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let (_, meta) = SafeTensors::read_metadata(bytes)
@@ -74,7 +74,7 @@ pub fn read_bytes(bytes: &[u8]) -> std::result::Result<StateDict, String> {
     Ok(sd)
 }
 
-fn dtype(d: Dtype) -> std::result::Result<DType, String> {
+fn dtype(d: Dtype) -> std::result::Result<DType, FormatError> {
     Ok(match d {
         Dtype::F32 => DType::F32,
         Dtype::F64 => DType::F64,
@@ -86,7 +86,7 @@ fn dtype(d: Dtype) -> std::result::Result<DType, String> {
         Dtype::I8 => DType::I8,
         Dtype::U8 => DType::U8,
         Dtype::BOOL => DType::Bool,
-        other => return Err(format!("dtype {other:?} is not supported")),
+        other => return Err(format!("dtype {other:?} is not supported").into()),
     })
 }
 
@@ -128,7 +128,7 @@ pub fn to_bytes_with_blobs(sd: &StateDict, blobs: &[(&str, &[u8])]) -> Result<Ve
         .map(|(n, dt, shape, bytes)| {
             TensorView::new(*dt, shape.clone(), bytes)
                 .map(|v| (n.as_str(), v))
-                .map_err(|e| Error::Format(format!("tensor `{n}`: {e}")))
+                .map_err(|e| Error::format(format!("tensor `{n}`: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
     let metadata: Option<HashMap<String, String>> = (!sd.metadata.is_empty()).then(|| {
@@ -138,18 +138,18 @@ pub fn to_bytes_with_blobs(sd: &StateDict, blobs: &[(&str, &[u8])]) -> Result<Ve
             .collect()
     });
     ::safetensors::serialize(views, metadata)
-        .map_err(|e| Error::Format(format!("cannot encode safetensors: {e}")))
+        .map_err(|e| Error::format(format!("cannot encode safetensors: {e}")))
 }
 
 /// The raw bytes of a `U8` tensor written by [`to_bytes_with_blobs`].
-pub fn read_blob(bytes: &[u8], name: &str) -> std::result::Result<Vec<u8>, String> {
+pub fn read_blob(bytes: &[u8], name: &str) -> std::result::Result<Vec<u8>, FormatError> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let view = st
         .tensor(name)
         .map_err(|e| format!("tensor `{name}`: {e}"))?;
     if view.dtype() != Dtype::U8 {
-        return Err(format!("tensor `{name}` is not a byte string"));
+        return Err(format!("tensor `{name}` is not a byte string").into());
     }
     Ok(view.data().to_vec())
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::graph::{Graph, GraphBuilder, NodeId, Op, Padding, Pool};
 
 /// Builds a [`Graph`] from a Keras 3 model config (`config.json` of a `.keras` file): Functional
@@ -15,7 +15,8 @@ use crate::graph::{Graph, GraphBuilder, NodeId, Op, Padding, Pool};
 /// `activation` becomes `NAME.conv`/`NAME.dense` plus `NAME.relu`/`NAME.softmax`, so that the
 /// name `NAME` (a feature tap) gives the activated output, as in Keras.
 pub fn graph_from_config(config: &Json) -> Result<Graph> {
-    let bad = |why: String| Error::Format(format!("Keras model config: {why}"));
+    let in_config = |why: FormatError| Error::format(why.at("Keras model config"));
+    let bad = |why: String| in_config(FormatError::from(why));
     let class = config["class_name"].as_str().unwrap_or_default();
     let cfg = &config["config"];
     let name = cfg["name"].as_str().unwrap_or("keras_model");
@@ -123,7 +124,7 @@ pub fn graph_from_config(config: &Json) -> Result<Graph> {
                     padding()?,
                     bias,
                 );
-                activation(&mut g, &lname, act, c).map_err(bad)?
+                activation(&mut g, &lname, act, c).map_err(in_config)?
             }
             "Dense" => {
                 let units = lcfg["units"]
@@ -138,7 +139,7 @@ pub fn graph_from_config(config: &Json) -> Result<Graph> {
                     format!("{lname}.dense")
                 };
                 let d = g.dense(&dense_name, need_x()?, units, bias);
-                activation(&mut g, &lname, act, d).map_err(bad)?
+                activation(&mut g, &lname, act, d).map_err(in_config)?
             }
             "MaxPooling2D" | "AveragePooling2D" => {
                 channels_last()?;
@@ -235,15 +236,13 @@ fn activation(
     name: &str,
     act: &str,
     x: NodeId,
-) -> std::result::Result<NodeId, String> {
+) -> std::result::Result<NodeId, FormatError> {
     Ok(match act {
         "linear" => x,
         "relu" => g.relu(&format!("{name}.relu"), x),
         "softmax" => g.softmax(&format!("{name}.softmax"), x),
         other => {
-            return Err(format!(
-                "layer `{name}`: activation `{other}` is not supported"
-            ));
+            return Err(format!("layer `{name}`: activation `{other}` is not supported").into());
         }
     })
 }
@@ -252,7 +251,7 @@ fn activation(
 fn inbound(
     layer: &Json,
     outputs: &HashMap<String, NodeId>,
-) -> std::result::Result<Vec<NodeId>, String> {
+) -> std::result::Result<Vec<NodeId>, FormatError> {
     let nodes = layer["inbound_nodes"]
         .as_array()
         .ok_or("no inbound_nodes")?;
@@ -260,7 +259,8 @@ fn inbound(
         return Err(format!(
             "called {} times; shared layers are not supported",
             nodes.len()
-        ));
+        )
+        .into());
     }
     let mut found = Vec::new();
     collect(&nodes[0]["args"], outputs, &mut found)?;
@@ -274,7 +274,7 @@ fn collect(
     v: &Json,
     outputs: &HashMap<String, NodeId>,
     found: &mut Vec<NodeId>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), FormatError> {
     match v {
         Json::Array(items) => {
             for item in items {

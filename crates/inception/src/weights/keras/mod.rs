@@ -17,7 +17,7 @@ use hdf5_reader::{Datatype, Hdf5File};
 use serde_json::Value as Json;
 
 use super::{DType, Format, StateDict, WeightTensor, decode};
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result, WeightsFault};
 mod config;
 
 pub use config::graph_from_config;
@@ -78,19 +78,20 @@ pub struct KerasWeights {
 /// Reads a Keras `.h5`, `.weights.h5` or `.keras` file.
 pub fn read(path: &Path) -> Result<KerasWeights> {
     let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
-    read_bytes(bytes).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+    read_bytes(bytes).map_err(|e| Error::format(format!("{e}")).in_file(path))
 }
 
 /// Reads a Keras file already in memory (`.keras` zip or HDF5).
-pub fn read_bytes(bytes: Vec<u8>) -> std::result::Result<KerasWeights, String> {
+pub fn read_bytes(bytes: Vec<u8>) -> std::result::Result<KerasWeights, FormatError> {
     if bytes.starts_with(b"PK") {
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| format!("not a valid .keras zip: {e}"))?;
-        let mut entry = |name: &str, max: u64| -> std::result::Result<Vec<u8>, String> {
+        let mut entry = |name: &str, max: u64| -> std::result::Result<Vec<u8>, FormatError> {
             if zip.index_for_name(name).is_none() {
                 return Err(format!(
                     "the .keras archive has no {name} (not a Keras 3 model file?)"
-                ));
+                )
+                .into());
             }
             super::read_zip_entry(&mut zip, name, None, max)
         };
@@ -113,7 +114,7 @@ fn h5err(e: impl std::fmt::Display) -> String {
     format!("not a readable HDF5 file ({e})")
 }
 
-fn read_h5(bytes: Vec<u8>) -> std::result::Result<Vec<KerasLayer>, String> {
+fn read_h5(bytes: Vec<u8>) -> std::result::Result<Vec<KerasLayer>, FormatError> {
     if !bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
         return Err("not an HDF5 file (wrong magic)".into());
     }
@@ -142,7 +143,7 @@ fn read_h5(bytes: Vec<u8>) -> std::result::Result<Vec<KerasLayer>, String> {
     Err("not a Keras weights file: no `layer_names` attribute and no `layers` group".into())
 }
 
-fn read_dataset(file: &Hdf5File, path: &str) -> std::result::Result<WeightTensor, String> {
+fn read_dataset(file: &Hdf5File, path: &str) -> std::result::Result<WeightTensor, FormatError> {
     let ds = file
         .dataset(path)
         .map_err(|_| format!("dataset `{path}` is missing (truncated or edited file?)"))?;
@@ -150,7 +151,7 @@ fn read_dataset(file: &Hdf5File, path: &str) -> std::result::Result<WeightTensor
         Datatype::FloatingPoint { size: 2, .. } => DType::F16,
         Datatype::FloatingPoint { size: 4, .. } => DType::F32,
         Datatype::FloatingPoint { size: 8, .. } => DType::F64,
-        other => return Err(format!("dataset `{path}` has unsupported type {other:?}")),
+        other => return Err(format!("dataset `{path}` has unsupported type {other:?}").into()),
     };
     let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
     let raw = ds
@@ -163,7 +164,7 @@ fn read_dataset(file: &Hdf5File, path: &str) -> std::result::Result<WeightTensor
 fn classify(
     name: &str,
     weights: &[(String, WeightTensor)],
-) -> std::result::Result<KerasClass, String> {
+) -> std::result::Result<KerasClass, FormatError> {
     let has = |r: &str| weights.iter().find(|(n, _)| n == r).map(|(_, t)| t);
     if let Some(k) = has("kernel") {
         return match k.shape.len() {
@@ -171,7 +172,8 @@ fn classify(
             2 => Ok(KerasClass::Dense),
             n => Err(format!(
                 "layer `{name}` has a {n}-D kernel; only Conv2D and Dense are supported"
-            )),
+            )
+            .into()),
         };
     }
     if has("moving_mean").is_some() {
@@ -181,14 +183,15 @@ fn classify(
     Err(format!(
         "layer `{name}` holds weights {roles:?} of a layer type this reader does not support \
          (Conv2D, BatchNormalization and Dense are)"
-    ))
+    )
+    .into())
 }
 
 fn read_legacy(
     file: &Hdf5File,
     base: &str,
     names: &[String],
-) -> std::result::Result<Vec<KerasLayer>, String> {
+) -> std::result::Result<Vec<KerasLayer>, FormatError> {
     let mut layers = Vec::new();
     for name in names {
         let gpath = if base.is_empty() {
@@ -224,7 +227,7 @@ fn read_legacy(
     Ok(layers)
 }
 
-fn read_keras3(file: &Hdf5File) -> std::result::Result<Vec<KerasLayer>, String> {
+fn read_keras3(file: &Hdf5File) -> std::result::Result<Vec<KerasLayer>, FormatError> {
     let group = file.group("/layers").map_err(h5err)?;
     let (subgroups, _) = group.member_names().map_err(h5err)?;
     let mut found: Vec<(String, usize, KerasLayer)> = Vec::new();
@@ -238,7 +241,8 @@ fn read_keras3(file: &Hdf5File) -> std::result::Result<Vec<KerasLayer>, String> 
             if file.group(&format!("/layers/{name}/layers")).is_ok() {
                 return Err(format!(
                     "layer `{name}` is a nested model; save the inner model's weights separately"
-                ));
+                )
+                .into());
             }
             continue;
         }
@@ -258,7 +262,8 @@ fn read_keras3(file: &Hdf5File) -> std::result::Result<Vec<KerasLayer>, String> 
                     "layer `{name}` ({} weights) is of a type this reader does not support \
                      (Conv2D, BatchNormalization and Dense are)",
                     tensors.len()
-                ));
+                )
+                .into());
             }
         };
         let weights: Vec<(String, WeightTensor)> =
@@ -386,14 +391,14 @@ impl KerasWeights {
             let theirs: Vec<&KerasLayer> =
                 self.layers.iter().filter(|l| l.class == class).collect();
             if ours.len() != theirs.len() {
-                return Err(Error::Weights(format!(
-                    "the Keras file has {} {class:?} layers but {} has {} ({} in the file; \
-                     wrong model?)",
-                    theirs.len(),
-                    graph.name,
-                    ours.len(),
-                    self.counts()
-                )));
+                return Err(WeightsFault::LayerCount {
+                    class: format!("{class:?}"),
+                    in_file: theirs.len(),
+                    model: graph.name.clone(),
+                    in_model: ours.len(),
+                    file_counts: self.counts(),
+                }
+                .into());
             }
             for (&i, layer) in ours.iter().zip(theirs) {
                 convert(&graph.nodes[i].name, &graph.nodes[i].op, layer, &mut sd)?;
@@ -406,18 +411,22 @@ impl KerasWeights {
 fn convert(name: &str, op: &Op, layer: &KerasLayer, sd: &mut StateDict) -> Result<()> {
     let need = |role: &str| {
         layer.get(role).ok_or_else(|| {
-            Error::Weights(format!(
-                "Keras layer `{}` has no `{role}` for model layer `{name}`",
-                layer.name
-            ))
+            Error::from(WeightsFault::Layer {
+                file_layer: layer.name.clone(),
+                model_layer: name.to_string(),
+                reason: format!("has no `{role}`"),
+            })
         })
     };
     let mismatch = |what: &str, file: &[usize], model: &[usize]| {
-        Error::Weights(format!(
-            "Keras layer `{}` {what} is {file:?} but model layer `{name}` needs {model:?} \
-             (wrong model, or layers in a different order?)",
-            layer.name
-        ))
+        Error::from(WeightsFault::Layer {
+            file_layer: layer.name.clone(),
+            model_layer: name.to_string(),
+            reason: format!(
+                "{what} is {file:?} where the model needs {model:?} (wrong model, or layers in a \
+                 different order?)"
+            ),
+        })
     };
     let mut put = |suffix: &str, shape: Vec<usize>, data: Vec<f32>, dtype| {
         sd.insert(
@@ -445,7 +454,7 @@ fn convert(name: &str, op: &Op, layer: &KerasLayer, sd: &mut StateDict) -> Resul
                 }
             }
             put("weight", vec![co, ci, kh, kw], out, k.dtype);
-            bias(c.bias, layer, co, &mut put, &mismatch)?;
+            bias(c.bias, layer, name, co, &mut put, &mismatch)?;
         }
         Op::Dense(d) => {
             let k = need("kernel")?;
@@ -460,7 +469,7 @@ fn convert(name: &str, op: &Op, layer: &KerasLayer, sd: &mut StateDict) -> Resul
                 }
             }
             put("weight", vec![d.units, d.in_features], out, k.dtype);
-            bias(d.bias, layer, d.units, &mut put, &mismatch)?;
+            bias(d.bias, layer, name, d.units, &mut put, &mismatch)?;
         }
         Op::BatchNorm(b) => {
             let c = b.channels;
@@ -477,18 +486,18 @@ fn convert(name: &str, op: &Op, layer: &KerasLayer, sd: &mut StateDict) -> Resul
                     put("weight", vec![c], g.data.clone(), g.dtype);
                 }
                 (true, None) => {
-                    return Err(Error::Weights(format!(
-                        "Keras layer `{}` has no gamma (scale=False) but model layer `{name}` \
-                         has a scale",
-                        layer.name
-                    )));
+                    return Err(layer_fault(
+                        layer,
+                        name,
+                        "has no gamma (scale=False) where the model has a scale",
+                    ));
                 }
                 (false, Some(_)) => {
-                    return Err(Error::Weights(format!(
-                        "Keras layer `{}` has a gamma but model layer `{name}` has no scale \
-                         (scale=False)",
-                        layer.name
-                    )));
+                    return Err(layer_fault(
+                        layer,
+                        name,
+                        "has a gamma where the model has no scale (scale=False)",
+                    ));
                 }
                 (false, None) => {}
             }
@@ -513,6 +522,7 @@ fn convert(name: &str, op: &Op, layer: &KerasLayer, sd: &mut StateDict) -> Resul
 fn bias(
     has_bias: bool,
     layer: &KerasLayer,
+    name: &str,
     units: usize,
     put: &mut impl FnMut(&str, Vec<usize>, Vec<f32>, DType),
     mismatch: &impl Fn(&str, &[usize], &[usize]) -> Error,
@@ -526,15 +536,26 @@ fn bias(
             Ok(())
         }
         (false, None) => Ok(()),
-        (true, None) => Err(Error::Weights(format!(
-            "Keras layer `{}` has no bias (use_bias=False) but the model layer has one",
-            layer.name
-        ))),
-        (false, Some(_)) => Err(Error::Weights(format!(
-            "Keras layer `{}` has a bias but the model layer has none",
-            layer.name
-        ))),
+        (true, None) => Err(layer_fault(
+            layer,
+            name,
+            "has no bias (use_bias=False) where the model has one",
+        )),
+        (false, Some(_)) => Err(layer_fault(
+            layer,
+            name,
+            "has a bias where the model has none",
+        )),
     }
+}
+
+fn layer_fault(layer: &KerasLayer, name: &str, reason: &str) -> Error {
+    WeightsFault::Layer {
+        file_layer: layer.name.clone(),
+        model_layer: name.to_string(),
+        reason: reason.to_string(),
+    }
+    .into()
 }
 
 /// Recognises `keras.applications.InceptionV3` weights (with or without the top); `None` when

@@ -13,7 +13,7 @@ use std::path::Path;
 use prost::Message;
 
 use super::{DType, Format, StateDict, WeightTensor};
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::graph::{Graph, GraphBuilder, NodeId, Padding};
 
 mod ops;
@@ -44,14 +44,14 @@ pub struct OnnxModel {
 /// it symbolic.
 pub fn read(path: &Path, input_size: Option<[usize; 2]>) -> Result<OnnxModel> {
     let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
-    import(&bytes, input_size).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+    import(&bytes, input_size).map_err(|e| Error::format(format!("{e}")).in_file(path))
 }
 
 /// Imports an ONNX model from its bytes.
 pub fn import(
     bytes: &[u8],
     input_size: Option<[usize; 2]>,
-) -> std::result::Result<OnnxModel, String> {
+) -> std::result::Result<OnnxModel, FormatError> {
     let model =
         proto::ModelProto::decode(bytes).map_err(|e| format!("not a valid ONNX model ({e})"))?;
     let opset = model
@@ -61,7 +61,10 @@ pub fn import(
         .map(|o| o.version)
         .ok_or("the model declares no ai.onnx opset")?;
     if !(7..=21).contains(&opset) {
-        return Err(format!("opset {opset} is not supported (7–21 are)"));
+        return Err(FormatError::unsupported(
+            format!("opset {opset}"),
+            "7–21 are",
+        ));
     }
     let graph = model.graph.ok_or("the model has no graph")?;
     Importer::new(opset, &graph, input_size)?.run(&graph)
@@ -112,7 +115,7 @@ impl Importer {
         opset: i64,
         graph: &proto::GraphProto,
         input_size: Option<[usize; 2]>,
-    ) -> std::result::Result<Self, String> {
+    ) -> std::result::Result<Self, FormatError> {
         let mut vals = HashMap::new();
         for init in &graph.initializer {
             vals.insert(init.name.clone(), Val::Const(tensor(init)?));
@@ -127,7 +130,8 @@ impl Importer {
             return Err(format!(
                 "the graph has {} image inputs; exactly one is supported",
                 inputs.len()
-            ));
+            )
+            .into());
         };
         let dims: Vec<Option<usize>> = input
             .r#type
@@ -146,7 +150,8 @@ impl Importer {
                 "input `{}` has {} dimensions; an image batch [N, C, H, W] is needed",
                 input.name,
                 dims.len()
-            ));
+            )
+            .into());
         }
         // tf2onnx graphs take NHWC and transpose it first: then the graph starts after that.
         let consumers: Vec<&NodeProto> = graph
@@ -173,7 +178,8 @@ impl Importer {
                 return Err(format!(
                     "input `{}` has a symbolic height or width; give the input size",
                     input.name
-                ));
+                )
+                .into());
             }
         };
         let name = if graph.name.is_empty() {
@@ -200,12 +206,12 @@ impl Importer {
     fn topo_order<'a>(
         &self,
         graph: &'a proto::GraphProto,
-    ) -> std::result::Result<Vec<&'a NodeProto>, String> {
+    ) -> std::result::Result<Vec<&'a NodeProto>, FormatError> {
         let mut producer: HashMap<&str, usize> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
             for o in &n.output {
                 if producer.insert(o.as_str(), i).is_some() {
-                    return Err(format!("value `{o}` is produced by two nodes"));
+                    return Err(format!("value `{o}` is produced by two nodes").into());
                 }
             }
         }
@@ -222,7 +228,8 @@ impl Importer {
                          or graph input",
                         node_name(n),
                         n.op_type
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -245,15 +252,12 @@ impl Importer {
                 .take(3)
                 .map(|i| format!("`{}`", node_name(&graph.node[i])))
                 .collect();
-            return Err(format!(
-                "the graph has a cycle through nodes {}",
-                stuck.join(", ")
-            ));
+            return Err(format!("the graph has a cycle through nodes {}", stuck.join(", ")).into());
         }
         Ok(order)
     }
 
-    fn run(mut self, graph: &proto::GraphProto) -> std::result::Result<OnnxModel, String> {
+    fn run(mut self, graph: &proto::GraphProto) -> std::result::Result<OnnxModel, FormatError> {
         for node in self.topo_order(graph)? {
             if !(node.domain.is_empty() || node.domain == "ai.onnx") {
                 return Err(format!(
@@ -261,17 +265,18 @@ impl Importer {
                     node_name(node),
                     node.op_type,
                     node.domain
-                ));
+                )
+                .into());
             }
             let out = self
                 .node(node)
-                .map_err(|e| format!("node `{}` ({}): {e}", node_name(node), node.op_type))?;
+                .map_err(|e| e.at(format!("node `{}` ({})", node_name(node), node.op_type)))?;
             if let Some(e) = self.g.error() {
-                return Err(format!(
-                    "node `{}` ({}): {e}",
+                return Err(FormatError::from(e.to_string()).at(format!(
+                    "node `{}` ({})",
                     node_name(node),
                     node.op_type
-                ));
+                )));
             }
             let first = node
                 .output
@@ -284,10 +289,9 @@ impl Importer {
             match self.vals.get(&o.name) {
                 Some(Val::Node(id)) => outputs.push((o.name.clone(), *id)),
                 _ => {
-                    return Err(format!(
-                        "graph output `{}` is not computed by a layer",
-                        o.name
-                    ));
+                    return Err(
+                        format!("graph output `{}` is not computed by a layer", o.name).into(),
+                    );
                 }
             }
         }
@@ -314,7 +318,7 @@ impl Importer {
         name
     }
 
-    fn val(&self, node: &NodeProto, i: usize) -> std::result::Result<Val, String> {
+    fn val(&self, node: &NodeProto, i: usize) -> std::result::Result<Val, FormatError> {
         let name = node
             .input
             .get(i)
@@ -323,10 +327,10 @@ impl Importer {
         self.vals
             .get(name)
             .cloned()
-            .ok_or_else(|| format!("input `{name}` is not defined"))
+            .ok_or_else(|| format!("input `{name}` is not defined").into())
     }
 
-    fn x(&self, node: &NodeProto) -> std::result::Result<NodeId, String> {
+    fn x(&self, node: &NodeProto) -> std::result::Result<NodeId, FormatError> {
         match self.val(node, 0)? {
             Val::Node(id) => Ok(id),
             Val::Const(_) => {
@@ -336,13 +340,13 @@ impl Importer {
         }
     }
 
-    fn konst(&self, node: &NodeProto, i: usize) -> std::result::Result<Option<Const>, String> {
+    fn konst(&self, node: &NodeProto, i: usize) -> std::result::Result<Option<Const>, FormatError> {
         if node.input.get(i).is_none_or(|s| s.is_empty()) {
             return Ok(None);
         }
         match self.val(node, i)? {
             Val::Const(c) => Ok(Some(c)),
-            _ => Err(format!("input {i} must be a constant (an initializer)")),
+            _ => Err(format!("input {i} must be a constant (an initializer)").into()),
         }
     }
 
@@ -362,7 +366,7 @@ fn node_name(n: &NodeProto) -> &str {
     }
 }
 
-fn pair(v: Option<Vec<i64>>, default: usize) -> std::result::Result<[usize; 2], String> {
+fn pair(v: Option<Vec<i64>>, default: usize) -> std::result::Result<[usize; 2], FormatError> {
     match v.as_deref() {
         None => {
             if default == 0 {
@@ -372,21 +376,21 @@ fn pair(v: Option<Vec<i64>>, default: usize) -> std::result::Result<[usize; 2], 
             }
         }
         Some([a, b]) if *a > 0 && *b > 0 => Ok([*a as usize, *b as usize]),
-        Some(other) => Err(format!("{other:?}: only positive 2-D values are supported")),
+        Some(other) => Err(format!("{other:?}: only positive 2-D values are supported").into()),
     }
 }
 
 /// ONNX `pads` `[top, left, bottom, right]` (plus a folded `Pad`) or `auto_pad`.
-fn padding(node: &NodeProto, pre: [usize; 4]) -> std::result::Result<Padding, String> {
+fn padding(node: &NodeProto, pre: [usize; 4]) -> std::result::Result<Padding, FormatError> {
     match attr_s(node, "auto_pad").as_deref() {
         None | Some("NOTSET") | Some("") => {}
         Some("VALID") if pre == [0; 4] => return Ok(Padding::Valid),
         Some("SAME_UPPER") if pre == [0; 4] => return Ok(Padding::Same),
-        Some(other) => return Err(format!("auto_pad {other} is not supported")),
+        Some(other) => return Err(format!("auto_pad {other} is not supported").into()),
     }
     let p = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 4]);
     if p.len() != 4 || p.iter().any(|&v| v < 0) {
-        return Err(format!("pads {p:?}: four non-negative values are needed"));
+        return Err(format!("pads {p:?}: four non-negative values are needed").into());
     }
     Ok(Padding::Pairs([
         [p[0] as usize + pre[0], p[2] as usize + pre[2]],

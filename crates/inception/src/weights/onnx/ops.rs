@@ -3,10 +3,11 @@
 use super::proto::NodeProto;
 use super::tensor::{Const, tensor};
 use super::{Importer, Val, attr_f, attr_i, attr_ints, attr_s, padding, pair};
+use crate::error::FormatError;
 use crate::graph::{NodeId, Op, Pool, Shape};
 
 impl Importer {
-    pub(super) fn node(&mut self, node: &NodeProto) -> std::result::Result<Val, String> {
+    pub(super) fn node(&mut self, node: &NodeProto) -> std::result::Result<Val, FormatError> {
         let op = node.op_type.as_str();
         let name = self.layer_name(node);
         let id = match op {
@@ -28,13 +29,13 @@ impl Importer {
             "Softmax" => self.import_softmax(node, &name)?,
             "Pad" => return self.import_pad(node),
             "Transpose" => return self.import_transpose(node),
-            other => return Err(format!("unsupported ONNX operator `{other}`")),
+            other => return Err(format!("unsupported ONNX operator `{other}`").into()),
         };
         Ok(Val::Node(id))
     }
 
     /// Constant.
-    fn import_constant(&mut self, node: &NodeProto) -> std::result::Result<Val, String> {
+    fn import_constant(&mut self, node: &NodeProto) -> std::result::Result<Val, FormatError> {
         let a = node.attribute.first().ok_or("a Constant without a value")?;
         let c = match a.name.as_str() {
             "value" => tensor(a.t.as_ref().ok_or("a Constant without a tensor")?)?,
@@ -54,13 +55,17 @@ impl Importer {
                 dims: vec![a.ints.len()],
                 data: a.ints.iter().map(|&v| v as f32).collect(),
             },
-            other => return Err(format!("Constant attribute `{other}` is not supported")),
+            other => return Err(format!("Constant attribute `{other}` is not supported").into()),
         };
         Ok(Val::Const(c))
     }
 
     /// Conv.
-    fn import_conv(&mut self, node: &NodeProto, name: &str) -> std::result::Result<NodeId, String> {
+    fn import_conv(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+    ) -> std::result::Result<NodeId, FormatError> {
         let (x, pre) = match self.val(node, 0)? {
             Val::Node(x) => (x, [0; 4]),
             Val::Padded(x, p) => (x, p),
@@ -87,14 +92,14 @@ impl Importer {
             .conv2d(name, x, o, [kh, kw], stride, padding, b.is_some());
         let in_c = self.g.shape(x).channels();
         if in_c != i {
-            return Err(format!(
-                "weight expects {i} input channels but the input has {in_c}"
-            ));
+            return Err(
+                format!("weight expects {i} input channels but the input has {in_c}").into(),
+            );
         }
         self.put(name, "weight", w.dims, w.data);
         if let Some(b) = b {
             if b.data.len() != o {
-                return Err(format!("bias has {} values for {o} filters", b.data.len()));
+                return Err(format!("bias has {} values for {o} filters", b.data.len()).into());
             }
             self.put(name, "bias", vec![o], b.data);
         }
@@ -107,7 +112,7 @@ impl Importer {
         node: &NodeProto,
         name: &str,
         op: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let x = self.x(node)?;
         if node.output.len() > 1 {
             return Err("MaxPool indices are not supported".into());
@@ -142,7 +147,11 @@ impl Importer {
     }
 
     /// LRN.
-    fn import_lrn(&mut self, node: &NodeProto, name: &str) -> std::result::Result<NodeId, String> {
+    fn import_lrn(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+    ) -> std::result::Result<NodeId, FormatError> {
         let size = attr_i(node, "size", 0);
         if size <= 0 {
             return Err("LRN needs a positive size".into());
@@ -163,19 +172,19 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let axis = attr_i(node, "axis", 1);
         let xs: Vec<NodeId> = (0..node.input.len())
             .map(|i| match self.val(node, i)? {
                 Val::Node(id) => Ok(id),
-                _ => Err("Concat of constants is not supported".to_string()),
+                _ => Err(FormatError::unsupported("Concat of constants", "")),
             })
             .collect::<std::result::Result<_, _>>()?;
         let rank4 = xs.iter().all(|&x| matches!(self.g.shape(x), Shape::Map(_)));
         if !(axis == 1 || (rank4 && axis == -3)) {
-            return Err(format!(
-                "concatenation on axis {axis}; only channels (1) is supported"
-            ));
+            return Err(
+                format!("concatenation on axis {axis}; only channels (1) is supported").into(),
+            );
         }
         Ok(self.g.concat(name, &xs))
     }
@@ -185,13 +194,14 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let x = self.x(node)?;
         if attr_i(node, "training_mode", 0) != 0 || node.output.len() > 1 {
             return Err("training-mode BatchNormalization is not supported".into());
         }
-        let get = |i: usize, what: &str| -> std::result::Result<Const, String> {
-            self.konst(node, i)?.ok_or_else(|| format!("no {what}"))
+        let get = |i: usize, what: &str| -> std::result::Result<Const, FormatError> {
+            self.konst(node, i)?
+                .ok_or_else(|| format!("no {what}").into())
         };
         let (scale, bias, mean, var) = (
             get(1, "scale")?,
@@ -209,10 +219,9 @@ impl Importer {
             ("running_var", var),
         ] {
             if t.data.len() != c {
-                return Err(format!(
-                    "{suffix} has {} values for {c} channels",
-                    t.data.len()
-                ));
+                return Err(
+                    format!("{suffix} has {} values for {c} channels", t.data.len()).into(),
+                );
             }
             self.put(name, suffix, vec![c], t.data);
         }
@@ -225,7 +234,7 @@ impl Importer {
         node: &NodeProto,
         name: &str,
         op: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let x = self.x(node)?;
         let w = self
             .konst(node, 1)?
@@ -263,7 +272,7 @@ impl Importer {
         let features = self.g.shape(x).numel();
         let x = if matches!(self.g.shape(x), Shape::Map(_)) {
             if features != inputs {
-                return Err(format!("expects {inputs} features but gets {features}"));
+                return Err(format!("expects {inputs} features but gets {features}").into());
             }
             self.g.flatten(&format!("{name}_flatten"), x)
         } else {
@@ -280,7 +289,7 @@ impl Importer {
             let data: Vec<f32> = match b.data.len() {
                 1 => vec![b.data[0] * beta; units],
                 n if n == units => b.data.iter().map(|v| v * beta).collect(),
-                n => return Err(format!("bias C has {n} values for {units} outputs")),
+                n => return Err(format!("bias C has {n} values for {units} outputs").into()),
             };
             self.put(name, "bias", vec![units], data);
         }
@@ -293,7 +302,7 @@ impl Importer {
         node: &NodeProto,
         name: &str,
         op: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let (a, b) = (self.val(node, 0)?, self.val(node, 1)?);
         Ok(match (a, b) {
             (Val::Node(a), Val::Node(b)) if op == "Add" => self.g.add_nodes(name, &[a, b]),
@@ -301,7 +310,7 @@ impl Importer {
             (Val::Const(c), Val::Node(x)) if op == "Add" || op == "Mul" => {
                 self.affine(name, op, x, &c)?
             }
-            _ => return Err(format!("{op} of these operands is not supported")),
+            _ => return Err(format!("{op} of these operands is not supported").into()),
         })
     }
 
@@ -310,7 +319,7 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let x = self.x(node)?;
         if attr_i(node, "axis", 1) != 1 {
             return Err("only Flatten(axis=1) is supported".into());
@@ -323,7 +332,7 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let x = self.x(node)?;
         let shape = match self.konst(node, 1) {
             Ok(Some(c)) => c.data.iter().map(|&v| v as i64).collect(),
@@ -334,9 +343,9 @@ impl Importer {
             && (shape[1] == -1 || shape[1] == numel)
             && (shape[0] <= 1 || shape[0] == -1 || shape[0] == 0);
         if !flattening {
-            return Err(format!(
-                "Reshape to {shape:?} is not supported (only [N, -1] flattening)"
-            ));
+            return Err(
+                format!("Reshape to {shape:?} is not supported (only [N, -1] flattening)").into(),
+            );
         }
         Ok(self.flatten(name, x))
     }
@@ -346,7 +355,7 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let x = self.x(node)?;
         let ratio = if self.opset >= 12 {
             self.konst(node, 1)?
@@ -362,7 +371,7 @@ impl Importer {
         &mut self,
         node: &NodeProto,
         name: &str,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let x = self.x(node)?;
         let default = if self.opset >= 13 { -1 } else { 1 };
         let axis = attr_i(node, "axis", default);
@@ -373,7 +382,7 @@ impl Importer {
     }
 
     /// Pad.
-    fn import_pad(&mut self, node: &NodeProto) -> std::result::Result<Val, String> {
+    fn import_pad(&mut self, node: &NodeProto) -> std::result::Result<Val, FormatError> {
         let x = self.x(node)?;
         let mode = attr_s(node, "mode").unwrap_or_else(|| "constant".into());
         let (pads, value) = if self.opset >= 11 {
@@ -391,7 +400,8 @@ impl Importer {
         if mode != "constant" || value != 0.0 {
             return Err(format!(
                 "only zero constant padding is supported (mode {mode}, value {value})"
-            ));
+            )
+            .into());
         }
         let ok = pads.len() == 8
             && pads[0] == 0
@@ -402,7 +412,8 @@ impl Importer {
         if !ok {
             return Err(format!(
                 "pads {pads:?}: only spatial padding of an NCHW tensor is supported"
-            ));
+            )
+            .into());
         }
         Ok(Val::Padded(
             x,
@@ -416,7 +427,7 @@ impl Importer {
     }
 
     /// Transpose.
-    fn import_transpose(&mut self, node: &NodeProto) -> std::result::Result<Val, String> {
+    fn import_transpose(&mut self, node: &NodeProto) -> std::result::Result<Val, FormatError> {
         let x = self.x(node)?;
         let perm = attr_ints(node, "perm").unwrap_or_default();
         if perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
@@ -426,9 +437,7 @@ impl Importer {
             // The NHWC → NCHW transpose at the input: the caller supplies NCHW.
             return Ok(Val::Node(x));
         }
-        Err(format!(
-            "Transpose with perm {perm:?} is not supported (NCHW graphs only)"
-        ))
+        Err(format!("Transpose with perm {perm:?} is not supported (NCHW graphs only)").into())
     }
 
     fn flatten(&mut self, name: &str, x: NodeId) -> NodeId {
@@ -445,7 +454,7 @@ impl Importer {
         op: &str,
         x: NodeId,
         c: &Const,
-    ) -> std::result::Result<NodeId, String> {
+    ) -> std::result::Result<NodeId, FormatError> {
         let channels = self.g.shape(x).channels();
         let per_channel =
             c.data.len() == channels && c.dims.iter().filter(|&&d| d != 1).count() <= 1;
@@ -455,7 +464,8 @@ impl Importer {
             n => {
                 return Err(format!(
                     "a constant of {n} values for {channels} channels is not supported"
-                ));
+                )
+                .into());
             }
         };
         let (scale, shift): (Vec<f32>, Vec<f32>) = match op {

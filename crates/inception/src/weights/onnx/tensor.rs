@@ -1,6 +1,7 @@
 //! ONNX tensors (initializers and `Constant` values) decoded to f32.
 
 use super::proto::TensorProto;
+use crate::error::FormatError;
 use crate::weights::{DType, decode};
 
 /// A constant tensor of the graph.
@@ -10,13 +11,14 @@ pub(super) struct Const {
     pub(super) data: Vec<f32>,
 }
 
-pub(super) fn tensor(t: &TensorProto) -> std::result::Result<Const, String> {
+pub(super) fn tensor(t: &TensorProto) -> std::result::Result<Const, FormatError> {
     let name = &t.name;
     if t.data_location == 1 {
         return Err(format!(
             "tensor `{name}` is stored in an external file; load and re-save the model with \
              onnx.save(model, path, save_as_external_data=False)"
-        ));
+        )
+        .into());
     }
     let dims: Vec<usize> = t
         .dims
@@ -37,9 +39,7 @@ pub(super) fn tensor(t: &TensorProto) -> std::result::Result<Const, String> {
         7 => DType::I64,
         6 => DType::I32,
         other => {
-            return Err(format!(
-                "tensor `{name}` has unsupported ONNX data type {other}"
-            ));
+            return Err(format!("tensor `{name}` has unsupported ONNX data type {other}").into());
         }
     };
     let data: Vec<f32> = if !t.raw_data.is_empty() {
@@ -67,7 +67,8 @@ pub(super) fn tensor(t: &TensorProto) -> std::result::Result<Const, String> {
         return Err(format!(
             "tensor `{name}` has {} values for dims {dims:?} (truncated file?)",
             data.len()
-        ));
+        )
+        .into());
     }
     Ok(Const { dims, data })
 }

@@ -16,6 +16,8 @@
 //! assert_eq!(g.shape(y).channels(), 256);
 //! ```
 
+pub mod slim;
+
 use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding, Pool};
 
 /// How a "conv" is realised: with BatchNorm (Inception v2+, torchvision, Keras) or with a bias

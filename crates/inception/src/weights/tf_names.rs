@@ -1,0 +1,229 @@
+//! TensorFlow's names and layouts for a graph whose layer names are TensorFlow variable scopes
+//! (the TF-slim layouts): a conv `S` stores `S/weights` as `[kh, kw, in, out]` and `S/biases`, a
+//! dense layer `S/weights` as `[in, out]`, a BatchNorm `S` stores `S/gamma` (when it has a scale),
+//! `S/beta`, `S/moving_mean` and `S/moving_variance`.
+//!
+//! ```
+//! use inception::models::{Arch, ModelConfig};
+//! use inception::weights::tf_names;
+//!
+//! let graph = ModelConfig::new(Arch::InceptionV4).graph().unwrap();
+//! let first = &tf_names::tensors(&graph)[0];
+//! assert_eq!(first.tf, "InceptionV4/Conv2d_1a_3x3/weights");
+//! assert_eq!(first.ours, "InceptionV4/Conv2d_1a_3x3.weight");
+//! assert_eq!(first.tf_shape, vec![3, 3, 3, 32]);
+//! ```
+
+use super::{StateDict, WeightTensor};
+use crate::error::{Result, WeightsFault};
+use crate::graph::{Graph, Op};
+
+/// How a tensor's TensorFlow layout relates to ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The same (vectors).
+    Same,
+    /// A conv kernel: TensorFlow `[kh, kw, in, out]`, ours `[out, in, kh, kw]`.
+    Conv,
+    /// A dense matrix: TensorFlow `[in, out]`, ours `[out, in]`.
+    Dense,
+}
+
+/// One parameter under both names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TfTensor {
+    /// Our state-dict key (`S.weight`).
+    pub ours: String,
+    /// TensorFlow's variable name (`S/weights`).
+    pub tf: String,
+    /// Its shape in TensorFlow's layout.
+    pub tf_shape: Vec<usize>,
+    /// How the layouts relate.
+    pub layout: Layout,
+}
+
+/// Every parameter of `graph` with its TensorFlow name, in the graph's order.
+pub fn tensors(graph: &Graph) -> Vec<TfTensor> {
+    let mut out = Vec::new();
+    for n in graph.nodes() {
+        let mut push = |suffix: &str, tf: &str, tf_shape: Vec<usize>, layout| {
+            out.push(TfTensor {
+                ours: format!("{}.{suffix}", n.name),
+                tf: format!("{}/{tf}", n.name),
+                tf_shape,
+                layout,
+            });
+        };
+        match &n.op {
+            Op::Conv2d(c) => {
+                let [kh, kw] = c.kernel;
+                push(
+                    "weight",
+                    "weights",
+                    vec![kh, kw, c.in_channels, c.filters],
+                    Layout::Conv,
+                );
+                if c.bias {
+                    push("bias", "biases", vec![c.filters], Layout::Same);
+                }
+            }
+            Op::Dense(d) => {
+                push(
+                    "weight",
+                    "weights",
+                    vec![d.in_features, d.units],
+                    Layout::Dense,
+                );
+                if d.bias {
+                    push("bias", "biases", vec![d.units], Layout::Same);
+                }
+            }
+            Op::BatchNorm(b) => {
+                let c = b.channels;
+                if b.scale {
+                    push("weight", "gamma", vec![c], Layout::Same);
+                }
+                push("bias", "beta", vec![c], Layout::Same);
+                push("running_mean", "moving_mean", vec![c], Layout::Same);
+                push("running_var", "moving_variance", vec![c], Layout::Same);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `tf` (TensorFlow names and layouts) as a state dict in ours, for `graph`. Tensors the graph
+/// does not have are left out (the aux head's, when it is not built); a missing or mis-shaped one
+/// is an error naming it.
+pub fn from_tf(graph: &Graph, tf: &StateDict) -> Result<StateDict> {
+    let mut sd = StateDict::new(tf.format);
+    sd.metadata = tf.metadata.clone();
+    let mut missing = Vec::new();
+    let mut mis_shaped = Vec::new();
+    for t in tensors(graph) {
+        let Some(w) = tf.get(&t.tf) else {
+            missing.push(t.tf);
+            continue;
+        };
+        if w.shape != t.tf_shape || w.data.len() != t.tf_shape.iter().product::<usize>() {
+            mis_shaped.push(format!(
+                "`{}` is {:?} in the file, {:?} in the model",
+                t.tf, w.shape, t.tf_shape
+            ));
+            continue;
+        }
+        let (shape, data) = match t.layout {
+            Layout::Same => (w.shape.clone(), w.data.clone()),
+            Layout::Conv => {
+                let [kh, kw, i, o] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
+                (
+                    vec![o, i, kh, kw],
+                    permute(&w.data, [kh, kw, i, o], [3, 2, 0, 1]),
+                )
+            }
+            Layout::Dense => {
+                let [i, o] = [w.shape[0], w.shape[1]];
+                (vec![o, i], permute(&w.data, [1, 1, i, o], [0, 1, 3, 2]))
+            }
+        };
+        sd.insert(t.ours, WeightTensor::new(shape, data, w.dtype));
+    }
+    if !missing.is_empty() || !mis_shaped.is_empty() {
+        return Err(WeightsFault::Mismatch {
+            model: graph.name().to_string(),
+            missing,
+            unexpected: Vec::new(),
+            mis_shaped,
+        }
+        .into());
+    }
+    Ok(sd)
+}
+
+/// `sd` (our names and layouts) under TensorFlow's names and layouts, for `graph`.
+pub fn to_tf(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
+    let mut tf = StateDict::new(sd.format);
+    tf.metadata = sd.metadata.clone();
+    let mut missing = Vec::new();
+    for t in tensors(graph) {
+        let Some(w) = sd.get(&t.ours) else {
+            missing.push(t.ours);
+            continue;
+        };
+        let data = match t.layout {
+            Layout::Same => w.data.clone(),
+            Layout::Conv => {
+                let [o, i, kh, kw] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
+                permute(&w.data, [o, i, kh, kw], [2, 3, 1, 0])
+            }
+            Layout::Dense => {
+                let [o, i] = [w.shape[0], w.shape[1]];
+                permute(&w.data, [1, 1, o, i], [0, 1, 3, 2])
+            }
+        };
+        tf.insert(t.tf, WeightTensor::new(t.tf_shape, data, w.dtype));
+    }
+    if !missing.is_empty() {
+        return Err(WeightsFault::Mismatch {
+            model: graph.name().to_string(),
+            missing,
+            unexpected: Vec::new(),
+            mis_shaped: Vec::new(),
+        }
+        .into());
+    }
+    Ok(tf)
+}
+
+/// Whether `sd` is named the TensorFlow way (`…/weights`, `…/moving_mean`).
+pub fn is_tf(sd: &StateDict) -> bool {
+    sd.iter()
+        .any(|(n, _)| n.ends_with("/weights") || n.ends_with("/moving_mean"))
+}
+
+/// A 4-D row-major array of dimensions `dims`, with its axes reordered so that output axis `a`
+/// is input axis `order[a]`.
+fn permute(data: &[f32], dims: [usize; 4], order: [usize; 4]) -> Vec<f32> {
+    let out_dims = order.map(|a| dims[a]);
+    let mut strides = [0usize; 4];
+    let mut s = 1;
+    for a in (0..4).rev() {
+        strides[a] = s;
+        s *= dims[a];
+    }
+    let step = order.map(|a| strides[a]);
+    let mut out = Vec::with_capacity(data.len());
+    for i0 in 0..out_dims[0] {
+        for i1 in 0..out_dims[1] {
+            for i2 in 0..out_dims[2] {
+                let base = i0 * step[0] + i1 * step[1] + i2 * step[2];
+                out.extend((0..out_dims[3]).map(|i3| data[base + i3 * step[3]]));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    #[test]
+    fn permute_reorders_axes() {
+        // [2, 3] → [3, 2] through the 4-D helper.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(
+            permute(&a, [1, 1, 2, 3], [0, 1, 3, 2]),
+            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+        // HWIO → OIHW and back is the identity.
+        let x: Vec<f32> = (0..2 * 3 * 4 * 5).map(|v| v as f32).collect();
+        let oihw = permute(&x, [2, 3, 4, 5], [3, 2, 0, 1]);
+        assert_eq!(permute(&oihw, [5, 4, 2, 3], [2, 3, 1, 0]), x);
+        // One element by hand: HWIO[h=1][w=2][i=3][o=4] is OIHW[4][3][1][2].
+        let hwio = |h: usize, w: usize, i: usize, o: usize| ((h * 3 + w) * 4 + i) * 5 + o;
+        let oihw_at = |o: usize, i: usize, h: usize, w: usize| ((o * 4 + i) * 2 + h) * 3 + w;
+        assert_eq!(oihw[oihw_at(4, 3, 1, 2)], x[hwio(1, 2, 3, 4)]);
+    }
+}

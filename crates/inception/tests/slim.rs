@@ -1,0 +1,210 @@
+//! TF-slim's layouts against TensorFlow: every variable name and shape equals TF-slim's manifest,
+//! and with weights given by a formula of each variable's name (`fixtures/tf/README.md`), the
+//! logits, aux logits, pre-logits and one mid-network activation equal what TF-slim computed.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{assert_close, fixtures};
+use inception::Value;
+use inception::burn::tensor::{Device, Tensor, TensorData};
+use inception::models::{Arch, ModelConfig};
+use inception::weights::{self, DType, Format, StateDict, WeightTensor, tf_names};
+
+/// 64-bit FNV-1a.
+fn fnv1a64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The fixture's weight formula: a SplitMix64 draw per element, scaled by the variable's kind.
+fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
+    let h = fnv1a64(name);
+    let n: usize = shape.iter().product();
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let fan_in = match last {
+        "depthwise_weights" => (shape[0] * shape[1]) as f64,
+        _ => shape[..shape.len() - 1].iter().product::<usize>() as f64,
+    };
+    (0..n)
+        .map(|i| {
+            let mut z = h.wrapping_add(i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let u = (z >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0;
+            let v = match last {
+                "weights" | "depthwise_weights" | "pointwise_weights" => u * (6.0 / fan_in).sqrt(),
+                "moving_variance" | "gamma" => 1.0 + 0.1 * u,
+                _ => 0.1 * u,
+            };
+            v as f32
+        })
+        .collect()
+}
+
+type Manifest = BTreeMap<String, serde_json::Value>;
+
+fn manifest() -> Manifest {
+    let path = fixtures().join("tf/slim_manifest.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `(name, shape)` of every variable TF-slim created for `network`.
+fn variables(m: &Manifest, network: &str) -> Vec<(String, Vec<usize>)> {
+    m[network]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let name = v[0].as_str().unwrap().to_string();
+            let shape = v[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            (name, shape)
+        })
+        .collect()
+}
+
+/// NHWC → NCHW for a `[1, H, W, C]` array.
+fn nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
+    let [n, h, w, c] = [shape[0], shape[1], shape[2], shape[3]];
+    let mut out = vec![0.0; data.len()];
+    for b in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn values(v: Value) -> Vec<f32> {
+    v.flat().into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Builds `arch` with aux heads, checks its TensorFlow names against the manifest, loads the
+/// formula's weights through [`tf_names::from_tf`] and compares `(layer, fixture key)` pairs,
+/// through the fast engine and through Burn's path.
+fn reproduce(arch: Arch, network: &str, layers: &[(&str, &str)]) {
+    let m = manifest();
+    let cfg = ModelConfig::new(arch).with_aux_logits(true);
+    let graph = cfg.graph().unwrap();
+
+    // 1. Names and shapes, as sets (TF-slim creates the aux head after the body).
+    let want = variables(&m, network);
+    let ours: Vec<(String, Vec<usize>)> = tf_names::tensors(&graph)
+        .into_iter()
+        .map(|t| (t.tf, t.tf_shape))
+        .collect();
+    let mut a = want.clone();
+    let mut b = ours.clone();
+    a.sort();
+    b.sort();
+    let only_tf: Vec<_> = a.iter().filter(|v| !b.contains(v)).take(5).collect();
+    let only_ours: Vec<_> = b.iter().filter(|v| !a.contains(v)).take(5).collect();
+    assert!(
+        only_tf.is_empty() && only_ours.is_empty() && a.len() == b.len(),
+        "{network}: only in TF-slim {only_tf:?}; only ours {only_ours:?}"
+    );
+    let total: usize = want.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    assert_eq!(total as u64, m[network]["total"].as_u64().unwrap());
+
+    // 2. The formula's weights, loaded by their TensorFlow names.
+    let mut tf = StateDict::new(Format::Safetensors);
+    for (name, shape) in &want {
+        let data = formula(name, shape);
+        tf.insert(
+            name.clone(),
+            WeightTensor::new(shape.clone(), data, DType::F32),
+        );
+    }
+    let sd = tf_names::from_tf(&graph, &tf).unwrap();
+    let device = Device::default();
+    let (net, _) = weights::load_model(&cfg, &sd, &device).unwrap();
+
+    // 3. Outputs.
+    let io =
+        weights::safetensors::read(&fixtures().join("tf/slim_synthetic_io.safetensors")).unwrap();
+    let x = io.get(&format!("{network}.input")).unwrap();
+    let [n, h, w, c] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let input = Tensor::<4>::from_data(
+        TensorData::new(nchw(&x.data, &x.shape), [n, c, h, w]),
+        &device,
+    );
+    let g = net.graph();
+    let ids: Vec<_> = layers
+        .iter()
+        .map(|(layer, _)| match *layer {
+            "logits" => g.main_output().node,
+            "aux" => g.outputs().iter().find(|o| o.name == "aux1").unwrap().node,
+            l => g.resolve(l).unwrap(),
+        })
+        .collect();
+    for reference in [false, true] {
+        let got = if reference {
+            net.run_reference(input.clone(), &ids).unwrap()
+        } else {
+            net.run(input.clone(), &ids).unwrap()
+        };
+        for (v, (layer, key)) in got.into_iter().zip(layers) {
+            let want = io.get(&format!("{network}.{key}")).unwrap();
+            let want = if want.shape.len() == 4 && want.shape[1] > 1 {
+                nchw(&want.data, &want.shape)
+            } else {
+                want.data.clone()
+            };
+            let path = if reference { "burn" } else { "engine" };
+            assert_close(
+                &format!("{network} {layer} ({path})"),
+                &values(v),
+                &want,
+                1e-4,
+            );
+        }
+    }
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn inception_v4_reproduces_tf_slim() {
+    reproduce(
+        Arch::InceptionV4,
+        "inception_v4",
+        &[
+            ("logits", "logits"),
+            ("aux", "AuxLogits"),
+            ("InceptionV4/Mixed_6h", "Mixed_6h"),
+            ("InceptionV4/Logits/Dropout_1b", "PreLogitsFlatten"),
+        ],
+    );
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn inception_resnet_v2_reproduces_tf_slim() {
+    reproduce(
+        Arch::InceptionResNetV2,
+        "inception_resnet_v2",
+        &[
+            ("logits", "logits"),
+            ("aux", "AuxLogits"),
+            ("InceptionResnetV2/Mixed_6a", "Mixed_6a"),
+            ("InceptionResnetV2/Logits/Dropout_1b", "PreLogitsFlatten"),
+        ],
+    );
+}
