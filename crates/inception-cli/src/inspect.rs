@@ -99,7 +99,8 @@ pub fn models(json: bool) -> Result<()> {
         let cfg = ModelConfig::new(arch);
         let graph = cfg.graph()?;
         let p = graph.params();
-        let aux = (arch != Arch::InceptionV3Keras)
+        let aux = arch
+            .has_aux_heads()
             .then(|| cfg.clone().with_aux_logits(true).graph())
             .transpose()?
             .map(|g| g.params().trainable);

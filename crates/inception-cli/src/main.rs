@@ -23,13 +23,17 @@ mod train;
 #[command(
     name = "inception",
     version,
-    about = "GoogLeNet and Inception v3 in Rust: exact torchvision/Keras architectures, summaries, diagrams",
-    long_about = "GoogLeNet (Inception v1) and Inception v3 in Rust, on Burn.\n\n\
+    about = "The Inception family in Rust: exact torchvision/Keras/TF-slim architectures, weights, training, a fast CPU engine",
+    long_about = "The Inception family (GoogLeNet, BN-Inception, Inception v3, v4, Inception-ResNet-v2)\n\
+        in Rust, on Burn.\n\n\
         Models: googlenet (torchvision layout), googlenet-bvlc (paper / Caffe / ONNX zoo),\n\
         inception-v3 (torchvision / timm), inception-v3-keras (keras.applications),\n\
-        inception-mini (a compact GoogLeNet for 28x28 digits; `inception train` trains it).\n\
+        inception-mini (a compact GoogLeNet for 28x28 digits; `inception train` trains it),\n\
+        and TF-slim's layouts (1001 classes, class 0 = background): inception-v1-slim,\n\
+        inception-v2 (BN-Inception), inception-v3-slim, inception-v4, inception-resnet-v2.\n\
         Options mirror keras.applications: --no-top (include_top=False), --pooling, --classes,\n\
-        --input-size; and torchvision: --aux (aux_logits), --transform-input.",
+        --input-size; torchvision: --aux (aux_logits), --transform-input; TF-slim:\n\
+        --depth-multiplier, --min-depth, --plain-stem.",
     after_help = "Examples:\n  inception models\n  inception summary googlenet --aux\n  inception summary inception-v3-keras --json\n  inception diagram googlenet --aux -o googlenet.svg"
 )]
 struct Cli {
@@ -180,18 +184,21 @@ Examples:
 /// The model and its Keras / torchvision options, shared by the subcommands.
 #[derive(Args)]
 struct ModelArgs {
-    /// Architecture: googlenet, googlenet-bvlc, inception-v3, inception-v3-keras, inception-mini.
+    /// Architecture: googlenet, googlenet-bvlc, inception-v3, inception-v3-keras, inception-mini,
+    /// inception-v1-slim, inception-v2, inception-v3-slim, inception-v4, inception-resnet-v2.
     model: String,
     /// Build the auxiliary classifiers (torchvision aux_logits=True).
     #[arg(long)]
     aux: bool,
-    /// Square input size in pixels (default 224 for GoogLeNet, 299 for Inception v3).
+    /// Square input size in pixels (default 224 for GoogLeNet and v2, 299 for v3, v4 and
+    /// Inception-ResNet-v2).
     #[arg(long, value_name = "N")]
     input_size: Option<usize>,
     /// Input channels (default 3; 1 for inception-mini).
     #[arg(long, value_name = "N")]
     in_channels: Option<usize>,
-    /// Number of classes of the classifier (default 1000; 10 for inception-mini).
+    /// Number of classes of the classifier (default 1000; 1001 for TF-slim's layouts; 10 for
+    /// inception-mini).
     #[arg(long, value_name = "N")]
     classes: Option<usize>,
     /// Drop the classifier head (Keras include_top=False).
@@ -206,6 +213,17 @@ struct ModelArgs {
     /// Prepend torchvision's transform_input (what the published torchvision weights expect).
     #[arg(long)]
     transform_input: bool,
+    /// TF-slim's depth_multiplier: every layer's filters d become max(int(d * M), min depth)
+    /// (inception-v2, inception-v3-slim).
+    #[arg(long, value_name = "M")]
+    depth_multiplier: Option<f64>,
+    /// TF-slim's min_depth, with --depth-multiplier (default 16).
+    #[arg(long, value_name = "N")]
+    min_depth: Option<usize>,
+    /// inception-v2's plain 7x7 conv + BatchNorm stem instead of the separable one
+    /// (TF-slim's use_separable_conv=False).
+    #[arg(long)]
+    plain_stem: bool,
 }
 
 impl ModelArgs {
@@ -226,7 +244,13 @@ impl ModelArgs {
         if let Some(d) = self.dropout {
             cfg = cfg.with_dropout(d);
         }
-        Ok(cfg)
+        if self.depth_multiplier.is_some() || self.min_depth.is_some() {
+            cfg = cfg.with_depth_multiplier(
+                self.depth_multiplier.unwrap_or(1.0),
+                self.min_depth.unwrap_or(16),
+            );
+        }
+        Ok(cfg.with_separable_conv(!self.plain_stem))
     }
 }
 

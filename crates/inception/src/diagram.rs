@@ -45,7 +45,13 @@ fn item(op: &Op) -> Item {
                 String::new()
             };
             (
-                format!("{}x{}{s} conv, {}", c.kernel[0], c.kernel[1], c.filters),
+                format!(
+                    "{}x{}{s} {}conv, {}",
+                    c.kernel[0],
+                    c.kernel[1],
+                    if c.groups > 1 { "depthwise " } else { "" },
+                    c.filters
+                ),
                 conv,
             )
         }

@@ -124,6 +124,7 @@ fn conv(c: &Conv2dSpec, device: &Device) -> Conv2d {
         .with_stride(c.stride)
         .with_padding(padding)
         .with_bias(c.bias)
+        .with_groups(c.groups.max(1))
         .init(device)
 }
 

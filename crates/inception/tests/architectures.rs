@@ -41,6 +41,73 @@ fn inception_v3_keras_counts() {
 }
 
 #[test]
+fn tf_slim_counts() {
+    // TF-slim, 1001 classes, with the aux heads where the network has them; non-trainable =
+    // BatchNorm moving statistics.
+    for (arch, trainable, moving) in [
+        (Arch::InceptionV1Slim, 6_618_649, 14_560),
+        (Arch::InceptionV2, 11_179_361, 19_776),
+        (Arch::InceptionV3Slim, 27_145_970, 36_224),
+        (Arch::InceptionV4, 46_009_106, 64_960),
+        (Arch::InceptionResNetV2, 59_182_258, 62_336),
+    ] {
+        let cfg = ModelConfig::new(arch).with_aux_logits(arch.has_aux_heads());
+        assert_eq!(counts(&cfg), (trainable, moving), "{arch}");
+    }
+    // timm's ports (1000 classes, no aux head) keep BatchNorm's γ (all ones): our count plus
+    // one γ per moving mean.
+    for (arch, timm) in [
+        (Arch::InceptionV4, 42_679_816),
+        (Arch::InceptionResNetV2, 55_843_464),
+    ] {
+        let (t, n) = counts(&ModelConfig::new(arch).with_classes(1000));
+        assert_eq!(t + n / 2, timm, "{arch}");
+    }
+    // keras.applications.InceptionResNetV2: 1000 classes, BatchNorm without γ, no aux head.
+    let (t, n) = counts(&ModelConfig::new(Arch::InceptionResNetV2).with_classes(1000));
+    assert_eq!(t + n, 55_873_736);
+    // The plain 7x7 stem of inception-v2 (conv + BatchNorm) instead of the separable one.
+    let plain = ModelConfig::new(Arch::InceptionV2).with_separable_conv(false);
+    let (t, n) = counts(&plain);
+    assert_eq!(
+        t,
+        11_179_361 - (7 * 7 * 3 * 8 + 24 * 64 + 64) + 7 * 7 * 3 * 64 + 64
+    );
+    assert_eq!(n, 19_776 + 2 * 64);
+}
+
+#[test]
+fn depth_multiplier_scales_every_layer_as_tf_slim_does() {
+    // depth(d) = max(int(d * m), min_depth): at 0.25 the stem's 32 becomes 16 (the minimum),
+    // Mixed_7c's output 2048 → 512 (TF-Hub's dm 0.25 feature vector is 512-d).
+    let cfg = ModelConfig::new(Arch::InceptionV3Slim)
+        .with_depth_multiplier(0.25, 16)
+        .with_include_top(false)
+        .with_pooling(Some(Pooling::Avg));
+    let g = cfg.graph().unwrap();
+    assert_eq!(g.nodes()[g.main_output().node].shape, Shape::Flat(512));
+    assert_eq!(
+        g.shape_of("InceptionV3/Conv2d_1a_3x3").unwrap(),
+        Shape::Map([16, 149, 149])
+    );
+    // inception-v2 at 0.25: Mixed_4e has 576 / 4 = 144 channels.
+    let v2 = ModelConfig::new(Arch::InceptionV2).with_depth_multiplier(0.25, 16);
+    let g = v2.graph().unwrap();
+    let id = g.resolve("InceptionV2/Mixed_4e").unwrap();
+    assert_eq!(g.nodes()[id].shape, Shape::Map([144, 14, 14]));
+    // Only TF-slim's v2 and v3 take it, and only positive values.
+    for bad in [
+        ModelConfig::new(Arch::InceptionV4).with_depth_multiplier(0.5, 16),
+        ModelConfig::new(Arch::InceptionV3Slim).with_depth_multiplier(0.0, 16),
+        ModelConfig::new(Arch::InceptionV3Slim).with_depth_multiplier(f64::NAN, 16),
+        ModelConfig::new(Arch::InceptionV2).with_depth_multiplier(0.5, 0),
+        ModelConfig::new(Arch::InceptionV4).with_separable_conv(false),
+    ] {
+        assert!(bad.graph().is_err(), "{bad:?}");
+    }
+}
+
+#[test]
 fn every_option_combination_builds_with_exact_counts() {
     for arch in Arch::ALL {
         let base = ModelConfig::new(arch);
@@ -60,7 +127,7 @@ fn every_option_combination_builds_with_exact_counts() {
                             let invalid = [
                                 aux && !include_top,
                                 include_top && pooling == Some(Pooling::Max),
-                                aux && arch == Arch::InceptionV3Keras,
+                                aux && !arch.has_aux_heads(),
                                 transform && !matches!(arch, Arch::GoogLeNet | Arch::InceptionV3),
                             ];
                             let valid = !invalid.contains(&true);
@@ -69,8 +136,12 @@ fn every_option_combination_builds_with_exact_counts() {
                             let Ok(g) = built else { continue };
                             let p = g.params();
                             let fc_in = match arch {
-                                Arch::GoogLeNet | Arch::GoogLeNetBvlc => 1024,
+                                Arch::GoogLeNet
+                                | Arch::GoogLeNetBvlc
+                                | Arch::InceptionV1Slim
+                                | Arch::InceptionV2 => 1024,
                                 Arch::InceptionMini => 288,
+                                Arch::InceptionV4 | Arch::InceptionResNetV2 => 1536,
                                 _ => 2048,
                             };
                             let head = (fc_in + 1) * arch.default_classes();
@@ -113,7 +184,15 @@ fn every_option_combination_builds_with_exact_counts() {
                                 top.non_trainable
                                     + if aux && arch == Arch::GoogLeNet {
                                         2 * 2 * 128
-                                    } else if aux && arch == Arch::InceptionV3 {
+                                    } else if aux
+                                        && matches!(
+                                            arch,
+                                            Arch::InceptionV3
+                                                | Arch::InceptionV3Slim
+                                                | Arch::InceptionV4
+                                                | Arch::InceptionResNetV2
+                                        )
+                                    {
                                         2 * (128 + 768)
                                     } else if aux && arch == Arch::InceptionMini {
                                         2 * 64
@@ -247,6 +326,19 @@ fn feature_info_tables() {
         got,
         vec![(64, 2), (192, 4), (288, 8), (768, 16), (2048, 32)]
     );
+    // The TF-slim layouts: strides 2 to 32 like timm's tables.
+    for (arch, channels) in [
+        (Arch::InceptionV4, [64, 192, 384, 1024, 1536]),
+        (Arch::InceptionResNetV2, [64, 192, 320, 1088, 1536]),
+        (Arch::InceptionV1Slim, [64, 192, 480, 832, 1024]),
+        (Arch::InceptionV2, [64, 192, 320, 576, 1024]),
+        (Arch::InceptionV3Slim, [64, 192, 288, 768, 2048]),
+    ] {
+        let info = ModelConfig::new(arch).feature_info().unwrap();
+        let got: Vec<(usize, usize)> = info.iter().map(|f| (f.channels, f.reduction)).collect();
+        let want: Vec<(usize, usize)> = channels.iter().copied().zip([2, 4, 8, 16, 32]).collect();
+        assert_eq!(got, want, "{arch}");
+    }
     let info = ModelConfig::new(Arch::GoogLeNet).feature_info().unwrap();
     let got: Vec<(usize, usize)> = info.iter().map(|f| (f.channels, f.reduction)).collect();
     assert_eq!(

@@ -96,7 +96,7 @@ fn values(v: Value) -> Vec<f32> {
 /// through the fast engine and through Burn's path.
 fn reproduce(arch: Arch, network: &str, layers: &[(&str, &str)]) {
     let m = manifest();
-    let cfg = ModelConfig::new(arch).with_aux_logits(true);
+    let cfg = ModelConfig::new(arch).with_aux_logits(arch.has_aux_heads());
     let graph = cfg.graph().unwrap();
 
     // 1. Names and shapes, as sets (TF-slim creates the aux head after the body).
@@ -206,5 +206,49 @@ fn inception_resnet_v2_reproduces_tf_slim() {
             ("InceptionResnetV2/Mixed_6a", "Mixed_6a"),
             ("InceptionResnetV2/Logits/Dropout_1b", "PreLogitsFlatten"),
         ],
+    );
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn inception_v1_slim_reproduces_tf_slim() {
+    reproduce(
+        Arch::InceptionV1Slim,
+        "inception_v1",
+        &[("logits", "logits"), ("InceptionV1/Mixed_4f", "Mixed_4f")],
+    );
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn inception_v3_slim_reproduces_tf_slim() {
+    reproduce(
+        Arch::InceptionV3Slim,
+        "inception_v3",
+        &[
+            ("logits", "logits"),
+            ("aux", "AuxLogits"),
+            ("InceptionV3/Mixed_6e", "Mixed_6e"),
+            ("InceptionV3/Logits/Dropout_1b", "PreLogits"),
+        ],
+    );
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn inception_v2_reproduces_tf_slim() {
+    reproduce(
+        Arch::InceptionV2,
+        "inception_v2",
+        &[("logits", "logits"), ("InceptionV2/Mixed_4e", "Mixed_4e")],
     );
 }

@@ -16,7 +16,9 @@
 //! assert_eq!(g.shape(y).channels(), 256);
 //! ```
 
+pub mod bn_inception;
 pub mod slim;
+pub mod slim_v3;
 
 use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding, Pool};
 

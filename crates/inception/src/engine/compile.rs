@@ -11,7 +11,7 @@ use inception_kernels::{self as kernels, ConvGeometry, ConvKernel, Pool, View};
 
 use super::Plan;
 use crate::error::{Error, Result, WeightsFault};
-use crate::graph::{GlobalPool, LrnSpec, NodeId, Op, Shape};
+use crate::graph::{Conv2dSpec, GlobalPool, LrnSpec, NodeId, Op, Shape};
 use crate::network::Network;
 use crate::nn::{BatchNorm2d, LayerModule};
 
@@ -370,7 +370,7 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
                     cin: spec.in_channels,
                     cout: spec.filters,
                 };
-                let weight = read(m.weight.val())?;
+                let weight = ungroup(spec, read(m.weight.val())?).ok_or_else(|| mis_shaped(i))?;
                 let bias = fold_bias(spec.filters, bias(&m.bias)?, &bn);
                 let scale = bn.as_ref().map(|(s, _)| s.as_slice());
                 StepOp::Conv(
@@ -567,6 +567,33 @@ fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 
 fn bias(b: &Option<burn::module::Param<Tensor<1>>>) -> Result<Option<Vec<f32>>> {
     b.as_ref().map(|p| read(p.val())).transpose()
+}
+
+/// A grouped convolution's `[out, in / groups, kh, kw]` weight as the dense `[out, in, kh, kw]`
+/// one, zero outside each output channel's group (grouped convs are only the small depthwise
+/// stems here, so the dense GEMM costs little); `None` when the length does not fit.
+fn ungroup(spec: &Conv2dSpec, weight: Vec<f32>) -> Option<Vec<f32>> {
+    let groups = spec.groups.max(1);
+    if groups == 1 {
+        return Some(weight);
+    }
+    let [cout, per, kh, kw] = spec.weight_shape();
+    let k = kh * kw;
+    if weight.len() != cout * per * k || cout % groups != 0 {
+        return None;
+    }
+    let cin = spec.in_channels;
+    let outs_per_group = cout / groups;
+    let mut dense = vec![0.0; cout * cin * k];
+    for o in 0..cout {
+        let first = (o / outs_per_group) * per;
+        for j in 0..per {
+            let src = (o * per + j) * k;
+            let dst = (o * cin + first + j) * k;
+            dense[dst..dst + k].copy_from_slice(&weight[src..src + k]);
+        }
+    }
+    Some(dense)
 }
 
 /// BatchNorm in evaluation mode as `x * scale + shift`, in f64.

@@ -290,6 +290,43 @@ impl GraphBuilder {
                 stride,
                 padding,
                 bias,
+                groups: 1,
+            }),
+            &[x],
+        )
+    }
+
+    /// A depthwise convolution (TensorFlow's `depthwise_conv2d`): each input channel convolved
+    /// with `multiplier` filters of its own, giving `in_channels * multiplier` channels.
+    pub fn depthwise_conv2d(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        multiplier: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: Padding,
+    ) -> NodeId {
+        let (in_channels, size) = self.map_dims(x);
+        if let Err(e) = op::check_window(name, kernel, stride) {
+            self.fail(e);
+        }
+        if multiplier == 0 {
+            self.fail(Error::Config(format!(
+                "{name}: the depth multiplier must be at least 1"
+            )));
+        }
+        let padding = padding.resolve(size, kernel, stride);
+        self.add(
+            name,
+            Op::Conv2d(Conv2dSpec {
+                in_channels,
+                filters: in_channels * multiplier,
+                kernel,
+                stride,
+                padding,
+                bias: false,
+                groups: in_channels.max(1),
             }),
             &[x],
         )

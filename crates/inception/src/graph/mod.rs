@@ -215,10 +215,7 @@ impl Graph {
             };
             match &n.op {
                 Op::Conv2d(c) => {
-                    push(
-                        "weight",
-                        vec![c.filters, c.in_channels, c.kernel[0], c.kernel[1]],
-                    );
+                    push("weight", c.weight_shape().to_vec());
                     if c.bias {
                         push("bias", vec![c.filters]);
                     }

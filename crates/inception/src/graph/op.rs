@@ -178,6 +178,21 @@ pub struct Conv2dSpec {
     pub padding: [[usize; 2]; 2],
     /// Whether the convolution has a bias (false when a BatchNorm follows).
     pub bias: bool,
+    /// Channel groups: 1 for an ordinary convolution, `in_channels` for a depthwise one (output
+    /// channel `c * multiplier + j` sees input channel `c` only, as in TensorFlow).
+    pub groups: usize,
+}
+
+impl Conv2dSpec {
+    /// The weight's shape, `[filters, in_channels / groups, kh, kw]` (PyTorch's).
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.filters,
+            self.in_channels / self.groups.max(1),
+            self.kernel[0],
+            self.kernel[1],
+        ]
+    }
 }
 
 /// Batch normalisation over channels.
@@ -351,7 +366,7 @@ impl Op {
     pub fn params(&self) -> ParamCount {
         match self {
             Op::Conv2d(c) => ParamCount {
-                trainable: c.filters * c.in_channels * c.kernel[0] * c.kernel[1]
+                trainable: c.weight_shape().iter().product::<usize>()
                     + if c.bias { c.filters } else { 0 },
                 non_trainable: 0,
             },

@@ -20,7 +20,10 @@ pub const MAX_INPUT_SIZE: usize = 4096;
 pub mod compact;
 pub mod googlenet;
 pub mod inception_resnet_v2;
+pub mod inception_v1_slim;
+pub mod inception_v2;
 pub mod inception_v3;
+pub mod inception_v3_slim;
 pub mod inception_v4;
 pub mod slim;
 
@@ -55,18 +58,30 @@ pub enum Arch {
     /// Inception-ResNet-v2 in TF-slim's layout (`inception-resnet-v2`).
     #[serde(rename = "inception-resnet-v2")]
     InceptionResNetV2,
+    /// GoogLeNet in TF-slim's layout (`inception-v1-slim`).
+    #[serde(rename = "inception-v1-slim")]
+    InceptionV1Slim,
+    /// Inception v3 in TF-slim's layout (`inception-v3-slim`).
+    #[serde(rename = "inception-v3-slim")]
+    InceptionV3Slim,
+    /// BN-Inception (Inception v2) in TF-slim's layout (`inception-v2`).
+    #[serde(rename = "inception-v2")]
+    InceptionV2,
 }
 
 impl Arch {
     /// Every built-in architecture.
-    pub const ALL: [Arch; 7] = [
+    pub const ALL: [Arch; 10] = [
         Arch::GoogLeNet,
         Arch::GoogLeNetBvlc,
+        Arch::InceptionV1Slim,
+        Arch::InceptionV2,
         Arch::InceptionV3,
         Arch::InceptionV3Keras,
-        Arch::InceptionMini,
+        Arch::InceptionV3Slim,
         Arch::InceptionV4,
         Arch::InceptionResNetV2,
+        Arch::InceptionMini,
     ];
 
     /// Everything known about this architecture, as one row of [`ARCH_INFO`].
@@ -163,7 +178,7 @@ pub struct ArchInfo {
 }
 
 /// One row per architecture, in the order of [`Arch`]'s variants.
-pub const ARCH_INFO: [ArchInfo; 7] = [
+pub const ARCH_INFO: [ArchInfo; 10] = [
     ArchInfo {
         arch: Arch::GoogLeNet,
         name: "googlenet",
@@ -316,6 +331,68 @@ pub const ARCH_INFO: [ArchInfo; 7] = [
             "InceptionResnetV2/Conv2d_7b_1x1/Relu",
         ],
     },
+    ArchInfo {
+        arch: Arch::InceptionV1Slim,
+        name: "inception-v1-slim",
+        description: "GoogLeNet, TF-slim layout (BN, 1001 classes, no aux head); TF-slim weights",
+        aliases: &["inceptionv1slim", "googlenetslim", "slimgooglenet"],
+        input_size: 224,
+        classes: 1001,
+        in_channels: 3,
+        dropout: 0.2,
+        aux_heads: false,
+        softmax: false,
+        feature_layers: [
+            "InceptionV1/Conv2d_1a_7x7/Relu",
+            "InceptionV1/Conv2d_2c_3x3/Relu",
+            "InceptionV1/Mixed_3c",
+            "InceptionV1/Mixed_4f",
+            "InceptionV1/Mixed_5c",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::InceptionV3Slim,
+        name: "inception-v3-slim",
+        description: "Inception v3, TF-slim layout (1001 classes, aux head, depth multiplier); TF-slim and TF-Hub weights",
+        aliases: &["inceptionv3slim", "slimv3", "inceptionv3tf"],
+        input_size: 299,
+        classes: 1001,
+        in_channels: 3,
+        dropout: 0.2,
+        aux_heads: true,
+        softmax: false,
+        feature_layers: [
+            "InceptionV3/Conv2d_2b_3x3/Relu",
+            "InceptionV3/Conv2d_4a_3x3/Relu",
+            "InceptionV3/Mixed_5d",
+            "InceptionV3/Mixed_6e",
+            "InceptionV3/Mixed_7c",
+        ],
+    },
+    ArchInfo {
+        arch: Arch::InceptionV2,
+        name: "inception-v2",
+        description: "BN-Inception (Inception v2), TF-slim layout (separable stem, 1001 classes); TF-slim weights",
+        aliases: &[
+            "inceptionv2",
+            "inception2",
+            "bninception",
+            "inceptionv2slim",
+        ],
+        input_size: 224,
+        classes: 1001,
+        in_channels: 3,
+        dropout: 0.2,
+        aux_heads: false,
+        softmax: false,
+        feature_layers: [
+            "InceptionV2/Conv2d_1a_7x7/Relu",
+            "InceptionV2/Conv2d_2c_3x3/Relu",
+            "InceptionV2/Mixed_3c",
+            "InceptionV2/Mixed_4e",
+            "InceptionV2/Mixed_5c",
+        ],
+    },
 ];
 
 impl std::fmt::Display for Arch {
@@ -376,6 +453,30 @@ pub struct ModelConfig {
     /// the torchvision and Caffe layouts, which output logits. Train with it off.
     #[serde(default)]
     pub softmax: bool,
+    /// TF-slim's `depth_multiplier`: every filter count `d` becomes `max(int(d * m), min_depth)`.
+    /// Default 1.0; only `inception-v3-slim` takes another.
+    #[serde(default = "one")]
+    pub depth_multiplier: f64,
+    /// TF-slim's `min_depth` (default 16), with [`ModelConfig::depth_multiplier`].
+    #[serde(default = "sixteen")]
+    pub min_depth: usize,
+    /// TF-slim's `use_separable_conv` for `inception-v2`: the stem's 7x7 is separable
+    /// (depthwise, then pointwise with biases; the published weights) rather than a plain conv
+    /// with BatchNorm. Default true.
+    #[serde(default = "yes")]
+    pub use_separable_conv: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn sixteen() -> usize {
+    16
 }
 
 impl ModelConfig {
@@ -393,7 +494,23 @@ impl ModelConfig {
             aux_logits: false,
             transform_input: false,
             softmax: arch.info().softmax,
+            depth_multiplier: 1.0,
+            min_depth: 16,
+            use_separable_conv: true,
         }
+    }
+
+    /// Sets TF-slim's `use_separable_conv` (`inception-v2`'s stem).
+    pub fn with_separable_conv(mut self, separable: bool) -> Self {
+        self.use_separable_conv = separable;
+        self
+    }
+
+    /// Sets TF-slim's `depth_multiplier` and `min_depth` (`inception-v3-slim`).
+    pub fn with_depth_multiplier(mut self, multiplier: f64, min_depth: usize) -> Self {
+        self.depth_multiplier = multiplier;
+        self.min_depth = min_depth;
+        self
     }
 
     /// Sets the classifier's softmax (Keras `classifier_activation`: `"softmax"` or `None`).
@@ -465,9 +582,14 @@ impl ModelConfig {
             )));
         }
         if self.aux_logits && !arch.has_aux_heads() {
+            let with: Vec<&str> = Arch::ALL
+                .iter()
+                .filter(|a| a.has_aux_heads())
+                .map(|a| a.name())
+                .collect();
             return Err(Error::Config(format!(
-                "{arch} has no auxiliary classifier (keras.applications has none); use \
-                 inception-v3 for aux heads"
+                "{arch} has no auxiliary classifier (its reference has none); these do: {}",
+                with.join(", ")
             )));
         }
         if self.transform_input && !matches!(arch, Arch::GoogLeNet | Arch::InceptionV3) {
@@ -495,6 +617,28 @@ impl ModelConfig {
                  (the model's own size is {})",
                 self.in_channels,
                 arch.default_input_size()
+            )));
+        }
+        if (self.depth_multiplier, self.min_depth) != (1.0, 16) {
+            if !matches!(arch, Arch::InceptionV2 | Arch::InceptionV3Slim) {
+                return Err(Error::Config(format!(
+                    "{arch}: depth_multiplier and min_depth are TF-slim options of \
+                     inception-v2 and inception-v3-slim"
+                )));
+            }
+            if !(self.depth_multiplier.is_finite() && self.depth_multiplier > 0.0)
+                || self.min_depth == 0
+            {
+                return Err(Error::Config(format!(
+                    "{arch}: depth_multiplier {} must be a positive number and min_depth {} \
+                     at least 1",
+                    self.depth_multiplier, self.min_depth
+                )));
+            }
+        }
+        if !self.use_separable_conv && arch != Arch::InceptionV2 {
+            return Err(Error::Config(format!(
+                "{arch}: use_separable_conv applies to inception-v2's stem only"
             )));
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -535,7 +679,12 @@ impl ModelConfig {
     fn build(&self) -> Result<Graph> {
         let sep = if matches!(
             self.arch,
-            Arch::GoogLeNetBvlc | Arch::InceptionV4 | Arch::InceptionResNetV2
+            Arch::GoogLeNetBvlc
+                | Arch::InceptionV4
+                | Arch::InceptionResNetV2
+                | Arch::InceptionV1Slim
+                | Arch::InceptionV3Slim
+                | Arch::InceptionV2
         ) {
             "/"
         } else {
@@ -552,6 +701,9 @@ impl ModelConfig {
             Arch::InceptionMini => compact::build(&mut g, self, x),
             Arch::InceptionV4 => inception_v4::slim(&mut g, self, x),
             Arch::InceptionResNetV2 => inception_resnet_v2::slim(&mut g, self, x),
+            Arch::InceptionV1Slim => inception_v1_slim::slim(&mut g, self, x),
+            Arch::InceptionV3Slim => inception_v3_slim::slim(&mut g, self, x),
+            Arch::InceptionV2 => inception_v2::slim(&mut g, self, x),
         };
         g.output(
             if self.include_top {

@@ -33,3 +33,44 @@ pub fn dense_head(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId) -> NodeId 
     }
     .build(g, cfg, x)
 }
+
+/// TF-slim's 1x1-conv classifier (GoogLeNet and v3): average pool over the whole map → dropout
+/// → 1x1 conv with bias → squeeze. `names` are the pool's, the dropout's and the conv's scopes.
+/// Without the top it is the Keras-style optional pooling, under the pool's name.
+pub fn conv_head(g: &mut GraphBuilder, cfg: &ModelConfig, x: NodeId, names: [&str; 3]) -> NodeId {
+    if !cfg.include_top {
+        return match cfg.pooling {
+            None => x,
+            Some(super::Pooling::Avg) => g.global_avg_pool(names[0], x),
+            Some(super::Pooling::Max) => g.global_max_pool(&format!("{}_max", names[0]), x),
+        };
+    }
+    g.group(
+        "head",
+        BlockKind::Head,
+        "global avgpool → dropout → 1x1 conv",
+        |g| {
+            let x = g.adaptive_avg_pool(names[0], x, [1, 1]);
+            let x = if cfg.dropout > 0.0 {
+                g.dropout(names[1], x, cfg.dropout)
+            } else {
+                x
+            };
+            let x = g.conv2d(
+                names[2],
+                x,
+                cfg.classes,
+                [1, 1],
+                [1, 1],
+                Padding::Valid,
+                true,
+            );
+            let x = g.flatten("Logits/SpatialSqueeze", x);
+            if cfg.softmax {
+                g.softmax("Predictions", x)
+            } else {
+                x
+            }
+        },
+    )
+}

@@ -225,7 +225,14 @@ pub fn default_for(arch: Arch, include_top: bool) -> Result<Pretrained> {
                 "{arch} has no published weights; train it (`inception train` does)"
             )));
         }
-        (Arch::InceptionV4 | Arch::InceptionResNetV2, _) => {
+        (
+            Arch::InceptionV4
+            | Arch::InceptionResNetV2
+            | Arch::InceptionV1Slim
+            | Arch::InceptionV3Slim
+            | Arch::InceptionV2,
+            _,
+        ) => {
             return Err(Error::Unknown(format!(
                 "{arch}: its published weights (TF-slim checkpoints, timm's tf_in1k) are not in \
                  the registry yet; load a file converted to its TF-slim names instead"

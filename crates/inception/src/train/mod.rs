@@ -144,8 +144,11 @@ impl Recipe {
             Arch::InceptionV3
             | Arch::InceptionV3Keras
             | Arch::InceptionV4
-            | Arch::InceptionResNetV2 => Recipe::InceptionV3Paper,
-            Arch::GoogLeNet | Arch::GoogLeNetBvlc => Recipe::GoogLeNetPaper,
+            | Arch::InceptionResNetV2
+            | Arch::InceptionV3Slim => Recipe::InceptionV3Paper,
+            Arch::GoogLeNet | Arch::GoogLeNetBvlc | Arch::InceptionV1Slim | Arch::InceptionV2 => {
+                Recipe::GoogLeNetPaper
+            }
         }
     }
 

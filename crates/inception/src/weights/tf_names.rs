@@ -1,7 +1,10 @@
 //! TensorFlow's names and layouts for a graph whose layer names are TensorFlow variable scopes
 //! (the TF-slim layouts): a conv `S` stores `S/weights` as `[kh, kw, in, out]` and `S/biases`, a
 //! dense layer `S/weights` as `[in, out]`, a BatchNorm `S` stores `S/gamma` (when it has a scale),
-//! `S/beta`, `S/moving_mean` and `S/moving_variance`.
+//! `S/beta`, `S/moving_mean` and `S/moving_variance`. A separable conv `S` (TF-slim's
+//! `separable_conv2d`) is two of our convs: the depthwise `S/depthwise`, stored as
+//! `S/depthwise_weights` `[kh, kw, in, multiplier]`, and the pointwise `S/pointwise`, stored as
+//! `S/pointwise_weights` and `S/biases`.
 //!
 //! ```
 //! use inception::models::{Arch, ModelConfig};
@@ -27,6 +30,9 @@ pub enum Layout {
     Conv,
     /// A dense matrix: TensorFlow `[in, out]`, ours `[out, in]`.
     Dense,
+    /// A depthwise kernel: TensorFlow `[kh, kw, in, multiplier]`, ours
+    /// `[in * multiplier, 1, kh, kw]`.
+    Depthwise,
 }
 
 /// One parameter under both names.
@@ -46,20 +52,39 @@ pub struct TfTensor {
 pub fn tensors(graph: &Graph) -> Vec<TfTensor> {
     let mut out = Vec::new();
     for n in graph.nodes() {
+        // The separable conv `S`'s halves store their tensors under `S` itself.
+        let (scope, weights) = match n.name.rsplit_once('/') {
+            Some((s, "depthwise")) => (s, "depthwise_weights"),
+            Some((s, "pointwise")) => (s, "pointwise_weights"),
+            _ => (n.name.as_str(), "weights"),
+        };
         let mut push = |suffix: &str, tf: &str, tf_shape: Vec<usize>, layout| {
             out.push(TfTensor {
                 ours: format!("{}.{suffix}", n.name),
-                tf: format!("{}/{tf}", n.name),
+                tf: format!("{scope}/{tf}"),
                 tf_shape,
                 layout,
             });
         };
         match &n.op {
+            Op::Conv2d(c) if c.groups > 1 => {
+                let [kh, kw] = c.kernel;
+                let multiplier = c.filters / c.in_channels.max(1);
+                push(
+                    "weight",
+                    weights,
+                    vec![kh, kw, c.in_channels, multiplier],
+                    Layout::Depthwise,
+                );
+                if c.bias {
+                    push("bias", "biases", vec![c.filters], Layout::Same);
+                }
+            }
             Op::Conv2d(c) => {
                 let [kh, kw] = c.kernel;
                 push(
                     "weight",
-                    "weights",
+                    weights,
                     vec![kh, kw, c.in_channels, c.filters],
                     Layout::Conv,
                 );
@@ -126,6 +151,13 @@ pub fn from_tf(graph: &Graph, tf: &StateDict) -> Result<StateDict> {
                 let [i, o] = [w.shape[0], w.shape[1]];
                 (vec![o, i], permute(&w.data, [1, 1, i, o], [0, 1, 3, 2]))
             }
+            Layout::Depthwise => {
+                let [kh, kw, i, m] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
+                (
+                    vec![i * m, 1, kh, kw],
+                    permute(&w.data, [kh, kw, i, m], [2, 3, 0, 1]),
+                )
+            }
         };
         sd.insert(t.ours, WeightTensor::new(shape, data, w.dtype));
     }
@@ -160,6 +192,10 @@ pub fn to_tf(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
             Layout::Dense => {
                 let [o, i] = [w.shape[0], w.shape[1]];
                 permute(&w.data, [1, 1, o, i], [0, 1, 3, 2])
+            }
+            Layout::Depthwise => {
+                let [kh, kw, i, m] = [t.tf_shape[0], t.tf_shape[1], t.tf_shape[2], t.tf_shape[3]];
+                permute(&w.data, [i, m, kh, kw], [2, 3, 0, 1])
             }
         };
         tf.insert(t.tf, WeightTensor::new(t.tf_shape, data, w.dtype));
