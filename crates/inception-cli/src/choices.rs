@@ -106,6 +106,9 @@ pub enum PresetChoice {
     KerasBilinear,
     /// timm: bicubic resize of the shorter side, center crop, mean/std 0.5.
     Timm,
+    /// TF-slim's inception_preprocessing: central crop 0.875, TensorFlow's bilinear, [-1, 1].
+    #[value(alias = "slim")]
+    TfSlim,
     /// Caffe / ONNX zoo: BGR, 0..255 minus the channel means.
     #[value(alias = "onnx-zoo")]
     Caffe,

@@ -165,7 +165,8 @@ Examples:
         names: Vec<String>,
     },
     /// Convert weights to safetensors with torchvision/timm names (loads in PyTorch with
-    /// `load_state_dict`, strict) plus the model configuration in the metadata.
+    /// `load_state_dict`, strict), or TensorFlow's names and layouts for TF-slim's layouts, plus
+    /// the model configuration in the metadata.
     Convert {
         /// Input weights: a file (.pth, .safetensors, .h5, .keras, .onnx) or a pretrained name.
         weights: String,
@@ -178,6 +179,10 @@ Examples:
         /// Record that the model expects torchvision's transform_input.
         #[arg(long)]
         transform_input: bool,
+        /// Cut TF-slim's 1001-class classifiers to ImageNet's 1000 classes (drop class 0,
+        /// "background"), as timm's tf_in1k weights are.
+        #[arg(long)]
+        drop_background: bool,
     },
 }
 
@@ -332,7 +337,16 @@ fn run(cli: Cli) -> Result<()> {
             output,
             model,
             transform_input,
-        } => run::convert(&weights, &output, model.as_deref(), transform_input),
+            drop_background,
+        } => run::convert(
+            &weights,
+            &output,
+            model.as_deref(),
+            run::ConvertOptions {
+                transform_input,
+                drop_background,
+            },
+        ),
         Command::Pretrained { json } => inspect::pretrained_list(json),
         Command::Download { names } => inspect::download(names),
         Command::Models { json } => inspect::models(json),

@@ -263,10 +263,24 @@ fn to_array(v: Value, layout: Layout) -> Array {
     }
 }
 
-pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: bool) -> Result<()> {
+/// What `convert` changes on the way.
+pub struct ConvertOptions {
+    /// Record torchvision's `transform_input`.
+    pub transform_input: bool,
+    /// Drop TF-slim's background class.
+    pub drop_background: bool,
+}
+
+pub fn convert(
+    weights: &str,
+    output: &Path,
+    model: Option<&str>,
+    options: ConvertOptions,
+) -> Result<()> {
     let resolved = resolve_weights(weights, model)?;
     let weights_path = resolved.path.as_path();
-    let transform = transform || resolved.transform_input;
+    let transform = options.transform_input || resolved.transform_input;
+    let mut classes = None;
     let source = resolved.source.clone();
     if !output
         .extension()
@@ -278,6 +292,12 @@ pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: boo
         weights_path,
         source,
         |cfg| {
+            classes = Some(cfg.classes);
+            let cfg = if options.drop_background && cfg.classes == 1001 {
+                cfg.with_classes(1000)
+            } else {
+                cfg
+            };
             if transform {
                 cfg.with_transform_input(true)
             } else {
@@ -286,7 +306,19 @@ pub fn convert(weights: &str, output: &Path, model: Option<&str>, transform: boo
         },
         &Device::default(),
     )?;
+    if options.drop_background && classes != Some(1001) {
+        bail!(
+            "{}: --drop-background needs TF-slim's 1001 classes, but the weights have {}",
+            weights_path.display(),
+            classes.map_or("no classifier".to_string(), |c| c.to_string())
+        );
+    }
     let mut sd = match &loaded.config {
+        // TF-slim's layouts keep TensorFlow's names and layouts, their own.
+        Some(cfg) if cfg.arch.is_tf_slim() => weights::tf_names::to_tf(
+            loaded.network.graph(),
+            &weights::export(&loaded.network, cfg),
+        )?,
         Some(cfg) => weights::export(&loaded.network, cfg),
         None => weights::state_dict(&loaded.network),
     };

@@ -198,7 +198,11 @@ pub fn open(
                 p.with_size(h)
             }
         })
-        .unwrap_or_else(|| default_preset(loaded.format, loaded.input_nhwc, h));
+        .unwrap_or_else(|| match &loaded.config {
+            // TF-slim's layouts were trained with TF-slim's pipeline, whatever the file format.
+            Some(cfg) if cfg.arch.is_tf_slim() => Preset::TfSlim { size: h },
+            _ => default_preset(loaded.format, loaded.input_nhwc, h),
+        });
     Ok(Opened {
         loaded,
         path,
@@ -368,6 +372,11 @@ fn is_classifier(graph: &Graph, node: NodeId) -> bool {
     match n.op {
         Op::Dense(_) => true,
         Op::Softmax => n.inputs.iter().all(|&i| is_classifier(graph, i)),
+        // TF-slim's classifiers: a 1x1 conv on a 1x1 map, squeezed to a vector.
+        Op::Flatten { .. } => n.inputs.iter().all(|&i| {
+            let c = &graph.nodes[i];
+            matches!(c.op, Op::Conv2d(_)) && matches!(c.shape, Shape::Map([_, 1, 1]))
+        }),
         _ => false,
     }
 }

@@ -146,3 +146,38 @@ fn every_supported_format_decodes_upright_to_rgb() {
         }
     }
 }
+
+#[test]
+fn tf_slim_preprocessing_is_tensorflow_1s_crop_and_bilinear() {
+    // TF-slim's preprocess_for_eval: central_crop(0.875), resize_bilinear(align_corners=False)
+    // with TensorFlow 1's source = dest * in / out mapping, then (x - 0.5) * 2.
+    let preset = Preset::parse("tf-slim", 4).unwrap();
+    assert_eq!(preset, Preset::TfSlim { size: 4 });
+    // A 2x2 image (the crop keeps it whole: int((2 - 1.75) / 2) = 0) brought to 4x4: sources
+    // 0, 0.5, 1, 1.5 (clamped) along each axis.
+    let img = image::RgbImage::from_fn(2, 2, |x, y| image::Rgb([(x * 100 + y * 50) as u8, 0, 255]));
+    let x = preset.apply(&img);
+    let v = |p: f32| (p / 255.0 - 0.5) * 2.0;
+    let row0 = [v(0.0), v(50.0), v(100.0), v(100.0)];
+    let row1 = [v(25.0), v(75.0), v(125.0), v(125.0)];
+    for (got, want) in x[..4].iter().zip(row0) {
+        assert!((got - want).abs() < 1e-6, "{got} {want}");
+    }
+    for (got, want) in x[4..8].iter().zip(row1) {
+        assert!((got - want).abs() < 1e-6, "{got} {want}");
+    }
+    assert!(x[16..32].iter().all(|&g| (g - v(0.0)).abs() < 1e-6));
+    assert!(x[32..].iter().all(|&b| (b - 1.0).abs() < 1e-6));
+    // A 16x16 image loses a one-pixel border (int((16 - 14) / 2) = 1) and, at 14, is copied.
+    let img = image::RgbImage::from_fn(16, 16, |x, y| {
+        let border = x == 0 || y == 0 || x == 15 || y == 15;
+        image::Rgb([if border { 255 } else { (x * 10 + y) as u8 }, 0, 0])
+    });
+    let x = Preset::TfSlim { size: 14 }.apply(&img);
+    for oy in 0..14 {
+        for ox in 0..14 {
+            let want = v(((ox + 1) * 10 + oy + 1) as f32);
+            assert!((x[oy * 14 + ox] - want).abs() < 1e-6);
+        }
+    }
+}

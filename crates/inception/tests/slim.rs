@@ -252,3 +252,123 @@ fn inception_v2_reproduces_tf_slim() {
         &[("logits", "logits"), ("InceptionV2/Mixed_4e", "Mixed_4e")],
     );
 }
+
+/// A TF-slim network's weights in a safetensors file under TensorFlow's names load by
+/// themselves: the layout, classes and aux head are recognised from the names, and the model
+/// computes what TF-slim computed.
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn a_tf_named_file_loads_by_itself() {
+    let graph = ModelConfig::new(Arch::InceptionV1Slim).graph().unwrap();
+    let mut tf = StateDict::new(Format::Safetensors);
+    for t in tf_names::tensors(&graph) {
+        let data = formula(&t.tf, &t.tf_shape);
+        tf.insert(t.tf, WeightTensor::new(t.tf_shape, data, DType::F32));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inception_v1.safetensors");
+    weights::safetensors::write(&path, &tf).unwrap();
+    let device = Device::default();
+    let loaded = weights::load_file(&path, weights::ModelSource::Auto, |c| c, &device).unwrap();
+    let cfg = loaded.config.clone().unwrap();
+    assert_eq!((cfg.arch, cfg.classes), (Arch::InceptionV1Slim, 1001));
+    let io =
+        weights::safetensors::read(&fixtures().join("tf/slim_synthetic_io.safetensors")).unwrap();
+    let x = io.get("inception_v1.input").unwrap();
+    let input = Tensor::<4>::from_data(
+        TensorData::new(nchw(&x.data, &x.shape), [1, 3, 224, 224]),
+        &device,
+    );
+    let logits = values(loaded.network.infer(input.clone()).unwrap());
+    let want = &io.get("inception_v1.logits").unwrap().data;
+    assert_close(
+        "inception_v1 logits from a TF-named file",
+        &logits,
+        want,
+        1e-4,
+    );
+    // Asked for 1000 classes, the file's "background" class is dropped: the other 1000 logits
+    // are unchanged, and the labels are ImageNet's.
+    let loaded = weights::load_file(
+        &path,
+        weights::ModelSource::Auto,
+        |c| c.with_classes(1000),
+        &device,
+    )
+    .unwrap();
+    assert_eq!(loaded.config.as_ref().unwrap().classes, 1000);
+    let logits = values(loaded.network.infer(input).unwrap());
+    assert_close("without background", &logits, &want[1..], 1e-4);
+}
+
+/// Our weights written under TensorFlow's names come back as the same model: the options are
+/// recognised from the names and shapes (classes, aux head, depth multiplier, v2's stem).
+#[test]
+fn tf_names_round_trip_with_every_option() {
+    let device = Device::default();
+    let dir = tempfile::tempdir().unwrap();
+    for cfg in [
+        ModelConfig::new(Arch::InceptionV3Slim)
+            .with_depth_multiplier(0.25, 16)
+            .with_aux_logits(true)
+            .with_classes(10),
+        ModelConfig::new(Arch::InceptionV2)
+            .with_separable_conv(false)
+            .with_depth_multiplier(0.5, 16),
+        ModelConfig::new(Arch::InceptionV2).with_depth_multiplier(0.25, 16),
+        ModelConfig::new(Arch::InceptionResNetV2)
+            .with_include_top(false)
+            .with_input_size(75),
+        ModelConfig::new(Arch::InceptionV4)
+            .with_in_channels(1)
+            .with_aux_logits(true)
+            .with_input_size(107),
+    ] {
+        let net = cfg.init(&device).unwrap();
+        let ours = weights::export(&net, &cfg);
+        let tf = tf_names::to_tf(net.graph(), &ours).unwrap();
+        assert!(tf_names::is_tf(&tf));
+        let path = dir.path().join("w.safetensors");
+        weights::safetensors::write(&path, &tf).unwrap();
+        let loaded = weights::load_file(
+            &path,
+            weights::ModelSource::Auto,
+            |c| c.with_input_size(cfg.input_size[0]),
+            &device,
+        )
+        .unwrap();
+        let got = loaded.config.unwrap();
+        assert_eq!(
+            (
+                got.arch,
+                got.classes,
+                got.include_top,
+                got.aux_logits,
+                got.in_channels,
+                got.depth_multiplier,
+                got.use_separable_conv
+            ),
+            (
+                cfg.arch,
+                if cfg.include_top {
+                    cfg.classes
+                } else {
+                    got.classes
+                },
+                cfg.include_top,
+                cfg.aux_logits,
+                cfg.in_channels,
+                cfg.depth_multiplier,
+                cfg.use_separable_conv
+            ),
+            "{cfg:?}"
+        );
+        let back = weights::export(&loaded.network, &got);
+        for (name, t) in ours.iter() {
+            assert_eq!(back.get(name).unwrap().data, t.data, "{name}");
+        }
+    }
+}

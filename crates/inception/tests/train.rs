@@ -900,3 +900,55 @@ fn the_full_googlenet_learns_upscaled_digits_in_one_epoch() {
         assert!(h.val_top1 > 0.5, "{h:?}");
     }
 }
+
+#[test]
+fn every_tf_slim_layout_trains() {
+    // A short smoke run per layout: a fixed batch of four small images in two classes, three
+    // SGD steps. Every loss is finite, and every conv and dense kernel moved: the gradients
+    // reach each layer through the separable stem, the residual scales and SAME padding.
+    let _turn = exclusive();
+    for (arch, size) in [
+        (Arch::InceptionV1Slim, 64),
+        (Arch::InceptionV2, 64),
+        (Arch::InceptionV3Slim, 75),
+        (Arch::InceptionV4, 75),
+        (Arch::InceptionResNetV2, 75),
+    ] {
+        let model = ModelConfig::new(arch)
+            .with_classes(2)
+            .with_input_size(size)
+            .with_dropout(0.0);
+        let mut cfg = TrainConfig::recipe_with_normalization(
+            Recipe::Digits,
+            model.clone(),
+            vec![0.5; 3],
+            vec![0.5; 3],
+        );
+        cfg.seed = 7;
+        let mut trainer = Trainer::new(cfg, &Device::default()).unwrap();
+        let before = weights::export(&trainer.network.valid(), &model);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let labels = [0, 1, 0, 1];
+        let data: Vec<f32> = (0..4 * 3 * size * size)
+            .map(|_| rand::Rng::random::<f32>(&mut rng) * 2.0 - 1.0)
+            .collect();
+        for _ in 0..3 {
+            let (loss, _) = trainer.step(data.clone(), &labels, 0.01).unwrap();
+            assert!(loss.is_finite(), "{arch}: {loss}");
+        }
+        let after = weights::export(&trainer.network.valid(), &model);
+        let kernels: Vec<&str> = before
+            .iter()
+            .filter(|(n, t)| n.ends_with(".weight") && t.shape.len() >= 2)
+            .map(|(n, _)| n)
+            .collect();
+        assert!(kernels.len() > 50, "{arch}");
+        for name in kernels {
+            assert_ne!(
+                before.get(name).unwrap().data,
+                after.get(name).unwrap().data,
+                "{arch}: {name} did not move"
+            );
+        }
+    }
+}

@@ -19,6 +19,9 @@ pub const CLASSES_KEY: &str = "inception.classes";
 /// assert_eq!(labels.len(), 1000);
 /// assert_eq!(labels.name(281), "tabby");
 /// assert_eq!(Labels::numbered(3).name(2), "class_2");
+/// // TF-slim's classifiers have 1001 outputs, class 0 being "background".
+/// let slim = Labels::for_classes(1001, None);
+/// assert_eq!((slim.name(0).as_ref(), slim.name(282).as_ref()), ("background", "tabby"));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Labels {
@@ -33,6 +36,17 @@ impl Labels {
         Self {
             names: IMAGENET.lines().map(str::to_string).collect(),
             source: "imagenet-1k",
+        }
+    }
+
+    /// TF-slim's 1001 classes: `background` (class 0), then ImageNet-1k's names.
+    pub fn imagenet_with_background() -> Self {
+        Self {
+            names: std::iter::once("background")
+                .chain(IMAGENET.lines())
+                .map(str::to_string)
+                .collect(),
+            source: "imagenet-1k+background",
         }
     }
 
@@ -53,11 +67,13 @@ impl Labels {
     }
 
     /// The names a classifier with `classes` outputs should show: the checkpoint's own
-    /// (`stored`, when their count fits), else ImageNet's for 1000 classes, else numbers.
+    /// (`stored`, when their count fits), else ImageNet's for 1000 classes (with TF-slim's
+    /// `background` first for 1001), else numbers.
     pub fn for_classes(classes: usize, stored: Option<Vec<String>>) -> Self {
         match stored {
             Some(names) if names.len() == classes => Self::new(names),
             _ if classes == 1000 => Self::imagenet(),
+            _ if classes == 1001 => Self::imagenet_with_background(),
             _ => Self::numbered(classes),
         }
     }

@@ -59,6 +59,14 @@ pub enum Preset {
         /// Center crop (299).
         crop: usize,
     },
+    /// TF-slim's `inception_preprocessing` for evaluation (the TF-slim checkpoints and TF-Hub
+    /// modules): values to [0, 1], `central_crop(0.875)`, TensorFlow 1's `resize_bilinear` to
+    /// `size`² (`align_corners=False`, no half-pixel centres, no antialiasing), then
+    /// `(x - 0.5) * 2`.
+    TfSlim {
+        /// Square size (224 for v1/v2, 299 for v3, v4, Inception-ResNet-v2).
+        size: usize,
+    },
     /// Caffe / ONNX model zoo: resize to `size`² (bilinear), BGR order, 0..255 minus the
     /// channel means (104, 117, 123).
     Caffe {
@@ -96,7 +104,8 @@ impl Preset {
 
     /// The preset called `name` at input size `size`: `torchvision` (resize ⌊size·256/224⌋, or
     /// 342 for 299, then crop), `keras` (nearest, as `load_img`), `keras-bilinear`, `timm`
-    /// (resize ⌊size/0.875⌋ bicubic, crop, mean/std 0.5) or `caffe`.
+    /// (resize ⌊size/0.875⌋ bicubic, crop, mean/std 0.5), `tf-slim` (central crop 0.875,
+    /// TensorFlow's bilinear, [-1, 1]) or `caffe`.
     ///
     /// ```
     /// use inception::data::Preset;
@@ -119,6 +128,7 @@ impl Preset {
                 crop: size,
             },
             "caffe" | "onnx-zoo" => Self::Caffe { size },
+            "tf-slim" | "slim" | "inception-preprocessing" => Self::TfSlim { size },
             _ => {
                 return Err(Error::Unknown(format!(
                     "no preprocessing preset called '{name}'; known: {}",
@@ -217,12 +227,20 @@ impl Preset {
             Preset::KerasInception { .. } => "keras",
             Preset::TimmInception { .. } => "timm",
             Preset::Caffe { .. } => "caffe",
+            Preset::TfSlim { .. } => "tf-slim",
             Preset::Normalize { .. } => "normalize",
         }
     }
 
     /// The names [`Preset::parse`] takes.
-    pub const NAMES: [&str; 5] = ["torchvision", "keras", "keras-bilinear", "timm", "caffe"];
+    pub const NAMES: [&str; 6] = [
+        "torchvision",
+        "keras",
+        "keras-bilinear",
+        "timm",
+        "tf-slim",
+        "caffe",
+    ];
 
     /// The same pipeline producing `size`-pixel inputs (torchvision and timm scale their resize
     /// with the crop).
@@ -238,6 +256,7 @@ impl Preset {
                 filter: *filter,
             },
             Preset::Caffe { .. } => Self::Caffe { size },
+            Preset::TfSlim { .. } => Self::TfSlim { size },
             Preset::Normalize {
                 channels,
                 mean,
@@ -257,9 +276,9 @@ impl Preset {
     pub fn normalization(&self) -> Option<(Vec<f32>, Vec<f32>)> {
         match self {
             Preset::Torchvision { .. } => Some((IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec())),
-            Preset::TimmInception { .. } | Preset::KerasInception { .. } => {
-                Some((vec![0.5; 3], vec![0.5; 3]))
-            }
+            Preset::TimmInception { .. }
+            | Preset::KerasInception { .. }
+            | Preset::TfSlim { .. } => Some((vec![0.5; 3], vec![0.5; 3])),
             Preset::Normalize { mean, std, .. } => Some((mean.clone(), std.clone())),
             Preset::Caffe { .. } => None,
         }
@@ -288,6 +307,7 @@ impl Preset {
             Preset::Torchvision { crop, .. } | Preset::TimmInception { crop, .. } => *crop,
             Preset::KerasInception { size, .. }
             | Preset::Caffe { size }
+            | Preset::TfSlim { size }
             | Preset::Normalize { size, .. } => *size,
         }
     }
@@ -310,6 +330,7 @@ impl Preset {
                 let img = fit(img, s, s, *filter);
                 chw(&img, |_, v| v / 127.5 - 1.0)
             }
+            Preset::TfSlim { size } => tf_slim(img, *size),
             Preset::Caffe { size } => {
                 let s = *size as u32;
                 let img = fit(img, s, s, Filter::Bilinear);
@@ -401,6 +422,45 @@ fn crop_center(img: &RgbImage, crop: usize) -> RgbImage {
             image::Rgb([0, 0, 0])
         }
     })
+}
+
+/// TF-slim's evaluation pipeline (see [`Preset::TfSlim`]), in f32 as TensorFlow computes it.
+fn tf_slim(img: &RgbImage, size: usize) -> Vec<f32> {
+    // central_crop(0.875): start = int((n - n * 0.875) / 2), size = n - 2 * start.
+    let crop = |n: u32| {
+        let n = n as f32;
+        let start = ((n - n * 0.875) / 2.0) as usize;
+        (start, (n as usize).saturating_sub(2 * start).max(1))
+    };
+    let ((x0, w), (y0, h)) = (crop(img.width()), crop(img.height()));
+    // resize_bilinear, align_corners=False, half_pixel_centers=False: source = dest * in/out.
+    let axis = |n_in: usize| {
+        let scale = n_in as f32 / size as f32;
+        (0..size)
+            .map(|o| {
+                let src = o as f32 * scale;
+                let lo = (src.floor() as usize).min(n_in - 1);
+                (lo, (lo + 1).min(n_in - 1), src - lo as f32)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (xs, ys) = (axis(w), axis(h));
+    let at = |x: usize, y: usize, c: usize| {
+        img.get_pixel((x0 + x) as u32, (y0 + y) as u32)[c] as f32 / 255.0
+    };
+    let n = size * size;
+    let mut out = vec![0.0; 3 * n];
+    for (oy, &(y_lo, y_hi, dy)) in ys.iter().enumerate() {
+        for (ox, &(x_lo, x_hi, dx)) in xs.iter().enumerate() {
+            for c in 0..3 {
+                let top = at(x_lo, y_lo, c) + (at(x_hi, y_lo, c) - at(x_lo, y_lo, c)) * dx;
+                let bottom = at(x_lo, y_hi, c) + (at(x_hi, y_hi, c) - at(x_lo, y_hi, c)) * dx;
+                let v = top + (bottom - top) * dy;
+                out[c * n + oy * size + ox] = (v - 0.5) * 2.0;
+            }
+        }
+    }
+    out
 }
 
 /// Planar float values `f(channel, value)`.

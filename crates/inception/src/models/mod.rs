@@ -144,6 +144,19 @@ impl Arch {
         self.info().aux_heads
     }
 
+    /// Whether this is one of TF-slim's layouts, whose layers are TensorFlow variable scopes and
+    /// whose weights are exchanged under TensorFlow's names (`weights::tf_names`).
+    pub fn is_tf_slim(&self) -> bool {
+        matches!(
+            self,
+            Arch::InceptionV1Slim
+                | Arch::InceptionV2
+                | Arch::InceptionV3Slim
+                | Arch::InceptionV4
+                | Arch::InceptionResNetV2
+        )
+    }
+
     /// Layers for multi-scale feature extraction, shallowest first (as timm's `feature_info`).
     pub fn feature_layers(&self) -> [&'static str; 5] {
         self.info().feature_layers
@@ -677,15 +690,7 @@ impl ModelConfig {
     }
 
     fn build(&self) -> Result<Graph> {
-        let sep = if matches!(
-            self.arch,
-            Arch::GoogLeNetBvlc
-                | Arch::InceptionV4
-                | Arch::InceptionResNetV2
-                | Arch::InceptionV1Slim
-                | Arch::InceptionV3Slim
-                | Arch::InceptionV2
-        ) {
+        let sep = if self.arch == Arch::GoogLeNetBvlc || self.arch.is_tf_slim() {
             "/"
         } else {
             "."

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
+use super::StateDict;
 use super::load::LoadReport;
 use super::load::{config_for, load_graph, load_model};
 use super::{Format, read_as, sniff};
@@ -141,6 +142,55 @@ fn in_file(path: &Path) -> impl Fn(Error) -> Error + '_ {
     move |e: Error| e.in_file(path)
 }
 
+/// A state dict in TensorFlow's names and layouts (a TF-slim layout, or a caller's graph named
+/// with TensorFlow scopes).
+fn load_tf_names(
+    sd: &StateDict,
+    source: ModelSource,
+    adjust: impl FnOnce(ModelConfig) -> ModelConfig,
+    device: &Device,
+) -> Result<(Network, Option<ModelConfig>, LoadReport)> {
+    use super::tf_names;
+    match source {
+        ModelSource::Graph(g) => {
+            let ours = tf_names::from_tf(&g, sd)?;
+            let (network, report) = load_graph(g, &ours, device)?;
+            Ok((network, None, report))
+        }
+        ModelSource::Auto | ModelSource::Arch(_) => {
+            let detected = tf_names::detect(sd)?;
+            if let ModelSource::Arch(a) = source
+                && a != detected.arch
+            {
+                return Err(Error::from(crate::error::WeightsFault::Other(format!(
+                    "these are {} weights in TF-slim's names, not {a}",
+                    detected.arch
+                ))));
+            }
+            let config = adjust(detected.clone());
+            // 1001 classes asked for as 1000: TF-slim's "background" class dropped.
+            let dropped;
+            let sd = if detected.include_top && (detected.classes, config.classes) == (1001, 1000) {
+                dropped = tf_names::drop_background(sd);
+                &dropped
+            } else {
+                sd
+            };
+            // Every tensor of the file converted, at the size asked for (the aux head's last
+            // kernel depends on it); the heads the configuration leaves out stay unused.
+            let full = config
+                .clone()
+                .with_include_top(detected.include_top)
+                .with_pooling(None)
+                .with_aux_logits(detected.aux_logits);
+            let graph = full.graph().or_else(|_| config.graph())?;
+            let ours = tf_names::from_tf(&graph, sd)?;
+            let (network, report) = load_model(&config, &ours, device)?;
+            Ok((network, Some(config), report))
+        }
+    }
+}
+
 /// An ONNX graph: its own architecture, imported at run time.
 #[cfg(feature = "onnx")]
 fn load_onnx(
@@ -259,6 +309,20 @@ fn load_state_dict_file(
     let in_file = in_file(path);
     let sd = read_as(path, format)?;
     let metadata = sd.metadata.clone();
+    if super::tf_names::is_tf(&sd) {
+        let (network, config, report) =
+            load_tf_names(&sd, source, adjust, device).map_err(&in_file)?;
+        let outputs = default_outputs(network.graph());
+        return Ok(Loaded {
+            network,
+            config,
+            report,
+            format,
+            outputs,
+            input_nhwc: false,
+            metadata,
+        });
+    }
     let (network, config, report) = match source {
         ModelSource::Graph(g) => {
             let (network, report) = load_graph(g, &sd, device).map_err(&in_file)?;

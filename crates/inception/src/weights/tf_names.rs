@@ -20,6 +20,93 @@
 use super::{StateDict, WeightTensor};
 use crate::error::{Result, WeightsFault};
 use crate::graph::{Graph, Op};
+use crate::models::{Arch, ModelConfig};
+
+/// The TF-slim layouts: each one's variable scope, its classifier's kernel and, for TF-slim's
+/// `depth_multiplier`, a layer whose filters reveal it (with its filters at 1.0).
+const SLIM: [(Arch, &str, &str, Option<(&str, usize)>); 5] = [
+    (
+        Arch::InceptionV1Slim,
+        "InceptionV1",
+        "Logits/Conv2d_0c_1x1/weights",
+        None,
+    ),
+    (
+        Arch::InceptionV2,
+        "InceptionV2",
+        "Logits/Conv2d_1c_1x1/weights",
+        Some(("Mixed_5c/Branch_0/Conv2d_0a_1x1/weights", 352)),
+    ),
+    (
+        Arch::InceptionV3Slim,
+        "InceptionV3",
+        "Logits/Conv2d_1c_1x1/weights",
+        Some(("Mixed_7c/Branch_2/Conv2d_0a_1x1/weights", 448)),
+    ),
+    (
+        Arch::InceptionV4,
+        "InceptionV4",
+        "Logits/Logits/weights",
+        None,
+    ),
+    (
+        Arch::InceptionResNetV2,
+        "InceptionResnetV2",
+        "Logits/Logits/weights",
+        None,
+    ),
+];
+
+/// The TF-slim layout a state dict in TensorFlow's names was saved from, recognised by its
+/// variable scope (`InceptionV4/…`): with or without the classifier and aux head, its classes,
+/// input channels, `depth_multiplier` and (v2) stem.
+pub fn detect(sd: &StateDict) -> Result<ModelConfig> {
+    let found = SLIM.iter().find(|(_, scope, ..)| {
+        sd.iter()
+            .any(|(n, _)| n.strip_prefix(scope).is_some_and(|r| r.starts_with('/')))
+    });
+    let Some(&(arch, scope, logits, probe)) = found else {
+        return Err(WeightsFault::Unrecognised {
+            tensors: sd.len(),
+            sample: sd.iter().take(3).map(|(n, _)| n.to_string()).collect(),
+            closest: None,
+        }
+        .into());
+    };
+    let get = |n: &str| sd.get(&format!("{scope}/{n}"));
+    let mut cfg = ModelConfig::new(arch);
+    // The first conv's kernel, `[kh, kw, in, out]` (or the separable stem's depthwise one).
+    let first = [
+        "Conv2d_1a_3x3/weights",
+        "Conv2d_1a_7x7/weights",
+        "Conv2d_1a_7x7/depthwise_weights",
+    ]
+    .iter()
+    .find_map(|n| get(n).filter(|t| t.shape.len() == 4));
+    if let Some(first) = first {
+        cfg = cfg.with_in_channels(first.shape[2].max(1));
+    }
+    if let Some((probe, filters)) = probe
+        && let Some(t) = get(probe)
+        && let Some(&out) = t.shape.last()
+        && out != filters
+    {
+        cfg = cfg.with_depth_multiplier(out as f64 / filters as f64, 16);
+    }
+    if arch == Arch::InceptionV2 && get("Conv2d_1a_7x7/depthwise_weights").is_none() {
+        cfg = cfg.with_separable_conv(false);
+    }
+    match get(logits).and_then(|t| t.shape.last().copied()) {
+        Some(classes) => cfg = cfg.with_classes(classes),
+        None => cfg = cfg.with_include_top(false),
+    }
+    let aux = cfg.include_top
+        && arch.has_aux_heads()
+        && sd
+            .iter()
+            .any(|(n, _)| n.starts_with(&format!("{scope}/AuxLogits/")));
+    Ok(cfg.with_aux_logits(aux))
+}
 
 /// How a tensor's TensorFlow layout relates to ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +297,34 @@ pub fn to_tf(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
         .into());
     }
     Ok(tf)
+}
+
+/// TF-slim's 1001-class classifiers (class 0 is "background") cut to ImageNet's 1000 classes, as
+/// timm's `tf_in1k` ports do: every tensor under a `Logits/` or `AuxLogits/` scope whose last
+/// dimension is 1001 loses its first entry along it. Other tensors are kept as they are.
+pub fn drop_background(sd: &StateDict) -> StateDict {
+    let mut out = StateDict::new(sd.format);
+    out.metadata = sd.metadata.clone();
+    for (name, t) in sd.iter() {
+        let head = name.contains("/Logits/") || name.contains("/AuxLogits/");
+        let t = match t.shape.last() {
+            Some(&1001) if head => {
+                let mut shape = t.shape.clone();
+                if let Some(last) = shape.last_mut() {
+                    *last = 1000;
+                }
+                let data = t
+                    .data
+                    .chunks_exact(1001)
+                    .flat_map(|row| row[1..].iter().copied())
+                    .collect();
+                WeightTensor::new(shape, data, t.dtype)
+            }
+            _ => t.clone(),
+        };
+        out.insert(name.to_string(), t);
+    }
+    out
 }
 
 /// Whether `sd` is named the TensorFlow way (`…/weights`, `…/moving_mean`).
