@@ -22,50 +22,65 @@ use crate::error::{Result, WeightsFault};
 use crate::graph::{Graph, Op};
 use crate::models::{Arch, ModelConfig};
 
-/// The TF-slim layouts: each one's variable scope, its classifier's kernel and, for TF-slim's
-/// `depth_multiplier`, a layer whose filters reveal it (with its filters at 1.0).
-const SLIM: [(Arch, &str, &str, Option<(&str, usize)>); 5] = [
-    (
-        Arch::InceptionV1Slim,
-        "InceptionV1",
-        "Logits/Conv2d_0c_1x1/weights",
-        None,
-    ),
-    (
-        Arch::InceptionV2,
-        "InceptionV2",
-        "Logits/Conv2d_1c_1x1/weights",
-        Some(("Mixed_5c/Branch_0/Conv2d_0a_1x1/weights", 352)),
-    ),
-    (
-        Arch::InceptionV3Slim,
-        "InceptionV3",
-        "Logits/Conv2d_1c_1x1/weights",
-        Some(("Mixed_7c/Branch_2/Conv2d_0a_1x1/weights", 448)),
-    ),
-    (
-        Arch::InceptionV4,
-        "InceptionV4",
-        "Logits/Logits/weights",
-        None,
-    ),
-    (
-        Arch::InceptionResNetV2,
-        "InceptionResnetV2",
-        "Logits/Logits/weights",
-        None,
-    ),
+/// What identifies one TF-slim layout's files.
+struct SlimFiles {
+    arch: Arch,
+    /// The variable scope every name starts with.
+    scope: &'static str,
+    /// The classifier's kernel.
+    logits: &'static str,
+    /// For TF-slim's `depth_multiplier`: a layer whose filters reveal it, and its filters at 1.0.
+    depth_probe: Option<(&'static str, usize)>,
+}
+
+const SLIM: [SlimFiles; 5] = [
+    SlimFiles {
+        arch: Arch::InceptionV1Slim,
+        scope: "InceptionV1",
+        logits: "Logits/Conv2d_0c_1x1/weights",
+        depth_probe: None,
+    },
+    SlimFiles {
+        arch: Arch::InceptionV2,
+        scope: "InceptionV2",
+        logits: "Logits/Conv2d_1c_1x1/weights",
+        depth_probe: Some(("Mixed_5c/Branch_0/Conv2d_0a_1x1/weights", 352)),
+    },
+    SlimFiles {
+        arch: Arch::InceptionV3Slim,
+        scope: "InceptionV3",
+        logits: "Logits/Conv2d_1c_1x1/weights",
+        depth_probe: Some(("Mixed_7c/Branch_2/Conv2d_0a_1x1/weights", 448)),
+    },
+    SlimFiles {
+        arch: Arch::InceptionV4,
+        scope: "InceptionV4",
+        logits: "Logits/Logits/weights",
+        depth_probe: None,
+    },
+    SlimFiles {
+        arch: Arch::InceptionResNetV2,
+        scope: "InceptionResnetV2",
+        logits: "Logits/Logits/weights",
+        depth_probe: None,
+    },
 ];
 
 /// The TF-slim layout a state dict in TensorFlow's names was saved from, recognised by its
 /// variable scope (`InceptionV4/…`): with or without the classifier and aux head, its classes,
 /// input channels, `depth_multiplier` and (v2) stem.
 pub fn detect(sd: &StateDict) -> Result<ModelConfig> {
-    let found = SLIM.iter().find(|(_, scope, ..)| {
+    let found = SLIM.iter().find(|f| {
         sd.iter()
-            .any(|(n, _)| n.strip_prefix(scope).is_some_and(|r| r.starts_with('/')))
+            .any(|(n, _)| n.strip_prefix(f.scope).is_some_and(|r| r.starts_with('/')))
     });
-    let Some(&(arch, scope, logits, probe)) = found else {
+    let Some(&SlimFiles {
+        arch,
+        scope,
+        logits,
+        depth_probe: probe,
+    }) = found
+    else {
         return Err(WeightsFault::Unrecognised {
             tensors: sd.len(),
             sample: sd.iter().take(3).map(|(n, _)| n.to_string()).collect(),
