@@ -183,7 +183,7 @@ fn aux_losses_reach_the_lower_layers_and_vanish_at_inference() {
 fn allocated_parameters_match_the_architecture() {
     let device = Device::default();
     for arch in Arch::ALL {
-        let cfg = ModelConfig::new(arch).with_aux_logits(arch != Arch::InceptionV3Keras);
+        let cfg = ModelConfig::new(arch).with_aux_logits(arch.has_aux_heads());
         let net = cfg.init(&device).unwrap();
         assert_eq!(net.param_count(), net.graph().params(), "{arch}");
     }

@@ -231,9 +231,14 @@ fn sizes_beyond_the_limits_are_refused_before_allocating() {
 
 #[test]
 fn every_arch_info_row_is_its_arch() {
-    for (i, arch) in Arch::ALL.iter().enumerate() {
-        assert_eq!(inception::models::ARCH_INFO[i].arch, *arch);
-        assert_eq!(Arch::from_name(arch.name()).unwrap(), *arch);
+    // ARCH_INFO is indexed by the variant; ALL lists every variant once (in display order).
+    for (i, row) in inception::models::ARCH_INFO.iter().enumerate() {
+        assert_eq!(row.arch as usize, i);
+    }
+    assert_eq!(Arch::ALL.len(), inception::models::ARCH_INFO.len());
+    for arch in Arch::ALL {
+        assert_eq!(arch.info().arch, arch);
+        assert_eq!(Arch::from_name(arch.name()).unwrap(), arch);
     }
 }
 

@@ -220,9 +220,44 @@ fn registry_covers_the_published_checkpoints() {
         "inception_v3.tv_in1k",
         "inception_v3.tf_in1k",
         "googlenet.onnx_zoo",
+        "inception_v4.tf_in1k",
+        "inception_resnet_v2.tf_in1k",
+        "inception_resnet_v2.keras",
+        "inception_resnet_v2.keras_notop",
     ] {
         assert!(all.iter().any(|e| e.name == name), "{name}");
     }
+    // The rest of the family: timm's ports are the defaults of v4 and Inception-ResNet-v2
+    // (the Hugging Face hub's SHA-256, timm's preprocessing); Keras's files carry the MD5
+    // keras.applications checks.
+    for arch in [Arch::InceptionV4, Arch::InceptionResNetV2] {
+        let e = pretrained::default_for(arch, true).unwrap();
+        assert_eq!((e.arch, &e.checksum), (arch, &Checksum::HubEtag));
+        assert!(
+            e.url.starts_with("https://huggingface.co/timm/"),
+            "{}",
+            e.url
+        );
+        assert_eq!(e.preprocessing.name(), "timm");
+    }
+    let k = pretrained::find("inception_resnet_v2.keras").unwrap();
+    assert_eq!(
+        k.checksum,
+        Checksum::Md5("e693bd0210a403b3192acc6073ad2e96".into())
+    );
+    assert!(
+        !pretrained::find("inception_resnet_v2.keras_notop")
+            .unwrap()
+            .include_top
+    );
+    // TF-slim's own tarballs are not readable yet: asking for them says what to do instead.
+    let e = pretrained::default_for(Arch::InceptionV1Slim, true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("TF-slim") && e.contains("TensorFlow's names"),
+        "{e}"
+    );
     // torchvision's published GoogLeNet and Inception v3 need transform_input; the hash
     // prefix is the one in the file name, as torchvision checks it.
     let g = pretrained::find("googlenet").unwrap();

@@ -31,7 +31,8 @@
 use crate::graph::{BlockKind, GraphBuilder, NodeId, Op, Padding, Pool};
 
 /// TF-slim's `conv2d` in the Inception arg scopes: conv (no bias) named `name`, then
-/// `name/BatchNorm` (ε 0.001, no γ) and `name/Relu`.
+/// `name/BatchNorm` (ε 0.001, γ only with the builder's
+/// [`slim_batch_norm_scale`](GraphBuilder::slim_batch_norm_scale)) and `name/Relu`.
 pub fn slim_conv(
     g: &mut GraphBuilder,
     x: NodeId,
@@ -42,8 +43,9 @@ pub fn slim_conv(
     padding: Padding,
 ) -> NodeId {
     let c = g.conv2d(name, x, filters, kernel, [stride; 2], padding, false);
+    let scale = g.slim_batch_norm_scale();
     g.scope(name, |g| {
-        let b = g.batch_norm("BatchNorm", c, 1e-3, false);
+        let b = g.batch_norm("BatchNorm", c, 1e-3, scale);
         g.relu("Relu", b)
     })
 }

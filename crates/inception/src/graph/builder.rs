@@ -18,6 +18,7 @@ pub struct GraphBuilder {
     branch: Option<usize>,
     next_branch: usize,
     separator: &'static str,
+    slim_scale: bool,
     error: Option<Error>,
 }
 
@@ -34,8 +35,22 @@ impl GraphBuilder {
             branch: None,
             next_branch: 0,
             separator: ".",
+            slim_scale: false,
             error: None,
         }
+    }
+
+    /// TF-slim's `batch_norm_scale` arg scope: whether the BatchNorms of
+    /// [`slim_conv`](crate::blocks::slim::slim_conv) learn a scale γ (false by default, as in
+    /// TF-slim's Inception arg scopes; timm's ports of TF-slim's weights have one).
+    pub fn with_slim_batch_norm_scale(mut self, scale: bool) -> Self {
+        self.slim_scale = scale;
+        self
+    }
+
+    /// The current `batch_norm_scale` default (see [`GraphBuilder::with_slim_batch_norm_scale`]).
+    pub fn slim_batch_norm_scale(&self) -> bool {
+        self.slim_scale
     }
 
     /// Sets the string that joins scope names (`"."` by default, as PyTorch; `"/"` gives Caffe and

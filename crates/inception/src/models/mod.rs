@@ -305,7 +305,7 @@ pub const ARCH_INFO: [ArchInfo; 10] = [
     ArchInfo {
         arch: Arch::InceptionV4,
         name: "inception-v4",
-        description: "Inception v4, TF-slim layout (1001 classes, aux head on Mixed_6h); TF-slim and timm weights",
+        description: "Inception v4, TF-slim layout (1001 classes, aux head on Mixed_6h); timm weights, TF names",
         aliases: &["inceptionv4", "inception4", "inceptionv4slim"],
         input_size: 299,
         classes: 1001,
@@ -324,7 +324,7 @@ pub const ARCH_INFO: [ArchInfo; 10] = [
     ArchInfo {
         arch: Arch::InceptionResNetV2,
         name: "inception-resnet-v2",
-        description: "Inception-ResNet-v2, TF-slim layout (1001 classes, aux head); TF-slim, timm and Keras weights",
+        description: "Inception-ResNet-v2, TF-slim layout (1001 classes, aux head); timm and Keras weights, TF names",
         aliases: &[
             "inceptionresnetv2",
             "inceptionresnet2",
@@ -347,7 +347,7 @@ pub const ARCH_INFO: [ArchInfo; 10] = [
     ArchInfo {
         arch: Arch::InceptionV1Slim,
         name: "inception-v1-slim",
-        description: "GoogLeNet, TF-slim layout (BN, 1001 classes, no aux head); TF-slim weights",
+        description: "GoogLeNet, TF-slim layout (BN, SAME padding, 1001 classes); weights under TF names",
         aliases: &["inceptionv1slim", "googlenetslim", "slimgooglenet"],
         input_size: 224,
         classes: 1001,
@@ -366,7 +366,7 @@ pub const ARCH_INFO: [ArchInfo; 10] = [
     ArchInfo {
         arch: Arch::InceptionV3Slim,
         name: "inception-v3-slim",
-        description: "Inception v3, TF-slim layout (1001 classes, aux head, depth multiplier); TF-slim and TF-Hub weights",
+        description: "Inception v3, TF-slim layout (1001 classes, aux head, depth multiplier); weights under TF names",
         aliases: &["inceptionv3slim", "slimv3", "inceptionv3tf"],
         input_size: 299,
         classes: 1001,
@@ -385,7 +385,7 @@ pub const ARCH_INFO: [ArchInfo; 10] = [
     ArchInfo {
         arch: Arch::InceptionV2,
         name: "inception-v2",
-        description: "BN-Inception (Inception v2), TF-slim layout (separable stem, 1001 classes); TF-slim weights",
+        description: "BN-Inception (Inception v2), TF-slim layout (separable stem, 1001 classes); weights under TF names",
         aliases: &[
             "inceptionv2",
             "inception2",
@@ -473,6 +473,11 @@ pub struct ModelConfig {
     /// TF-slim's `min_depth` (default 16), with [`ModelConfig::depth_multiplier`].
     #[serde(default = "sixteen")]
     pub min_depth: usize,
+    /// TF-slim's `batch_norm_scale`: the TF-slim layouts' BatchNorms learn a scale γ. Default
+    /// false (TF-slim's published weights have none); timm's ports of them
+    /// (`inception_v4.tf_in1k`, `inception_resnet_v2.tf_in1k`) have one, all ones.
+    #[serde(default)]
+    pub batch_norm_scale: bool,
     /// TF-slim's `use_separable_conv` for `inception-v2`: the stem's 7x7 is separable
     /// (depthwise, then pointwise with biases; the published weights) rather than a plain conv
     /// with BatchNorm. Default true.
@@ -510,7 +515,14 @@ impl ModelConfig {
             depth_multiplier: 1.0,
             min_depth: 16,
             use_separable_conv: true,
+            batch_norm_scale: false,
         }
+    }
+
+    /// Sets TF-slim's `batch_norm_scale` (the TF-slim layouts; timm's ports have γ).
+    pub fn with_batch_norm_scale(mut self, scale: bool) -> Self {
+        self.batch_norm_scale = scale;
+        self
     }
 
     /// Sets TF-slim's `use_separable_conv` (`inception-v2`'s stem).
@@ -649,6 +661,11 @@ impl ModelConfig {
                 )));
             }
         }
+        if self.batch_norm_scale && !arch.is_tf_slim() {
+            return Err(Error::Config(format!(
+                "{arch}: batch_norm_scale is an option of TF-slim's layouts"
+            )));
+        }
         if !self.use_separable_conv && arch != Arch::InceptionV2 {
             return Err(Error::Config(format!(
                 "{arch}: use_separable_conv applies to inception-v2's stem only"
@@ -695,7 +712,9 @@ impl ModelConfig {
         } else {
             "."
         };
-        let mut g = GraphBuilder::new(self.arch.name()).with_separator(sep);
+        let mut g = GraphBuilder::new(self.arch.name())
+            .with_separator(sep)
+            .with_slim_batch_norm_scale(self.batch_norm_scale);
         let [h, w] = self.input_size;
         let x = g.input([self.in_channels, h, w]);
         let (main, aux) = match self.arch {

@@ -129,6 +129,35 @@ pub fn registry() -> Vec<Pretrained> {
         timm,
     );
     timm_tf.file_name = "timm-inception_v3.tf_in1k.safetensors".into();
+    // timm's ports of the TF-slim checkpoints (BatchNorm's γ kept, background class dropped).
+    let timm_port = |arch: Arch, repo: &str| {
+        let mut e = entry(
+            repo,
+            "timm (ported from the TensorFlow-Slim checkpoint)",
+            arch,
+            &hub(repo),
+            Checksum::HubEtag,
+            Format::Safetensors,
+            Preset::TimmInception {
+                resize: 341,
+                crop: 299,
+            },
+        );
+        e.file_name = format!("timm-{repo}.safetensors");
+        e
+    };
+    let keras_irv2 =
+        "https://storage.googleapis.com/tensorflow/keras-applications/inception_resnet_v2/";
+    let mut irv2_notop = entry(
+        "inception_resnet_v2.keras_notop",
+        "keras.applications InceptionResNetV2(weights=\"imagenet\", include_top=False)",
+        Arch::InceptionResNetV2,
+        &format!("{keras_irv2}inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        Checksum::Md5("d19885ff4a710c122648d3b5c3b684e4".into()),
+        Format::Keras,
+        Preset::keras(),
+    );
+    irv2_notop.include_top = false;
     let mut notop = entry(
         "inception_v3.keras_notop",
         "keras.applications InceptionV3(weights=\"imagenet\", include_top=False)",
@@ -182,6 +211,18 @@ pub fn registry() -> Vec<Pretrained> {
         notop,
         timm_tv,
         timm_tf,
+        timm_port(Arch::InceptionV4, "inception_v4.tf_in1k"),
+        timm_port(Arch::InceptionResNetV2, "inception_resnet_v2.tf_in1k"),
+        entry(
+            "inception_resnet_v2.keras",
+            "keras.applications InceptionResNetV2(weights=\"imagenet\")",
+            Arch::InceptionResNetV2,
+            &format!("{keras_irv2}inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5"),
+            Checksum::Md5("e693bd0210a403b3192acc6073ad2e96".into()),
+            Format::Keras,
+            Preset::keras(),
+        ),
+        irv2_notop,
         entry(
             "googlenet.onnx_zoo",
             "ONNX model zoo googlenet-12 (bvlc_googlenet from Caffe)",
@@ -220,22 +261,18 @@ pub fn default_for(arch: Arch, include_top: bool) -> Result<Pretrained> {
         (Arch::InceptionV3Keras, true) => "inception_v3.keras",
         (Arch::InceptionV3Keras, false) => "inception_v3.keras_notop",
         (Arch::GoogLeNetBvlc, _) => "googlenet.onnx_zoo",
+        (Arch::InceptionV4, _) => "inception_v4.tf_in1k",
+        (Arch::InceptionResNetV2, _) => "inception_resnet_v2.tf_in1k",
         (Arch::InceptionMini, _) => {
             return Err(Error::Unknown(format!(
                 "{arch} has no published weights; train it (`inception train` does)"
             )));
         }
-        (
-            Arch::InceptionV4
-            | Arch::InceptionResNetV2
-            | Arch::InceptionV1Slim
-            | Arch::InceptionV3Slim
-            | Arch::InceptionV2,
-            _,
-        ) => {
+        (Arch::InceptionV1Slim | Arch::InceptionV3Slim | Arch::InceptionV2, _) => {
             return Err(Error::Unknown(format!(
-                "{arch}: its published weights (TF-slim checkpoints, timm's tf_in1k) are not in \
-                 the registry yet; load a file converted to its TF-slim names instead"
+                "{arch}: its published weights are TF-slim's checkpoint tarballs, which this \
+                 version cannot read yet; load them converted to safetensors under TensorFlow's \
+                 names (a TF-named file loads by itself), or use inception-v3 / inception-v4"
             )));
         }
     };

@@ -215,7 +215,7 @@ fn optional_names(cfg: &ModelConfig) -> Result<HashSet<String>> {
     // With its aux heads where the architecture has them and the input is large enough for them
     // (Inception v3's needs 299x299).
     let full = match top.clone().with_aux_logits(true).graph() {
-        Ok(g) if cfg.arch != Arch::InceptionV3Keras => g,
+        Ok(g) if cfg.arch.has_aux_heads() => g,
         _ => top.graph()?,
     };
     Ok(names(&full)
@@ -327,7 +327,7 @@ fn try_detect(sd: &StateDict, arch: Arch) -> Result<std::result::Result<ModelCon
         Some(w) => cfg = cfg.with_classes(w.shape[0]),
         None => cfg = cfg.with_include_top(false),
     }
-    if fc.is_some() && arch != Arch::InceptionV3Keras {
+    if fc.is_some() && arch.has_aux_heads() {
         let with_aux = names(&cfg.clone().with_aux_logits(true).graph()?);
         if with_aux
             .iter()

@@ -30,6 +30,7 @@ pub mod pickle;
 pub mod pytorch;
 pub mod safetensors;
 pub mod tf_names;
+pub mod timm_names;
 
 pub use load::{
     CONFIG_KEY, LoadReport, config_for, detect, detect_as, export, load_into, load_model,

@@ -250,25 +250,32 @@ fn load_keras(
             let json = kw.config.as_ref().expect("checked");
             (keras::graph_from_config(json).map_err(&in_file)?, None)
         }
-        ModelSource::Auto | ModelSource::Arch(Arch::InceptionV3Keras) => {
-            let cfg = keras::detect(&kw).ok_or_else(|| {
-                Error::from(crate::error::WeightsFault::Other(
-                    "not keras.applications InceptionV3 weights; give the model's .keras \
-                     file as the model (ModelSource::Graph from its config)"
-                        .to_string(),
-                ))
-                .in_file(path)
-            })?;
+        ModelSource::Auto | ModelSource::Arch(Arch::InceptionV3Keras | Arch::InceptionResNetV2) => {
+            let wanted = match source {
+                ModelSource::Arch(a) => Some(a),
+                _ => None,
+            };
+            let cfg = keras::detect(&kw)
+                .filter(|c| wanted.is_none_or(|a| a == c.arch))
+                .ok_or_else(|| {
+                    Error::from(crate::error::WeightsFault::Other(
+                        "not keras.applications InceptionV3 or InceptionResNetV2 weights; give \
+                         the model's .keras file as the model (ModelSource::Graph from its \
+                         config)"
+                            .to_string(),
+                    ))
+                    .in_file(path)
+                })?;
             let cfg = adjust(cfg);
             if !cfg.include_top {
-                // The only Dense layer of InceptionV3 is its top ("predictions").
+                // The only Dense layer of both models is their top ("predictions").
                 kw.layers.retain(|l| l.class != keras::KerasClass::Dense);
             }
             (cfg.graph()?, Some(cfg))
         }
         ModelSource::Arch(a) => {
             return Err(Error::from(crate::error::WeightsFault::Other(format!(
-                "Keras weights fit inception-v3-keras, not {a}"
+                "Keras weights fit inception-v3-keras or inception-resnet-v2, not {a}"
             )))
             .in_file(path));
         }
@@ -309,6 +316,30 @@ fn load_state_dict_file(
     let in_file = in_file(path);
     let sd = read_as(path, format)?;
     let metadata = sd.metadata.clone();
+    let timm = super::timm_names::detect(&sd).filter(|c| match &source {
+        ModelSource::Auto => true,
+        ModelSource::Arch(a) => *a == c.arch,
+        ModelSource::Graph(_) => false,
+    });
+    if let Some(detected) = timm {
+        // timm's ports of TF-slim's weights: the TF-slim layout with BatchNorm's γ.
+        let config = adjust(detected.clone());
+        let load = || -> Result<(Network, LoadReport)> {
+            let ours = super::timm_names::from_timm(&detected.graph()?, &sd)?;
+            load_model(&config, &ours, device)
+        };
+        let (network, report) = load().map_err(&in_file)?;
+        let outputs = default_outputs(network.graph());
+        return Ok(Loaded {
+            network,
+            config: Some(config),
+            report,
+            format,
+            outputs,
+            input_nhwc: false,
+            metadata,
+        });
+    }
     if super::tf_names::is_tf(&sd) {
         let (network, config, report) =
             load_tf_names(&sd, source, adjust, device).map_err(&in_file)?;

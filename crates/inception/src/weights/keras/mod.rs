@@ -78,7 +78,7 @@ pub struct KerasWeights {
 /// Reads a Keras `.h5`, `.weights.h5` or `.keras` file.
 pub fn read(path: &Path) -> Result<KerasWeights> {
     let bytes = crate::files::read_regular(path, crate::files::MAX_WEIGHTS_FILE_BYTES)?;
-    read_bytes(bytes).map_err(|e| Error::format(format!("{e}")).in_file(path))
+    read_bytes(bytes).map_err(|e| Error::Format(e).in_file(path))
 }
 
 /// Reads a Keras file already in memory (`.keras` zip or HDF5).
@@ -558,17 +558,24 @@ fn layer_fault(layer: &KerasLayer, name: &str, reason: &str) -> Error {
     .into()
 }
 
-/// Recognises `keras.applications.InceptionV3` weights (with or without the top); `None` when
-/// the file is some other model.
+/// Recognises `keras.applications.InceptionV3` and `InceptionResNetV2` weights (with or without
+/// the top; the second as the TF-slim layout it is, ending in Keras's softmax); `None` when the
+/// file is some other model.
 pub fn detect(weights: &KerasWeights) -> Option<ModelConfig> {
     let dense = weights.layers.iter().find(|l| l.class == KerasClass::Dense);
-    let cfg = match dense.and_then(|d| d.get("kernel")) {
-        Some(k) if k.shape.len() == 2 => {
-            ModelConfig::new(Arch::InceptionV3Keras).with_classes(k.shape[1])
-        }
+    let classes = match dense.and_then(|d| d.get("kernel")) {
+        Some(k) if k.shape.len() == 2 => Some(k.shape[1]),
         Some(_) => return None,
-        None => ModelConfig::new(Arch::InceptionV3Keras).with_include_top(false),
+        None => None,
     };
-    let graph = cfg.graph().ok()?;
-    weights.to_state_dict(&graph).ok().map(|_| cfg)
+    [Arch::InceptionV3Keras, Arch::InceptionResNetV2]
+        .into_iter()
+        .map(|arch| {
+            let cfg = ModelConfig::new(arch).with_softmax(true);
+            match classes {
+                Some(c) => cfg.with_classes(c),
+                None => cfg.with_include_top(false),
+            }
+        })
+        .find(|cfg| cfg.graph().is_ok_and(|g| weights.to_state_dict(&g).is_ok()))
 }
