@@ -93,6 +93,21 @@ impl PoolingChoice {
     }
 }
 
+/// `convert --names`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NamesChoice {
+    /// TensorFlow's for TF-slim's layouts, torchvision's for the others.
+    Auto,
+    /// PyTorch state-dict names (torchvision's, timm's for Inception v3).
+    #[value(alias = "pytorch", alias = "torchvision")]
+    Torch,
+    /// TensorFlow variable names and layouts (kernels HWIO).
+    #[value(alias = "tensorflow", alias = "slim")]
+    Tf,
+    /// timm's inception_v4 / inception_resnet_v2 names (BatchNorm γ written as ones).
+    Timm,
+}
+
 /// `--preset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PresetChoice {

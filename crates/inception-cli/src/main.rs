@@ -183,6 +183,10 @@ Examples:
         /// "background"), as timm's tf_in1k weights are.
         #[arg(long)]
         drop_background: bool,
+        /// Tensor names to write: auto (TensorFlow's for TF-slim's layouts, torchvision's
+        /// otherwise), torch, tf, or timm (inception-v4 and inception-resnet-v2).
+        #[arg(long, value_name = "NAMES", default_value = "auto")]
+        names: choices::NamesChoice,
     },
 }
 
@@ -338,6 +342,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             transform_input,
             drop_background,
+            names,
         } => run::convert(
             &weights,
             &output,
@@ -345,6 +350,7 @@ fn run(cli: Cli) -> Result<()> {
             run::ConvertOptions {
                 transform_input,
                 drop_background,
+                names,
             },
         ),
         Command::Pretrained { json } => inspect::pretrained_list(json),

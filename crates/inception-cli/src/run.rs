@@ -269,6 +269,8 @@ pub struct ConvertOptions {
     pub transform_input: bool,
     /// Drop TF-slim's background class.
     pub drop_background: bool,
+    /// Which names to write.
+    pub names: crate::choices::NamesChoice,
 }
 
 pub fn convert(
@@ -313,14 +315,21 @@ pub fn convert(
             classes.map_or("no classifier".to_string(), |c| c.to_string())
         );
     }
-    let mut sd = match &loaded.config {
+    use crate::choices::NamesChoice;
+    let tf = |sd: &weights::StateDict| weights::tf_names::to_tf(loaded.network.graph(), sd);
+    let mut sd = match (&loaded.config, options.names) {
+        (Some(cfg), NamesChoice::Timm) => weights::timm_names::export(&loaded.network, cfg)?,
+        (None, NamesChoice::Timm) => {
+            bail!("timm's names exist for inception-v4 and inception-resnet-v2 only")
+        }
         // TF-slim's layouts keep TensorFlow's names and layouts, their own.
-        Some(cfg) if cfg.arch.is_tf_slim() => weights::tf_names::to_tf(
-            loaded.network.graph(),
-            &weights::export(&loaded.network, cfg),
-        )?,
-        Some(cfg) => weights::export(&loaded.network, cfg),
-        None => weights::state_dict(&loaded.network),
+        (Some(cfg), NamesChoice::Auto) if cfg.arch.is_tf_slim() => {
+            tf(&weights::export(&loaded.network, cfg))?
+        }
+        (Some(cfg), NamesChoice::Tf) => tf(&weights::export(&loaded.network, cfg))?,
+        (None, NamesChoice::Tf) => tf(&weights::state_dict(&loaded.network))?,
+        (Some(cfg), _) => weights::export(&loaded.network, cfg),
+        (None, _) => weights::state_dict(&loaded.network),
     };
     // What the source stored or the registry knows travels with the weights.
     sd.metadata.extend(

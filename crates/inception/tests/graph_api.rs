@@ -129,3 +129,47 @@ fn same_padding_matches_tensorflow() {
         .unwrap();
     assert_eq!(out.dims(), vec![1, 4, 5, 5]);
 }
+
+#[test]
+fn the_family_blocks_compose_a_network_of_your_own() {
+    // v4's Inception-A, an Inception-ResNet block35 and a BN-Inception module in a small net of
+    // our own: shapes and parameter counts follow the paper's tables, and it runs.
+    use inception::blocks::bn_inception::{BnInceptionFilters, PoolKind, bn_inception};
+    use inception::blocks::slim::{block35, inception_v4_a, slim_conv};
+    use inception::blocks::slim_v3::Depth;
+    let mut g = GraphBuilder::new("family").with_separator("/");
+    let x = g.input([3, 35, 35]);
+    let x = slim_conv(&mut g, x, "stem", 320, [3, 3], 1, Padding::Same);
+    let x = block35(&mut g, x, "block35", 0.17, true);
+    assert_eq!(g.shape(x), Shape::Map([320, 35, 35]));
+    let x = inception_v4_a(&mut g, x, "Mixed_5b");
+    assert_eq!(g.shape(x), Shape::Map([384, 35, 35]));
+    let f = BnInceptionFilters::new(64, 64, 64, 64, 96, 32, PoolKind::Avg);
+    let x = bn_inception(&mut g, x, "Mixed_3b", f, Depth::ONE);
+    assert_eq!(g.shape(x), Shape::Map([256, 35, 35]));
+    let x = g.global_avg_pool("pool", x);
+    let y = g.dense("logits", x, 5, true);
+    g.output("logits", y);
+    let graph = g.finish().unwrap();
+    // block35: 32 + (32 + 9·32·32) + (32 + 9·32·48 + 9·48·64) 1x1 / 3x3 kernels on 320 channels,
+    // BatchNorm β each, then the 128 → 320 projection with bias.
+    let b35: usize = 320 * 32 * 3
+        + 9 * 32 * 32
+        + 9 * 32 * 48
+        + 9 * 48 * 64
+        + (32 + 32 + 32 + 32 + 48 + 64)
+        + 128 * 320
+        + 320;
+    let stem = 9 * 3 * 320 + 320;
+    // Inception-A on block35's 320 channels: 1x1 96, 64, 64, 96; 3x3 64→96 twice, 96→96.
+    let a = 320 * (96 + 64 + 64 + 96) + 9 * 64 * 96 * 2 + 9 * 96 * 96 + 96 * 5 + 64 * 2;
+    let bn =
+        384 * (64 + 64 + 64 + 32) + 9 * 64 * 64 + 9 * 64 * 96 + 9 * 96 * 96 + 64 * 4 + 96 * 2 + 32;
+    let head = 256 * 5 + 5;
+    assert_eq!(graph.params().trainable, stem + b35 + a + bn + head);
+    let net = Network::new(graph, &Device::default());
+    let out = net
+        .infer(Tensor::zeros([2, 3, 35, 35], &Device::default()))
+        .unwrap();
+    assert_eq!(out.flat().dims(), [2, 5]);
+}

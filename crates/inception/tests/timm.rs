@@ -135,3 +135,56 @@ fn inception_v4_has_timms_names_and_numbers() {
 fn inception_resnet_v2_has_timms_names_and_numbers() {
     reproduce(Arch::InceptionResNetV2, "inception_resnet_v2");
 }
+
+#[test]
+fn tf_slim_weights_convert_to_timms_names() {
+    // TF-slim's Inception-ResNet-v2 (no γ, 1001 classes, aux head) written under timm's names:
+    // γ = 1, no aux head; loaded back as timm's layout it computes the same logits.
+    let device = Device::default();
+    let cfg = inception::models::ModelConfig::new(Arch::InceptionResNetV2)
+        .with_aux_logits(true)
+        .with_input_size(107);
+    let net = cfg.init(&device).unwrap();
+    let timm = timm_names::export(&net, &cfg).unwrap();
+    assert!(
+        timm.get("conv2d_1a.bn.weight")
+            .unwrap()
+            .data
+            .iter()
+            .all(|&g| g == 1.0)
+    );
+    assert_eq!(timm.get("classif.weight").unwrap().shape, vec![1001, 1536]);
+    assert!(timm.iter().all(|(n, _)| !n.contains("Aux")));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("irv2_timm.safetensors");
+    weights::safetensors::write(&path, &timm).unwrap();
+    let loaded = weights::load_file(
+        &path,
+        ModelSource::Auto,
+        |c| c.with_input_size(107),
+        &device,
+    )
+    .unwrap();
+    assert!(loaded.config.as_ref().unwrap().batch_norm_scale);
+    let x = Tensor::<4>::random(
+        [1, 3, 107, 107],
+        inception::burn::tensor::Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let a = net
+        .infer(x.clone())
+        .unwrap()
+        .flat()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let b = loaded
+        .network
+        .infer(x)
+        .unwrap()
+        .flat()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_close("timm-named copy", &b, &a, 1e-5);
+}

@@ -202,6 +202,28 @@ fn unfit(arch: Arch, layer: &str) -> crate::Error {
     .into()
 }
 
+/// `net` (built from `cfg`, a TF-slim layout of Inception v4 or Inception-ResNet-v2) under
+/// timm's names: BatchNorm's γ is written as ones where the model has none (TF-slim's weights, as
+/// timm's ports store them) and the aux head is left out (timm has none).
+pub fn export(net: &crate::network::Network, cfg: &ModelConfig) -> Result<StateDict> {
+    let timm = cfg
+        .clone()
+        .with_batch_norm_scale(true)
+        .with_aux_logits(false);
+    let graph = timm.graph()?;
+    let mut sd = super::export(net, cfg);
+    for (name, shape) in graph.state_dict_shapes() {
+        if sd.get(&name).is_none() && name.ends_with("/BatchNorm.weight") {
+            let n = shape.iter().product();
+            sd.insert(
+                name,
+                WeightTensor::new(shape, vec![1.0; n], super::DType::F32),
+            );
+        }
+    }
+    to_timm(&graph, &sd)
+}
+
 /// `sd` in timm's names as our state dict for `graph` (same layouts: PyTorch's). Missing tensors
 /// are named in the error; timm's `num_batches_tracked` counters are dropped.
 pub fn from_timm(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
