@@ -85,6 +85,8 @@ pub struct Opened {
 pub fn default_preset(format: Format, input_nhwc: bool, size: usize) -> Preset {
     match format {
         Format::PyTorch | Format::Safetensors => Preset::torchvision(size),
+        // TensorFlow checkpoints come from TF-slim, whose layouts pick their own preset.
+        Format::TfCheckpoint => Preset::TfSlim { size },
         Format::Keras => Preset::keras().with_size(size),
         Format::Onnx if input_nhwc => Preset::keras().with_size(size),
         Format::Onnx => Preset::Caffe { size },

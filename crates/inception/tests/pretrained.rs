@@ -250,14 +250,24 @@ fn registry_covers_the_published_checkpoints() {
             .unwrap()
             .include_top
     );
-    // TF-slim's own tarballs are not readable yet: asking for them says what to do instead.
-    let e = pretrained::default_for(Arch::InceptionV1Slim, true)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("TF-slim") && e.contains("TensorFlow's names"),
-        "{e}"
-    );
+    // TF-slim's own tarballs: no published checksum, TF-slim's preprocessing, 1001 labels; the
+    // defaults of TF-slim's v1, v2 and v3 layouts.
+    for (arch, name) in [
+        (Arch::InceptionV1Slim, "inception_v1.tf_slim"),
+        (Arch::InceptionV2, "inception_v2.tf_slim"),
+        (Arch::InceptionV3Slim, "inception_v3.tf_slim"),
+    ] {
+        let e = pretrained::default_for(arch, true).unwrap();
+        assert_eq!(
+            (e.name.as_str(), &e.checksum),
+            (name, &Checksum::Unpublished)
+        );
+        assert_eq!(e.preprocessing.name(), "tf-slim");
+        assert!(e.url.ends_with(".tar.gz"), "{}", e.url);
+    }
+    for name in ["inception_v4.tf_slim", "inception_resnet_v2.tf_slim"] {
+        assert!(all.iter().any(|e| e.name == name), "{name}");
+    }
     // torchvision's published GoogLeNet and Inception v3 need transform_input; the hash
     // prefix is the one in the file name, as torchvision checks it.
     let g = pretrained::find("googlenet").unwrap();

@@ -158,6 +158,20 @@ pub fn registry() -> Vec<Pretrained> {
         Preset::keras(),
     );
     irv2_notop.include_top = false;
+    // TF-slim's own checkpoints (1001 classes, "background" first; the V1 format inside a
+    // .tar.gz). Google publishes no checksum for them.
+    let slim = |arch: Arch, name: &str, tarball: &str, size: usize| Pretrained {
+        labels: "imagenet-1k+background".into(),
+        ..entry(
+            name,
+            "TF-slim (tensorflow/models research/slim), read without TensorFlow",
+            arch,
+            &format!("https://storage.googleapis.com/download.tensorflow.org/models/{tarball}"),
+            Checksum::Unpublished,
+            Format::TfCheckpoint,
+            Preset::TfSlim { size },
+        )
+    };
     let mut notop = entry(
         "inception_v3.keras_notop",
         "keras.applications InceptionV3(weights=\"imagenet\", include_top=False)",
@@ -223,6 +237,36 @@ pub fn registry() -> Vec<Pretrained> {
             Preset::keras(),
         ),
         irv2_notop,
+        slim(
+            Arch::InceptionV1Slim,
+            "inception_v1.tf_slim",
+            "inception_v1_2016_08_28.tar.gz",
+            224,
+        ),
+        slim(
+            Arch::InceptionV2,
+            "inception_v2.tf_slim",
+            "inception_v2_2016_08_28.tar.gz",
+            224,
+        ),
+        slim(
+            Arch::InceptionV3Slim,
+            "inception_v3.tf_slim",
+            "inception_v3_2016_08_28.tar.gz",
+            299,
+        ),
+        slim(
+            Arch::InceptionV4,
+            "inception_v4.tf_slim",
+            "inception_v4_2016_09_09.tar.gz",
+            299,
+        ),
+        slim(
+            Arch::InceptionResNetV2,
+            "inception_resnet_v2.tf_slim",
+            "inception_resnet_v2_2016_08_30.tar.gz",
+            299,
+        ),
         entry(
             "googlenet.onnx_zoo",
             "ONNX model zoo googlenet-12 (bvlc_googlenet from Caffe)",
@@ -268,13 +312,9 @@ pub fn default_for(arch: Arch, include_top: bool) -> Result<Pretrained> {
                 "{arch} has no published weights; train it (`inception train` does)"
             )));
         }
-        (Arch::InceptionV1Slim | Arch::InceptionV3Slim | Arch::InceptionV2, _) => {
-            return Err(Error::Unknown(format!(
-                "{arch}: its published weights are TF-slim's checkpoint tarballs, which this \
-                 version cannot read yet; load them converted to safetensors under TensorFlow's \
-                 names (a TF-named file loads by itself), or use inception-v3 / inception-v4"
-            )));
-        }
+        (Arch::InceptionV1Slim, _) => "inception_v1.tf_slim",
+        (Arch::InceptionV2, _) => "inception_v2.tf_slim",
+        (Arch::InceptionV3Slim, _) => "inception_v3.tf_slim",
     };
     Ok(registry()
         .into_iter()
@@ -298,7 +338,12 @@ pub struct Resolved {
 /// Registry files are fetched into `cache` (downloading and verifying them if needed).
 pub fn resolve(spec: &str, arch: Option<Arch>, cache: &Cache) -> Result<Resolved> {
     let path = PathBuf::from(spec);
-    if path.exists() {
+    // A TensorFlow checkpoint is often named by its prefix, which is no file itself.
+    #[cfg(feature = "tensorflow")]
+    let exists = path.exists() || crate::weights::tf::is_checkpoint(&path);
+    #[cfg(not(feature = "tensorflow"))]
+    let exists = path.exists();
+    if exists {
         return Ok(Resolved {
             entry: recognise(&path),
             path,

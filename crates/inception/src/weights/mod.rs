@@ -29,6 +29,8 @@ pub mod pickle;
 #[cfg(feature = "pytorch")]
 pub mod pytorch;
 pub mod safetensors;
+#[cfg(feature = "tensorflow")]
+pub mod tf;
 pub mod tf_names;
 pub mod timm_names;
 
@@ -137,6 +139,8 @@ pub enum Format {
     Keras,
     /// An ONNX model (graph and weights).
     Onnx,
+    /// A TensorFlow checkpoint (a tensor bundle or a V1 file, maybe in a `.tar.gz`).
+    TfCheckpoint,
 }
 
 impl DType {
@@ -157,6 +161,7 @@ impl fmt::Display for Format {
             Format::PyTorch => "PyTorch checkpoint",
             Format::Safetensors => "safetensors",
             Format::Keras => "Keras weights",
+            Format::TfCheckpoint => "TensorFlow checkpoint",
             Format::Onnx => "ONNX model",
         })
     }
@@ -250,6 +255,7 @@ pub(crate) fn not_built(path: &Path, format: Format) -> Error {
         Format::Keras => "keras",
         Format::Onnx => "onnx",
         Format::Safetensors => "safetensors",
+        Format::TfCheckpoint => "tensorflow",
     };
     Error::Config(format!(
         "{}: a {format} file, and this build of the library has no {format} reader (cargo \
@@ -324,8 +330,13 @@ pub(crate) fn read_zip_entry<R: Read + std::io::Seek>(
     Ok(buf)
 }
 
-/// Which reader a file needs, from its first bytes (never its extension).
+/// Which reader a file needs, from its first bytes (never its extension). A TensorFlow
+/// checkpoint may be a prefix, a folder or an archive rather than one file.
 pub fn sniff(path: &Path) -> Result<Format> {
+    #[cfg(feature = "tensorflow")]
+    if tf::is_checkpoint(path) {
+        return Ok(Format::TfCheckpoint);
+    }
     crate::files::check_regular(path)?;
     let mut head = [0u8; 16];
     let n = std::fs::File::open(path)
@@ -400,6 +411,10 @@ pub(crate) fn read_as(path: &Path, format: Format) -> Result<StateDict> {
         Format::PyTorch => Err(not_built(path, Format::PyTorch)),
         #[cfg(not(feature = "onnx"))]
         Format::Onnx => Err(not_built(path, Format::Onnx)),
+        #[cfg(feature = "tensorflow")]
+        Format::TfCheckpoint => tf::read(path),
+        #[cfg(not(feature = "tensorflow"))]
+        Format::TfCheckpoint => Err(not_built(path, Format::TfCheckpoint)),
         Format::Keras => Err(Error::format(
             "a Keras file; its tensors map onto a model by layer order (use \
              weights::load_file or weights::keras::read)",

@@ -131,7 +131,7 @@ pub fn load_file_sized(
     match format {
         Format::Onnx => load_onnx(path, source, onnx_input_size, device),
         Format::Keras => load_keras(path, source, adjust, device),
-        Format::PyTorch | Format::Safetensors => {
+        Format::PyTorch | Format::Safetensors | Format::TfCheckpoint => {
             load_state_dict_file(path, format, source, adjust, device)
         }
     }

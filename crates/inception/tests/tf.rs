@@ -1,0 +1,225 @@
+//! TensorFlow's checkpoints (`fixtures/tf/`, made by TensorFlow 2.15 and tf-slim): the tensor
+//! bundle and the legacy V1 file of TF-slim's BN-Inception at depth 0.25 load by themselves and
+//! reproduce TensorFlow's logits and activations; a partitioned variable is reassembled; a
+//! corrupt or truncated checkpoint is a one-line error naming the file.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::{assert_close, fixtures};
+use inception::burn::tensor::{Device, Tensor, TensorData};
+use inception::models::Arch;
+use inception::weights::{self, ModelSource, tf};
+
+fn nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
+    let [n, h, w, c] = [shape[0], shape[1], shape[2], shape[3]];
+    let mut out = vec![0.0; data.len()];
+    for b in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Loads the checkpoint at `path`, checks it is TF-slim's v2 at depth 0.25 with 10 classes, and
+/// compares its logits and `Mixed_4e` with TensorFlow's.
+fn reproduces_tensorflow(path: &Path) {
+    let device = Device::default();
+    let loaded = weights::load_file(path, ModelSource::Auto, |c| c, &device).unwrap();
+    let cfg = loaded.config.clone().unwrap();
+    assert_eq!(
+        (
+            cfg.arch,
+            cfg.classes,
+            cfg.depth_multiplier,
+            cfg.use_separable_conv
+        ),
+        (Arch::InceptionV2, 10, 0.25, true),
+        "{}",
+        path.display()
+    );
+    let io = weights::safetensors::read(&fixtures().join("tf/tf_small_io.safetensors")).unwrap();
+    let x = io.get("inception_v2_dm025.input").unwrap();
+    let input = Tensor::<4>::from_data(
+        TensorData::new(nchw(&x.data, &x.shape), [2, 3, 224, 224]),
+        &device,
+    );
+    let net = &loaded.network;
+    let g = net.graph();
+    let ids = [
+        g.main_output().node,
+        g.resolve("InceptionV2/Mixed_4e").unwrap(),
+    ];
+    let got = net.run(input, &ids).unwrap();
+    let mut got = got.into_iter().map(|v| v.map_or_flat());
+    let logits = got.next().unwrap();
+    assert_close(
+        &format!("{} logits", path.display()),
+        &logits,
+        &io.get("inception_v2_dm025.logits").unwrap().data,
+        1e-4,
+    );
+    let mixed = got.next().unwrap();
+    let want = io.get("inception_v2_dm025.Mixed_4e").unwrap();
+    assert_close("Mixed_4e", &mixed, &nchw(&want.data, &want.shape), 1e-4);
+}
+
+trait Flat {
+    fn map_or_flat(self) -> Vec<f32>;
+}
+
+impl Flat for inception::Value {
+    fn map_or_flat(self) -> Vec<f32> {
+        self.flat().into_data().try_to_vec::<f32>().unwrap()
+    }
+}
+
+fn tf_dir() -> PathBuf {
+    fixtures().join("tf")
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn a_tensor_bundle_loads_by_its_prefix_index_or_folder() {
+    let prefix = tf_dir().join("slim_inception_v2_dm025.ckpt");
+    reproduces_tensorflow(&prefix);
+    // The same files named three other ways: the index, a folder with a `checkpoint` file, a
+    // .tar.gz holding them.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["index", "data-00000-of-00001"] {
+        let name = format!("slim_inception_v2_dm025.ckpt.{f}");
+        std::fs::copy(tf_dir().join(&name), dir.path().join(&name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("checkpoint"),
+        "model_checkpoint_path: \"slim_inception_v2_dm025.ckpt\"\n",
+    )
+    .unwrap();
+    let a = tf::read(&with_index(&prefix)).unwrap();
+    let b = tf::read(dir.path()).unwrap();
+    let c = tf::read(&tar_gz(
+        dir.path(),
+        &[
+            "slim_inception_v2_dm025.ckpt.index",
+            "slim_inception_v2_dm025.ckpt.data-00000-of-00001",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(a.len(), b.len());
+    for (name, t) in a.iter() {
+        assert_eq!(b.get(name).unwrap().data, t.data, "{name}");
+        assert_eq!(c.get(name).unwrap().data, t.data, "{name}");
+    }
+}
+
+fn with_index(prefix: &Path) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".index");
+    PathBuf::from(s)
+}
+
+/// A .tar.gz of `names` in `dir`, written beside them.
+fn tar_gz(dir: &Path, names: &[&str]) -> PathBuf {
+    let out = dir.join("ckpt.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&out).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    for n in names {
+        tar.append_path_with_name(dir.join(n), format!("model/{n}"))
+            .unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
+    out
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn the_legacy_v1_format_loads_too() {
+    let file = tf_dir().join("slim_inception_v2_dm025_v1format.ckpt");
+    reproduces_tensorflow(&file);
+    // Its values equal the V2 bundle's, and it reads from inside a .tar.gz like TF-slim's
+    // tarballs.
+    let v1 = tf::read(&file).unwrap();
+    let v2 = tf::read(&tf_dir().join("slim_inception_v2_dm025.ckpt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, dir.path().join("inception_v2.ckpt")).unwrap();
+    let archived = tf::read(&tar_gz(dir.path(), &["inception_v2.ckpt"])).unwrap();
+    for (name, t) in v2.iter() {
+        assert_eq!(v1.get(name).unwrap().data, t.data, "{name}");
+        assert_eq!(archived.get(name).unwrap().data, t.data, "{name}");
+    }
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn a_partitioned_variable_is_reassembled() {
+    let sd = tf::read(&tf_dir().join("partitioned.ckpt")).unwrap();
+    let name = "InceptionV3/Logits/Conv2d_1c_1x1/weights";
+    let got = sd.get(name).unwrap();
+    let io = weights::safetensors::read(&tf_dir().join("tf_small_io.safetensors")).unwrap();
+    let want = io.get(&format!("partitioned.{name}")).unwrap();
+    assert_eq!(got.shape, want.shape);
+    assert_eq!(got.data, want.data);
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn corrupt_and_truncated_checkpoints_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("model.ckpt");
+    let index = std::fs::read(tf_dir().join("slim_inception_v2_dm025.ckpt.index")).unwrap();
+    let data =
+        std::fs::read(tf_dir().join("slim_inception_v2_dm025.ckpt.data-00000-of-00001")).unwrap();
+    let write = |index: &[u8], data: &[u8]| {
+        std::fs::write(with_index(&prefix), index).unwrap();
+        std::fs::write(dir.path().join("model.ckpt.data-00000-of-00001"), data).unwrap();
+    };
+    // A flipped bit in the data: the tensor's CRC32C catches it.
+    let mut bad = data.clone();
+    bad[1000] ^= 1;
+    write(&index, &bad);
+    let e = tf::read(&prefix).unwrap_err().to_string();
+    assert!(
+        e.contains("CRC32C") && e.contains("model.ckpt.index"),
+        "{e}"
+    );
+    // A flipped bit in the index: the block's CRC32C.
+    let mut bad = index.clone();
+    bad[10] ^= 1;
+    write(&bad, &data);
+    let e = tf::read(&prefix).unwrap_err().to_string();
+    assert!(e.contains("CRC32C"), "{e}");
+    // A truncated data shard, a truncated index.
+    write(&index, &data[..data.len() / 2]);
+    let e = tf::read(&prefix).unwrap_err().to_string();
+    assert!(e.contains("past its data shard"), "{e}");
+    write(&index[..index.len() - 10], &data);
+    let e = tf::read(&prefix).unwrap_err().to_string();
+    assert!(!e.is_empty() && e.lines().count() == 1, "{e}");
+    // A missing shard.
+    std::fs::remove_file(dir.path().join("model.ckpt.data-00000-of-00001")).unwrap();
+    std::fs::write(with_index(&prefix), &index).unwrap();
+    let e = tf::read(&prefix).unwrap_err().to_string();
+    assert!(e.contains("shards"), "{e}");
+}
