@@ -117,3 +117,20 @@ fn image_corpus() {
         assert!(inception::data::decode_bytes(&bytes).is_err(), "{huge}");
     }
 }
+
+#[test]
+fn tf_corpus() {
+    each("tf_bundle", |b| {
+        let _ = weights::tf::read_bundle(b, &[b.to_vec()]);
+    });
+    each("tf_v1", |b| {
+        let _ = weights::tf::read_v1(b);
+    });
+    // The seed is TensorFlow's own partitioned variable: it reassembles from its slices.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/tf_bundle");
+    let index = std::fs::read(dir.join("partitioned.index")).unwrap();
+    let data = std::fs::read(dir.join("partitioned.data")).unwrap();
+    let sd = weights::tf::read_bundle(&index, &[data]).unwrap();
+    let w = sd.get("InceptionV3/Logits/Conv2d_1c_1x1/weights").unwrap();
+    assert_eq!(w.shape, vec![4, 6]);
+}
