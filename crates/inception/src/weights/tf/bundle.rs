@@ -169,9 +169,7 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
             shards.len()
         )));
     }
-    let read = |name: &str,
-                e: &BundleEntryProto|
-     -> Result<Option<(Vec<usize>, Vec<f32>, DType)>, FormatError> {
+    let read = |name: &str, e: &BundleEntryProto| -> Result<Option<WeightTensor>, FormatError> {
         let shape = dims(e.shape.as_ref())?;
         let shard = usize::try_from(e.shard_id)
             .ok()
@@ -204,7 +202,7 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
                 values.len()
             )));
         }
-        Ok(Some((shape, values, dt)))
+        Ok(Some(WeightTensor::new(shape, values, dt)))
     };
     let mut sd = StateDict::new(crate::weights::Format::TfCheckpoint);
     for (key, value) in &entries {
@@ -216,8 +214,8 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
         let entry = BundleEntryProto::decode(value.as_slice())
             .map_err(|e| FormatError::from(format!("`{name}`'s entry: {e}")))?;
         if entry.slices.is_empty() {
-            if let Some((shape, data, dt)) = read(&name, &entry)? {
-                sd.insert(name, WeightTensor::new(shape, data, dt));
+            if let Some(t) = read(&name, &entry)? {
+                sd.insert(name, t);
             }
             continue;
         }
@@ -233,8 +231,8 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
                 .ok_or_else(|| FormatError::from(format!("a slice of `{name}` is missing")))?;
             let part = BundleEntryProto::decode(raw)
                 .map_err(|e| FormatError::from(format!("a slice of `{name}`: {e}")))?;
-            if let Some((_, values, _)) = read(&name, &part)? {
-                place(&mut full, &shape, &ext, &values)?;
+            if let Some(t) = read(&name, &part)? {
+                place(&mut full, &shape, &ext, &t.data)?;
             }
         }
         sd.insert(name, WeightTensor::new(shape, full, dt));

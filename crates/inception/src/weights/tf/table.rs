@@ -85,8 +85,11 @@ pub(super) fn unmask(masked: u32) -> u32 {
     rot.rotate_left(15)
 }
 
+/// A table's `(key, value)`.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Every `(key, value)` of the table in `file`, in key order.
-pub fn entries(file: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, FormatError> {
+pub fn entries(file: &[u8]) -> Result<Vec<Entry>, FormatError> {
     if file.len() < FOOTER {
         return Err(truncated("the table footer", 0, FOOTER, file.len()));
     }
@@ -155,7 +158,7 @@ fn block(file: &[u8], h: Handle) -> Result<Vec<u8>, FormatError> {
 }
 
 /// The `(key, value)` pairs of one block.
-fn block_entries(b: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, FormatError> {
+fn block_entries(b: &[u8]) -> Result<Vec<Entry>, FormatError> {
     if b.len() < 4 {
         return Err(truncated("a block's restart count", 0, 4, b.len()));
     }
@@ -165,7 +168,7 @@ fn block_entries(b: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, FormatError> {
         .and_then(|r| (b.len() - 4).checked_sub(r))
         .ok_or("a block's restart array is longer than the block")?;
     let mut r = Reader::new(&b[..data_end]);
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut out: Vec<Entry> = Vec::new();
     let mut key: Vec<u8> = Vec::new();
     while !r.done() {
         let shared = r.varint()? as usize;
