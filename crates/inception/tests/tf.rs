@@ -223,3 +223,80 @@ fn corrupt_and_truncated_checkpoints_are_one_line_errors() {
     let e = tf::read(&prefix).unwrap_err().to_string();
     assert!(e.contains("shards"), "{e}");
 }
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn a_tf_hub_saved_model_gives_tensorflows_feature_vectors() {
+    // The SavedModel's checkpoint keys are object paths (`variables/0/.ATTRIBUTES/…`); its
+    // object graph names them with TF-slim's names, so the folder loads as TF-slim's Inception
+    // v3 at depth 0.25 without its top. TF-Hub's module takes RGB in [0, 1] and scales it to
+    // [-1, 1] itself; its output is the average-pooled 512-d vector.
+    let dir = tf_dir().join("hub_inception_v3_dm025_feature_vector");
+    let sd = tf::read(&dir).unwrap();
+    assert!(sd.get("InceptionV3/Conv2d_1a_3x3/weights").is_some());
+    assert!(
+        sd.iter().all(|(n, _)| n.starts_with("InceptionV3/")),
+        "bookkeeping kept"
+    );
+    // The fixture's SavedModel computes BatchNorm from the batch's statistics (TF-slim's
+    // `is_training` left on when it was exported), so TensorFlow's recorded vectors are what our
+    // network computes in training mode; a frozen extractor uses the moving statistics instead.
+    let device = Device::default().autodiff();
+    let loaded = weights::load_file(
+        &dir,
+        ModelSource::Auto,
+        |c| c.with_pooling(Some(inception::models::Pooling::Avg)),
+        &device,
+    )
+    .unwrap();
+    let cfg = loaded.config.clone().unwrap();
+    assert_eq!(
+        (cfg.arch, cfg.depth_multiplier, cfg.include_top),
+        (Arch::InceptionV3Slim, 0.25, false)
+    );
+    let io = weights::safetensors::read(&tf_dir().join("tf_small_io.safetensors")).unwrap();
+    let x = io.get("hub_inception_v3_dm025.input").unwrap();
+    let scaled: Vec<f32> = x.data.iter().map(|v| v * 2.0 - 1.0).collect();
+    let input = |device: &Device| {
+        Tensor::<4>::from_data(
+            TensorData::new(nchw(&scaled, &x.shape), [2, 3, 299, 299]),
+            device,
+        )
+    };
+    let features = loaded
+        .network
+        .forward(input(&device))
+        .unwrap()
+        .output
+        .flat()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let want = &io.get("hub_inception_v3_dm025.features").unwrap().data;
+    // Batch statistics are sums over 2 x 149 x 149 values per channel in f32, redone in each of
+    // the 94 BatchNorms: their summation order costs a little more than the 1e-4 the moving
+    // statistics keep (measured here: 1.04e-4).
+    assert_close(
+        "TF-Hub feature vectors (batch statistics)",
+        &features,
+        want,
+        3e-4,
+    );
+    // With the moving statistics (what `features` and a frozen extractor compute) they differ.
+    let frozen = weights::load_file(
+        &dir,
+        ModelSource::Auto,
+        |c| c.with_pooling(Some(inception::models::Pooling::Avg)),
+        &Device::default(),
+    )
+    .unwrap();
+    let inference = frozen
+        .network
+        .infer(input(&Device::default()))
+        .unwrap()
+        .map_or_flat();
+    assert!(common::relative_error(&inference, want) > 0.1);
+}

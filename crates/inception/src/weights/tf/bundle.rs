@@ -8,7 +8,7 @@ use prost::Message;
 use super::ordered_code::slice_key;
 use super::proto::{
     BundleEntryProto, BundleHeaderProto, SavedTensorSlices, TensorProto, TensorShapeProto,
-    TensorSliceProto,
+    TensorSliceProto, TrackableObjectGraph,
 };
 use super::table;
 use crate::error::FormatError;
@@ -205,12 +205,31 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
         Ok(Some(WeightTensor::new(shape, values, dt)))
     };
     let mut sd = StateDict::new(crate::weights::Format::TfCheckpoint);
+    // A TF2 checkpoint names its variables in its object graph.
+    let names = match lookup(OBJECT_GRAPH.as_bytes()) {
+        Some(raw) => {
+            let entry = BundleEntryProto::decode(raw)
+                .map_err(|e| FormatError::from(format!("the object graph's entry: {e}")))?;
+            object_names(&scalar_string(&entry, shards)?)?
+        }
+        None => Default::default(),
+    };
     for (key, value) in &entries {
         // The header, and the slices of partitioned variables (their keys start with 0x00).
         if key.is_empty() || key[0] == 0 {
             continue;
         }
-        let name = tensor_name(key)?;
+        let key_name = tensor_name(key)?;
+        // Object-based keys (`variables/0/.ATTRIBUTES/VARIABLE_VALUE`) take the variable's own
+        // name; optimizer slots and bookkeeping are left out.
+        let name = if names.is_empty() {
+            key_name
+        } else {
+            match names.get(&key_name) {
+                Some(n) => n.clone(),
+                None => continue,
+            }
+        };
         let entry = BundleEntryProto::decode(value.as_slice())
             .map_err(|e| FormatError::from(format!("`{name}`'s entry: {e}")))?;
         if entry.slices.is_empty() {
@@ -238,6 +257,49 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
         sd.insert(name, WeightTensor::new(shape, full, dt));
     }
     Ok(sd)
+}
+
+/// The key of a TF2 checkpoint's object graph.
+const OBJECT_GRAPH: &str = "_CHECKPOINTABLE_OBJECT_GRAPH";
+
+/// The bytes of a scalar `DT_STRING` bundle entry: a varint length, a masked CRC32C of the
+/// lengths, then the string.
+fn scalar_string(e: &BundleEntryProto, shards: &[Vec<u8>]) -> Result<Vec<u8>, FormatError> {
+    if e.dtype != 7 {
+        return Err("the object graph is not a string".into());
+    }
+    let shard = usize::try_from(e.shard_id)
+        .ok()
+        .and_then(|s| shards.get(s))
+        .ok_or("the object graph is in a shard that does not exist")?;
+    let (start, size) = (
+        usize::try_from(e.offset).map_err(|_| "a negative offset")?,
+        usize::try_from(e.size).map_err(|_| "a negative size")?,
+    );
+    let bytes = start
+        .checked_add(size)
+        .filter(|&end| end <= shard.len())
+        .map(|end| &shard[start..end])
+        .ok_or("the object graph reaches past its data shard")?;
+    let mut r = table::Reader::new(bytes);
+    let len = usize::try_from(r.varint()?).map_err(|_| "a string length out of range")?;
+    let _crc = r.bytes(4)?;
+    Ok(r.bytes(len)?.to_vec())
+}
+
+/// `checkpoint_key → variable name` for every variable value of an object graph.
+fn object_names(graph: &[u8]) -> Result<std::collections::HashMap<String, String>, FormatError> {
+    let g = TrackableObjectGraph::decode(graph)
+        .map_err(|e| FormatError::from(format!("the checkpoint's object graph: {e}")))?;
+    Ok(g.nodes
+        .iter()
+        .flat_map(|n| &n.attributes)
+        .filter(|a| a.name == "VARIABLE_VALUE" && !a.full_name.is_empty())
+        .map(|a| {
+            let name = a.full_name.strip_suffix(":0").unwrap_or(&a.full_name);
+            (a.checkpoint_key.clone(), name.to_string())
+        })
+        .collect())
 }
 
 /// The values of a V1 `TensorProto`: typed repeated fields, or `tensor_content`.

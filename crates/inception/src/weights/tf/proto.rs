@@ -126,3 +126,40 @@ pub struct SavedSlice {
     #[prost(message, optional, tag = "3")]
     pub data: Option<TensorProto>,
 }
+
+/// `tensorflow.TrackableObjectGraph`: a TF2 checkpoint's objects, stored under the key
+/// `_CHECKPOINTABLE_OBJECT_GRAPH`; it names the variable behind each checkpoint key.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrackableObjectGraph {
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: Vec<TrackableObject>,
+}
+
+/// `tensorflow.TrackableObjectGraph.TrackableObject`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrackableObject {
+    #[prost(message, repeated, tag = "1")]
+    pub children: Vec<ObjectReference>,
+    #[prost(message, repeated, tag = "2")]
+    pub attributes: Vec<SerializedTensor>,
+}
+
+/// `tensorflow.TrackableObjectGraph.TrackableObject.ObjectReference`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ObjectReference {
+    #[prost(int32, tag = "1")]
+    pub node_id: i32,
+    #[prost(string, tag = "2")]
+    pub local_name: String,
+}
+
+/// `tensorflow.TrackableObjectGraph.TrackableObject.SerializedTensor`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SerializedTensor {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub full_name: String,
+    #[prost(string, tag = "3")]
+    pub checkpoint_key: String,
+}
