@@ -168,3 +168,74 @@ fn convert_drops_the_background_class() {
     let msg = String::from_utf8_lossy(&err.stderr);
     assert!(msg.contains("1001") && msg.lines().count() == 1, "{msg}");
 }
+
+/// The tutorial's transfer-learning example with a TF-Hub SavedModel: the frozen Inception v3
+/// feature vector (a SavedModel folder, read without TensorFlow) under a new softmax head.
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn finetune_on_a_tf_hub_feature_vector() {
+    let shared = std::env::var_os("INCEPTION_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+    let hub = shared.join("tf/hub_inception_v3_dm025_feature_vector");
+    let dir = tempfile::tempdir().unwrap();
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../inception/tests/data/images");
+    for (class, file) in [("cat", "chelsea.png"), ("rocket", "rocket.jpg")] {
+        std::fs::create_dir_all(dir.path().join("data").join(class)).unwrap();
+        for i in 0..4 {
+            std::fs::copy(
+                images.join(file),
+                dir.path()
+                    .join("data")
+                    .join(class)
+                    .join(format!("{i}_{file}")),
+            )
+            .unwrap();
+        }
+    }
+    let out = inception()
+        .arg("finetune")
+        .arg("--weights")
+        .arg(&hub)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .args([
+            "--epochs",
+            "1",
+            "--batch",
+            "4",
+            "--val-fraction",
+            "0.25",
+            "--lr",
+            "0.01",
+        ])
+        .arg("-o")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("inception-v3-slim"), "{err}");
+    // The fine-tuned model classifies with the folder's classes.
+    let out = inception()
+        .arg("classify")
+        .arg("--weights")
+        .arg(dir.path().join("run/model.safetensors"))
+        .arg(images.join("chelsea.png"))
+        .args(["--json", "--top", "2"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labels: Vec<&str> = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    let mut sorted = labels.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["cat", "rocket"]);
+}

@@ -268,6 +268,19 @@ fn registry_covers_the_published_checkpoints() {
     for name in ["inception_v4.tf_slim", "inception_resnet_v2.tf_slim"] {
         assert!(all.iter().any(|e| e.name == name), "{name}");
     }
+    // TF-Hub's SavedModels: compressed downloads, [0, 1] RGB resized without a crop.
+    let hub = pretrained::find("inception_v3.tfhub_feature_vector").unwrap();
+    assert!(
+        hub.url
+            .ends_with("inception_v3/feature_vector/5?tf-hub-format=compressed")
+    );
+    assert!(!hub.include_top && hub.file_name.ends_with(".tar.gz"));
+    assert_eq!(hub.preprocessing.name(), "keras");
+    assert!(
+        pretrained::find("inception_resnet_v2.tfhub_classification")
+            .unwrap()
+            .include_top
+    );
     // torchvision's published GoogLeNet and Inception v3 need transform_input; the hash
     // prefix is the one in the file name, as torchvision checks it.
     let g = pretrained::find("googlenet").unwrap();

@@ -158,6 +158,42 @@ pub fn registry() -> Vec<Pretrained> {
         Preset::keras(),
     );
     irv2_notop.include_top = false;
+    // TF-Hub's Inception SavedModels (TF2 format, the TF-slim networks inside): RGB in [0, 1]
+    // resized without cropping, which the model scales to [-1, 1] — here the preset's part.
+    // TF-Hub publishes no checksum.
+    let hub_model = |arch: Arch, model: &str, kind: &str, size: usize| {
+        let mut e = entry(
+            &format!("{model}.tfhub_{kind}"),
+            &format!("TF-Hub google/imagenet/{model}/{kind}/5 (TF-slim weights)"),
+            arch,
+            &format!("https://tfhub.dev/google/imagenet/{model}/{kind}/5?tf-hub-format=compressed"),
+            Checksum::Unpublished,
+            Format::TfCheckpoint,
+            Preset::KerasInception {
+                size,
+                filter: crate::data::resize::Filter::Bilinear,
+            },
+        );
+        e.file_name = format!("tfhub-{model}-{kind}-5.tar.gz");
+        e.include_top = kind == "classification";
+        e.labels = if e.include_top {
+            "imagenet-1k+background".into()
+        } else {
+            "none (feature vector)".into()
+        };
+        e
+    };
+    let mut hub = Vec::new();
+    for (arch, model, size) in [
+        (Arch::InceptionV1Slim, "inception_v1", 224),
+        (Arch::InceptionV2, "inception_v2", 224),
+        (Arch::InceptionV3Slim, "inception_v3", 299),
+        (Arch::InceptionResNetV2, "inception_resnet_v2", 299),
+    ] {
+        for kind in ["feature_vector", "classification"] {
+            hub.push(hub_model(arch, model, kind, size));
+        }
+    }
     // TF-slim's own checkpoints (1001 classes, "background" first; the V1 format inside a
     // .tar.gz). Google publishes no checksum for them.
     let slim = |arch: Arch, name: &str, tarball: &str, size: usize| Pretrained {
@@ -277,6 +313,9 @@ pub fn registry() -> Vec<Pretrained> {
             Preset::Caffe { size: 224 },
         ),
     ]
+    .into_iter()
+    .chain(hub)
+    .collect()
 }
 
 /// The entry called `name`, or the default ImageNet checkpoint of an architecture name
