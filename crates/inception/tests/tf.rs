@@ -300,3 +300,31 @@ fn a_tf_hub_saved_model_gives_tensorflows_feature_vectors() {
         .map_or_flat();
     assert!(common::relative_error(&inference, want) > 0.1);
 }
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn a_keras_saved_model_folder_loads_with_its_architecture() {
+    // Keras 2's `model.save(dir)` of the functional blocks model: the architecture comes from
+    // keras_metadata.pb, the weights from the checkpoint by Keras's layer order; the outputs are
+    // Keras's.
+    let dir = tf_dir().join("keras_blocks_functional_savedmodel");
+    let device = Device::default();
+    let loaded = weights::load_file(&dir, ModelSource::Auto, |c| c, &device).unwrap();
+    assert!(loaded.input_nhwc);
+    let io = weights::safetensors::read(&fixtures().join("keras_blocks_io.safetensors")).unwrap();
+    let x = io.get("functional_blocks.input").unwrap();
+    let input = Tensor::<4>::from_data(
+        TensorData::new(nchw(&x.data, &x.shape), [2, 192, 28, 28]),
+        &device,
+    );
+    let got = loaded.network.infer(input).unwrap().map_or_flat();
+    assert_close(
+        "Keras SavedModel outputs",
+        &got,
+        &io.get("functional_blocks.output").unwrap().data,
+        1e-5,
+    );
+}

@@ -127,6 +127,11 @@ pub fn load_file_sized(
     adjust: impl FnOnce(ModelConfig) -> ModelConfig,
     device: &Device,
 ) -> Result<Loaded> {
+    // A Keras SavedModel folder is Keras weights in a TensorFlow checkpoint.
+    #[cfg(all(feature = "keras", feature = "tensorflow"))]
+    if super::keras::saved_model::is_saved_model(path) {
+        return load_keras(path, source, adjust, device);
+    }
     let format = sniff(path)?;
     match format {
         Format::Onnx => load_onnx(path, source, onnx_input_size, device),
@@ -243,6 +248,13 @@ fn load_keras(
 ) -> Result<Loaded> {
     use super::keras;
     let in_file = in_file(path);
+    #[cfg(feature = "tensorflow")]
+    let mut kw = if keras::saved_model::is_saved_model(path) {
+        keras::saved_model::weights(path, &keras::saved_model::config(path)?)?
+    } else {
+        keras::read(path)?
+    };
+    #[cfg(not(feature = "tensorflow"))]
     let mut kw = keras::read(path)?;
     let (graph, config) = match source {
         ModelSource::Graph(g) => (g, None),

@@ -19,6 +19,8 @@ use serde_json::Value as Json;
 use super::{DType, Format, StateDict, WeightTensor, decode};
 use crate::error::{Error, FormatError, Result, WeightsFault};
 mod config;
+#[cfg(feature = "tensorflow")]
+pub mod saved_model;
 
 pub use config::graph_from_config;
 
