@@ -147,15 +147,32 @@ fn models_lists_every_architecture() {
         [
             "googlenet",
             "googlenet-bvlc",
+            "inception-v1-slim",
+            "inception-v2",
             "inception-v3",
             "inception-v3-keras",
+            "inception-v3-slim",
+            "inception-v4",
+            "inception-resnet-v2",
             "inception-mini"
         ]
     );
-    assert_eq!(v[4]["trainable_params"], 298_354);
-    assert_eq!(v[4]["input_size"], 28);
-    assert_eq!(v[0]["min_input_size"], 15);
-    assert_eq!(v[2]["min_input_size"], 75);
+    let row = |name: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()
+    };
+    assert_eq!(row("inception-mini")["trainable_params"], 298_354);
+    assert_eq!(row("inception-mini")["input_size"], 28);
+    assert_eq!(row("googlenet")["min_input_size"], 15);
+    assert_eq!(row("inception-v3")["min_input_size"], 75);
+    assert_eq!(row("inception-v4")["trainable_params_with_aux"], 46_009_106);
+    assert_eq!(
+        row("inception-v2")["trainable_params_with_aux"],
+        serde_json::Value::Null
+    );
 }
 
 #[test]
