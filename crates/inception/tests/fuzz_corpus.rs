@@ -134,3 +134,22 @@ fn tf_corpus() {
     let w = sd.get("InceptionV3/Logits/Conv2d_1c_1x1/weights").unwrap();
     assert_eq!(w.shape, vec![4, 6]);
 }
+
+#[test]
+fn keras_metadata_corpus() {
+    each("keras_metadata", |b| {
+        if let Ok(cfg) = weights::keras::saved_model::config_from_metadata(b) {
+            let _ = weights::keras::graph_from_config(&cfg);
+        }
+    });
+    // The seed is Keras 2's own metadata of the functional blocks model: its config builds the
+    // graph, with the parameters Keras counts (239,994 with BatchNorm's moving statistics).
+    let seed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/keras_metadata/functional_blocks.pb"),
+    )
+    .unwrap();
+    let cfg = weights::keras::saved_model::config_from_metadata(&seed).unwrap();
+    let p = weights::keras::graph_from_config(&cfg).unwrap().params();
+    assert_eq!(p.trainable + p.non_trainable, 239_994);
+}

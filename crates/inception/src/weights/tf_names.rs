@@ -280,11 +280,22 @@ pub fn to_tf(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
     let mut tf = StateDict::new(sd.format);
     tf.metadata = sd.metadata.clone();
     let mut missing = Vec::new();
+    let mut mis_shaped = Vec::new();
+    let ours: std::collections::HashMap<String, Vec<usize>> =
+        graph.state_dict_shapes().into_iter().collect();
     for t in tensors(graph) {
         let Some(w) = sd.get(&t.ours) else {
             missing.push(t.ours);
             continue;
         };
+        let want = ours.get(&t.ours).cloned().unwrap_or_default();
+        if w.shape != want || w.data.len() != want.iter().product::<usize>() {
+            mis_shaped.push(format!(
+                "`{}` is {:?} in the weights, {want:?} in the model",
+                t.ours, w.shape
+            ));
+            continue;
+        }
         let data = match t.layout {
             Layout::Same => w.data.clone(),
             Layout::Conv => {
@@ -302,12 +313,12 @@ pub fn to_tf(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
         };
         tf.insert(t.tf, WeightTensor::new(t.tf_shape, data, w.dtype));
     }
-    if !missing.is_empty() {
+    if !missing.is_empty() || !mis_shaped.is_empty() {
         return Err(WeightsFault::Mismatch {
             model: graph.name().to_string(),
             missing,
             unexpected: Vec::new(),
-            mis_shaped: Vec::new(),
+            mis_shaped,
         }
         .into());
     }
@@ -373,7 +384,27 @@ fn permute(data: &[f32], dims: [usize; 4], order: [usize; 4]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::permute;
+    use super::*;
+
+    #[test]
+    fn mis_shaped_weights_are_errors_not_panics() {
+        use crate::models::{Arch, ModelConfig};
+        use crate::weights::{DType, Format};
+        let graph = ModelConfig::new(Arch::InceptionV1Slim).graph().unwrap();
+        let mut sd = StateDict::new(Format::Safetensors);
+        for (name, shape) in graph.state_dict_shapes() {
+            let n = shape.iter().product();
+            sd.insert(name, WeightTensor::new(shape, vec![0.0; n], DType::F32));
+        }
+        assert!(to_tf(&graph, &sd).is_ok());
+        // A kernel with too few values (a reader bug or a hostile file) must not reach permute.
+        sd.insert(
+            "InceptionV1/Conv2d_1a_7x7.weight".into(),
+            WeightTensor::new(vec![64, 3, 7, 7], vec![0.0; 10], DType::F32),
+        );
+        let e = to_tf(&graph, &sd).unwrap_err().to_string();
+        assert!(e.contains("Conv2d_1a_7x7"), "{e}");
+    }
 
     #[test]
     fn permute_reorders_axes() {

@@ -77,23 +77,27 @@ fn normalise(v: Json) -> Json {
 pub fn config(dir: &Path) -> Result<Json> {
     let path = dir.join("keras_metadata.pb");
     let bytes = crate::files::read_regular(&path, 256 << 20)?;
-    let meta = SavedMetadata::decode(bytes.as_slice())
-        .map_err(|e| Error::format(format!("not Keras SavedModel metadata: {e}")).in_file(&path))?;
+    config_from_metadata(&bytes).map_err(|e| Error::Format(e).in_file(&path))
+}
+
+/// The model config in `keras_metadata.pb`'s bytes: its root object's metadata, in Keras 3's
+/// spelling.
+pub fn config_from_metadata(bytes: &[u8]) -> std::result::Result<Json, FormatError> {
+    let meta =
+        SavedMetadata::decode(bytes).map_err(|e| format!("not Keras SavedModel metadata: {e}"))?;
     let root = meta
         .nodes
         .iter()
         .find(|n| n.node_path == "root")
-        .ok_or_else(|| Error::format("no root object").in_file(&path))?;
-    let json: Json = serde_json::from_str(&root.metadata).map_err(|e| {
-        Error::format(format!("the root object's metadata is not JSON: {e}")).in_file(&path)
-    })?;
+        .ok_or("no root object")?;
     if !root.identifier.starts_with("_tf_keras_") {
-        return Err(Error::format(format!(
+        return Err(FormatError::from(format!(
             "the root object is a `{}`, not a Keras model",
             root.identifier
-        ))
-        .in_file(&path));
+        )));
     }
+    let json: Json = serde_json::from_str(&root.metadata)
+        .map_err(|e| format!("the root object's metadata is not JSON: {e}"))?;
     Ok(normalise(json))
 }
 

@@ -184,3 +184,98 @@ fn block_entries(b: &[u8]) -> Result<Vec<Entry>, FormatError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A block of `(key, value)` pairs, keys prefix-compressed, one restart point.
+    fn block(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev: &[u8] = &[];
+        for (k, v) in entries {
+            let shared = prev
+                .iter()
+                .zip(k.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
+            varint(&mut out, shared as u64);
+            varint(&mut out, (k.len() - shared) as u64);
+            varint(&mut out, v.len() as u64);
+            out.extend_from_slice(&k[shared..]);
+            out.extend_from_slice(v);
+            prev = k;
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out
+    }
+
+    /// Appends `contents` as a block of type `kind` with its masked CRC; returns its handle.
+    fn append(file: &mut Vec<u8>, contents: &[u8], kind: u8) -> Vec<u8> {
+        let offset = file.len() as u64;
+        file.extend_from_slice(contents);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
+        let masked = crc.rotate_right(15).wrapping_add(0xa282_ead8);
+        file.push(kind);
+        file.extend_from_slice(&masked.to_le_bytes());
+        let mut handle = Vec::new();
+        varint(&mut handle, offset);
+        varint(&mut handle, contents.len() as u64);
+        handle
+    }
+
+    fn table(snappy: bool) -> Vec<u8> {
+        let data = block(&[(b"alpha", b"1"), (b"alpine", b"22"), (b"beta", b"333")]);
+        let mut file = Vec::new();
+        let handle = if snappy {
+            let packed = snap::raw::Encoder::new().compress_vec(&data).unwrap();
+            append(&mut file, &packed, 1)
+        } else {
+            append(&mut file, &data, 0)
+        };
+        let meta = append(&mut file, &block(&[]), 0);
+        let index = append(&mut file, &block(&[(b"c", &handle)]), 0);
+        let mut footer = Vec::new();
+        footer.extend_from_slice(&meta);
+        footer.extend_from_slice(&index);
+        footer.resize(40, 0);
+        footer.extend_from_slice(&MAGIC.to_le_bytes());
+        file.extend_from_slice(&footer);
+        file
+    }
+
+    #[test]
+    fn raw_and_snappy_blocks_read_alike() {
+        for snappy in [false, true] {
+            let got = entries(&table(snappy)).unwrap();
+            let want: Vec<Entry> = [("alpha", "1"), ("alpine", "22"), ("beta", "333")]
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(got, want, "snappy {snappy}");
+        }
+    }
+
+    #[test]
+    fn damaged_tables_are_errors() {
+        let good = table(true);
+        // Each byte of the Snappy data block flipped in turn: the CRC catches every one.
+        for i in 0..20 {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            assert!(entries(&bad).is_err(), "byte {i}");
+        }
+        assert!(entries(&good[..good.len() - 1]).is_err());
+        assert!(entries(&good[..40]).is_err());
+        assert!(entries(b"").is_err());
+    }
+}
