@@ -5,26 +5,19 @@
 
 mod common;
 
-use common::{assert_close, fixtures};
+use common::{assert_close, fixtures, flat_values, name_draws, nchw};
 use inception::burn::tensor::{Device, Tensor, TensorData};
 use inception::models::Arch;
 use inception::weights::keras::{self, KerasClass, KerasLayer, KerasWeights};
 use inception::weights::{self, DType, WeightTensor};
 
-/// The fixture's formula (see `gen_keras_irv2.py`).
+/// The fixture's formula (see `gen_keras_irv2.py`): the fixtures' draws, scaled by the weight's
+/// role (Keras kernels are HWIO: fan-in is the product of all but the last dimension).
 fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
     let role = name.rsplit('/').next().unwrap_or(name);
     let fan_in = shape[..shape.len() - 1].iter().product::<usize>() as f64;
-    (0..shape.iter().product::<usize>())
-        .map(|i| {
-            let mut z = h.wrapping_add(i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = (z >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0;
+    name_draws(name, shape.iter().product())
+        .map(|u| {
             (match role {
                 "kernel" => u * (6.0 / fan_in).sqrt(),
                 "gamma" | "moving_variance" => 1.0 + 0.1 * u,
@@ -89,24 +82,12 @@ fn keras_inception_resnet_v2_maps_by_layer_order() {
     let (net, _) = weights::load_model(&cfg, &sd, &device).unwrap();
     let io = weights::safetensors::read(&fixtures().join("keras_irv2_io.safetensors")).unwrap();
     let x = io.get("input").unwrap();
-    // NHWC → NCHW.
     let (h, w) = (x.shape[1], x.shape[2]);
-    let mut nchw = vec![0.0; x.data.len()];
-    for y in 0..h {
-        for xx in 0..w {
-            for c in 0..3 {
-                nchw[(c * h + y) * w + xx] = x.data[(y * w + xx) * 3 + c];
-            }
-        }
-    }
-    let input = Tensor::<4>::from_data(TensorData::new(nchw, [1, 3, h, w]), &device);
-    let probs = net
-        .infer(input)
-        .unwrap()
-        .flat()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let input = Tensor::<4>::from_data(
+        TensorData::new(nchw(&x.data, &x.shape), [1, 3, h, w]),
+        &device,
+    );
+    let probs = flat_values(net.infer(input).unwrap());
     let want = &io.get("probs").unwrap().data;
     assert_close("keras InceptionResNetV2 probabilities", &probs, want, 1e-4);
     // Probabilities near 1/1000 would hide a wrong mapping under the absolute tolerance: compare

@@ -6,35 +6,21 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{assert_close, fixtures};
-use inception::Value;
+use common::{assert_close, fixtures, flat_values, name_draws, nchw};
 use inception::burn::tensor::{Device, Tensor, TensorData};
 use inception::models::{Arch, ModelConfig};
 use inception::weights::{self, DType, Format, StateDict, WeightTensor, tf_names};
 
-/// 64-bit FNV-1a.
-fn fnv1a64(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// The fixture's weight formula: a SplitMix64 draw per element, scaled by the variable's kind.
 fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
-    let h = fnv1a64(name);
     let n: usize = shape.iter().product();
     let last = name.rsplit('/').next().unwrap_or(name);
     let fan_in = match last {
         "depthwise_weights" => (shape[0] * shape[1]) as f64,
         _ => shape[..shape.len() - 1].iter().product::<usize>() as f64,
     };
-    (0..n)
-        .map(|i| {
-            let mut z = h.wrapping_add(i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = (z >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0;
+    name_draws(name, n)
+        .map(|u| {
             let v = match last {
                 "weights" | "depthwise_weights" | "pointwise_weights" => u * (6.0 / fan_in).sqrt(),
                 "moving_variance" | "gamma" => 1.0 + 0.1 * u,
@@ -69,26 +55,6 @@ fn variables(m: &Manifest, network: &str) -> Vec<(String, Vec<usize>)> {
             (name, shape)
         })
         .collect()
-}
-
-/// NHWC → NCHW for a `[1, H, W, C]` array.
-fn nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
-    let [n, h, w, c] = [shape[0], shape[1], shape[2], shape[3]];
-    let mut out = vec![0.0; data.len()];
-    for b in 0..n {
-        for y in 0..h {
-            for x in 0..w {
-                for ch in 0..c {
-                    out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
-                }
-            }
-        }
-    }
-    out
-}
-
-fn values(v: Value) -> Vec<f32> {
-    v.flat().into_data().try_to_vec::<f32>().unwrap()
 }
 
 /// Builds `arch` with aux heads, checks its TensorFlow names against the manifest, loads the
@@ -165,7 +131,7 @@ fn reproduce(arch: Arch, network: &str, layers: &[(&str, &str)]) {
             let path = if reference { "burn" } else { "engine" };
             assert_close(
                 &format!("{network} {layer} ({path})"),
-                &values(v),
+                &flat_values(v),
                 &want,
                 1e-4,
             );
@@ -282,7 +248,7 @@ fn a_tf_named_file_loads_by_itself() {
         TensorData::new(nchw(&x.data, &x.shape), [1, 3, 224, 224]),
         &device,
     );
-    let logits = values(loaded.network.infer(input.clone()).unwrap());
+    let logits = flat_values(loaded.network.infer(input.clone()).unwrap());
     let want = &io.get("inception_v1.logits").unwrap().data;
     assert_close(
         "inception_v1 logits from a TF-named file",
@@ -300,7 +266,7 @@ fn a_tf_named_file_loads_by_itself() {
     )
     .unwrap();
     assert_eq!(loaded.config.as_ref().unwrap().classes, 1000);
-    let logits = values(loaded.network.infer(input).unwrap());
+    let logits = flat_values(loaded.network.infer(input).unwrap());
     assert_close("without background", &logits, &want[1..], 1e-4);
 }
 

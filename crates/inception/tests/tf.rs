@@ -8,25 +8,10 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, fixtures};
+use common::{assert_close, fixtures, flat_values, nchw};
 use inception::burn::tensor::{Device, Tensor, TensorData};
 use inception::models::Arch;
 use inception::weights::{self, ModelSource, tf};
-
-fn nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
-    let [n, h, w, c] = [shape[0], shape[1], shape[2], shape[3]];
-    let mut out = vec![0.0; data.len()];
-    for b in 0..n {
-        for y in 0..h {
-            for x in 0..w {
-                for ch in 0..c {
-                    out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
-                }
-            }
-        }
-    }
-    out
-}
 
 /// Loads the checkpoint at `path`, checks it is TF-slim's v2 at depth 0.25 with 10 classes, and
 /// compares its logits and `Mixed_4e` with TensorFlow's.
@@ -58,7 +43,7 @@ fn reproduces_tensorflow(path: &Path) {
         g.resolve("InceptionV2/Mixed_4e").unwrap(),
     ];
     let got = net.run(input, &ids).unwrap();
-    let mut got = got.into_iter().map(|v| v.map_or_flat());
+    let mut got = got.into_iter().map(flat_values);
     let logits = got.next().unwrap();
     assert_close(
         &format!("{} logits", path.display()),
@@ -69,16 +54,6 @@ fn reproduces_tensorflow(path: &Path) {
     let mixed = got.next().unwrap();
     let want = io.get("inception_v2_dm025.Mixed_4e").unwrap();
     assert_close("Mixed_4e", &mixed, &nchw(&want.data, &want.shape), 1e-4);
-}
-
-trait Flat {
-    fn map_or_flat(self) -> Vec<f32>;
-}
-
-impl Flat for inception::Value {
-    fn map_or_flat(self) -> Vec<f32> {
-        self.flat().into_data().try_to_vec::<f32>().unwrap()
-    }
 }
 
 fn tf_dir() -> PathBuf {
@@ -266,15 +241,7 @@ fn a_tf_hub_saved_model_gives_tensorflows_feature_vectors() {
             device,
         )
     };
-    let features = loaded
-        .network
-        .forward(input(&device))
-        .unwrap()
-        .output
-        .flat()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let features = flat_values(loaded.network.forward(input(&device)).unwrap().output);
     let want = &io.get("hub_inception_v3_dm025.features").unwrap().data;
     // Batch statistics are sums over 2 x 149 x 149 values per channel in f32, redone in each of
     // the 94 BatchNorms: their summation order costs a little more than the 1e-4 the moving
@@ -293,11 +260,7 @@ fn a_tf_hub_saved_model_gives_tensorflows_feature_vectors() {
         &Device::default(),
     )
     .unwrap();
-    let inference = frozen
-        .network
-        .infer(input(&Device::default()))
-        .unwrap()
-        .map_or_flat();
+    let inference = flat_values(frozen.network.infer(input(&Device::default())).unwrap());
     assert!(common::relative_error(&inference, want) > 0.1);
 }
 
@@ -320,7 +283,7 @@ fn a_keras_saved_model_folder_loads_with_its_architecture() {
         TensorData::new(nchw(&x.data, &x.shape), [2, 192, 28, 28]),
         &device,
     );
-    let got = loaded.network.infer(input).unwrap().map_or_flat();
+    let got = flat_values(loaded.network.infer(input).unwrap());
     assert_close(
         "Keras SavedModel outputs",
         &got,

@@ -5,27 +5,20 @@
 
 mod common;
 
-use common::{assert_close, fixtures};
+use common::{assert_close, fixtures, flat_values, name_draws};
 use inception::burn::tensor::{Device, Tensor, TensorData};
 use inception::models::Arch;
 use inception::weights::{self, DType, Format, ModelSource, StateDict, WeightTensor, timm_names};
 
-/// `gen_timm.py`'s formula: SplitMix64 of the name's FNV-1a, scaled by the tensor's kind.
+/// `gen_timm.py`'s formula: the fixtures' draws, scaled by the tensor's kind (PyTorch layouts:
+/// a kernel's fan-in is the product of all but its first dimension).
 fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
     let n: usize = shape.iter().product();
     let kernel = name.ends_with(".weight") && shape.len() >= 2;
     let around_one = name.ends_with("running_var") || (name.ends_with(".weight") && !kernel);
     let fan_in = shape[1..].iter().product::<usize>() as f64;
-    (0..n)
-        .map(|i| {
-            let mut z = h.wrapping_add(i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = (z >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0;
+    name_draws(name, n)
+        .map(|u| {
             let v = if kernel {
                 u * (6.0 / fan_in).sqrt()
             } else if around_one {
@@ -104,14 +97,7 @@ fn reproduce(arch: Arch, timm: &str) {
     );
     let input =
         Tensor::<4>::from_data(TensorData::new(x.data.clone(), [1, 3, size, size]), &device);
-    let logits = loaded
-        .network
-        .infer(input)
-        .unwrap()
-        .flat()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let logits = flat_values(loaded.network.infer(input).unwrap());
     let want = &io.get(&format!("{timm}.logits")).unwrap().data;
     assert_close(&format!("{timm} logits"), &logits, want, 1e-4);
 
@@ -171,20 +157,7 @@ fn tf_slim_weights_convert_to_timms_names() {
         inception::burn::tensor::Distribution::Uniform(-1.0, 1.0),
         &device,
     );
-    let a = net
-        .infer(x.clone())
-        .unwrap()
-        .flat()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    let b = loaded
-        .network
-        .infer(x)
-        .unwrap()
-        .flat()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let a = flat_values(net.infer(x.clone()).unwrap());
+    let b = flat_values(loaded.network.infer(x).unwrap());
     assert_close("timm-named copy", &b, &a, 1e-5);
 }

@@ -71,13 +71,11 @@ pub fn avg_same(g: &mut GraphBuilder, x: NodeId, name: &str) -> NodeId {
     g.avg_pool(name, x, Pool::new(3, 1).padding(Padding::Same))
 }
 
-/// The pool branch of an Inception module: 3x3 average → 1x1 conv.
-fn pool_branch(g: &mut GraphBuilder, x: NodeId, filters: usize) -> NodeId {
-    g.branch(|g| {
-        g.scope("Branch_3", |g| {
-            let p = avg_same(g, x, "AvgPool_0a_3x3");
-            same(g, p, "Conv2d_0b_1x1", filters, [1, 1])
-        })
+/// The pool branch of an Inception module (`Branch_3`): 3x3 average (same) → 1x1 conv.
+pub fn pool_branch(g: &mut GraphBuilder, x: NodeId, filters: usize) -> NodeId {
+    slim_branch(g, 3, |g| {
+        let p = avg_same(g, x, "AvgPool_0a_3x3");
+        same(g, p, "Conv2d_0b_1x1", filters, [1, 1])
     })
 }
 

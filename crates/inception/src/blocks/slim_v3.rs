@@ -5,7 +5,7 @@
 //! The convs are [`slim_conv`](super::slim::slim_conv)s; filter counts go through a [`Depth`]
 //! (TF-slim's `depth_multiplier` and `min_depth`).
 
-use super::slim::{avg_same, max_reduce, reduce, same, slim_branch, slim_conv};
+use super::slim::{max_reduce, pool_branch, reduce, same, slim_branch, slim_conv};
 use crate::blocks::InceptionV1Filters;
 use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding, Pool};
 
@@ -65,14 +65,6 @@ pub fn inception_v1_slim(
             same(g, p, "Conv2d_0b_1x1", f.pool_proj, [1, 1])
         });
         g.concat("concat", &[b0, b1, b2, b3])
-    })
-}
-
-/// The pool branch of v3's modules: average 3x3 (same) → 1x1.
-fn pool_branch(g: &mut GraphBuilder, x: NodeId, filters: usize) -> NodeId {
-    slim_branch(g, 3, |g| {
-        let p = avg_same(g, x, "AvgPool_0a_3x3");
-        same(g, p, "Conv2d_0b_1x1", filters, [1, 1])
     })
 }
 

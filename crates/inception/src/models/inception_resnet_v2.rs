@@ -22,7 +22,7 @@
 
 use super::ModelConfig;
 use crate::blocks::slim::{
-    ReductionA, avg_same, block8, block17, block35, max_reduce, reduce, reduction_a, same,
+    ReductionA, block8, block17, block35, max_reduce, pool_branch, reduce, reduction_a, same,
     slim_branch, slim_conv,
 };
 use crate::graph::{BlockKind, GraphBuilder, NodeId, Padding};
@@ -56,10 +56,7 @@ fn stem(g: &mut GraphBuilder, x: NodeId) -> NodeId {
             let y = same(g, y, "Conv2d_0b_3x3", 96, [3, 3]);
             same(g, y, "Conv2d_0c_3x3", 96, [3, 3])
         });
-        let b3 = slim_branch(g, 3, |g| {
-            let p = avg_same(g, x, "AvgPool_0a_3x3");
-            same(g, p, "Conv2d_0b_1x1", 64, [1, 1])
-        });
+        let b3 = pool_branch(g, x, 64);
         g.concat("concat", &[b0, b1, b2, b3])
     })
 }

@@ -333,7 +333,7 @@ fn load_state_dict_file(
         ModelSource::Arch(a) => *a == c.arch,
         ModelSource::Graph(_) => false,
     });
-    if let Some(detected) = timm {
+    let (network, config, report) = if let Some(detected) = timm {
         // timm's ports of TF-slim's weights: the TF-slim layout with BatchNorm's γ.
         let config = adjust(detected.clone());
         let load = || -> Result<(Network, LoadReport)> {
@@ -341,44 +341,24 @@ fn load_state_dict_file(
             load_model(&config, &ours, device)
         };
         let (network, report) = load().map_err(&in_file)?;
-        let outputs = default_outputs(network.graph());
-        return Ok(Loaded {
-            network,
-            config: Some(config),
-            report,
-            format,
-            outputs,
-            input_nhwc: false,
-            metadata,
-        });
-    }
-    if super::tf_names::is_tf(&sd) {
-        let (network, config, report) =
-            load_tf_names(&sd, source, adjust, device).map_err(&in_file)?;
-        let outputs = default_outputs(network.graph());
-        return Ok(Loaded {
-            network,
-            config,
-            report,
-            format,
-            outputs,
-            input_nhwc: false,
-            metadata,
-        });
-    }
-    let (network, config, report) = match source {
-        ModelSource::Graph(g) => {
-            let (network, report) = load_graph(g, &sd, device).map_err(&in_file)?;
-            (network, None, report)
-        }
-        ModelSource::Auto | ModelSource::Arch(_) => {
-            let arch = match source {
-                ModelSource::Arch(a) => Some(a),
-                _ => None,
-            };
-            let config = adjust(config_for(&sd, arch).map_err(&in_file)?);
-            let (network, report) = load_model(&config, &sd, device).map_err(&in_file)?;
-            (network, Some(config), report)
+        (network, Some(config), report)
+    } else if super::tf_names::is_tf(&sd) {
+        load_tf_names(&sd, source, adjust, device).map_err(&in_file)?
+    } else {
+        match source {
+            ModelSource::Graph(g) => {
+                let (network, report) = load_graph(g, &sd, device).map_err(&in_file)?;
+                (network, None, report)
+            }
+            ModelSource::Auto | ModelSource::Arch(_) => {
+                let arch = match source {
+                    ModelSource::Arch(a) => Some(a),
+                    _ => None,
+                };
+                let config = adjust(config_for(&sd, arch).map_err(&in_file)?);
+                let (network, report) = load_model(&config, &sd, device).map_err(&in_file)?;
+                (network, Some(config), report)
+            }
         }
     };
     let outputs = default_outputs(network.graph());

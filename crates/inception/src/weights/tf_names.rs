@@ -263,15 +263,7 @@ pub fn from_tf(graph: &Graph, tf: &StateDict) -> Result<StateDict> {
         };
         sd.insert(t.ours, WeightTensor::new(shape, data, w.dtype));
     }
-    if !missing.is_empty() || !mis_shaped.is_empty() {
-        return Err(WeightsFault::Mismatch {
-            model: graph.name().to_string(),
-            missing,
-            unexpected: Vec::new(),
-            mis_shaped,
-        }
-        .into());
-    }
+    fits(graph, missing, mis_shaped)?;
     Ok(sd)
 }
 
@@ -313,15 +305,7 @@ pub fn to_tf(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
         };
         tf.insert(t.tf, WeightTensor::new(t.tf_shape, data, w.dtype));
     }
-    if !missing.is_empty() || !mis_shaped.is_empty() {
-        return Err(WeightsFault::Mismatch {
-            model: graph.name().to_string(),
-            missing,
-            unexpected: Vec::new(),
-            mis_shaped,
-        }
-        .into());
-    }
+    fits(graph, missing, mis_shaped)?;
     Ok(tf)
 }
 
@@ -351,6 +335,20 @@ pub fn drop_background(sd: &StateDict) -> StateDict {
         out.insert(name.to_string(), t);
     }
     out
+}
+
+/// `Ok` when a renaming for `graph` found every tensor with its shape, else the mismatch by name.
+pub(super) fn fits(graph: &Graph, missing: Vec<String>, mis_shaped: Vec<String>) -> Result<()> {
+    if missing.is_empty() && mis_shaped.is_empty() {
+        return Ok(());
+    }
+    Err(WeightsFault::Mismatch {
+        model: graph.name().to_string(),
+        missing,
+        unexpected: Vec::new(),
+        mis_shaped,
+    }
+    .into())
 }
 
 /// Whether `sd` is named the TensorFlow way (`…/weights`, `…/moving_mean`).

@@ -250,15 +250,7 @@ fn rename(
             None => missing.push(from),
         }
     }
-    if !missing.is_empty() {
-        return Err(WeightsFault::Mismatch {
-            model: graph.name().to_string(),
-            missing,
-            unexpected: Vec::new(),
-            mis_shaped: Vec::new(),
-        }
-        .into());
-    }
+    super::tf_names::fits(graph, missing, Vec::new())?;
     Ok(out)
 }
 

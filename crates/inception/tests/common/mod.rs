@@ -93,3 +93,40 @@ pub fn keras_sequential_small() -> inception::Graph {
         .build()
         .unwrap()
 }
+
+/// The draws behind the fixtures' weight formula (`fixtures/tf/README.md`): for element `i` of
+/// the tensor called `name`, SplitMix64 of `fnv1a64(name) + i`, as a uniform value in [-1, 1)
+/// (computed in f64). Each fixture scales them by the tensor's kind.
+pub fn name_draws(name: &str, n: usize) -> impl Iterator<Item = f64> {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    (0..n).map(move |i| {
+        let mut z = h.wrapping_add(i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0
+    })
+}
+
+/// An `[N, H, W, C]` array (TensorFlow's and Keras's layout) as `[N, C, H, W]`.
+pub fn nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
+    let [n, h, w, c] = [shape[0], shape[1], shape[2], shape[3]];
+    let mut out = vec![0.0; data.len()];
+    for b in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A network output as a flat vector (maps in `[C, H, W]` order).
+pub fn flat_values(v: inception::Value) -> Vec<f32> {
+    v.flat().into_data().try_to_vec::<f32>().unwrap()
+}

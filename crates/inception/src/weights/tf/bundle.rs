@@ -145,6 +145,14 @@ fn place(
     Ok(())
 }
 
+/// The value under `key` in a table's sorted entries.
+fn find<'a>(entries: &'a [table::Entry], key: &[u8]) -> Option<&'a [u8]> {
+    entries
+        .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+        .ok()
+        .map(|i| entries[i].1.as_slice())
+}
+
 fn tensor_name(key: &[u8]) -> Result<String, FormatError> {
     String::from_utf8(key.to_vec()).map_err(|_| "a tensor name is not UTF-8".into())
 }
@@ -152,12 +160,7 @@ fn tensor_name(key: &[u8]) -> Result<String, FormatError> {
 /// A V2 tensor bundle: its index table's bytes and its data shards' bytes.
 pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, FormatError> {
     let entries = table::entries(index)?;
-    let lookup = |key: &[u8]| -> Option<&[u8]> {
-        entries
-            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-            .ok()
-            .map(|i| entries[i].1.as_slice())
-    };
+    let lookup = |key: &[u8]| find(&entries, key);
     let header = lookup(b"").ok_or("a tensor bundle without its header entry")?;
     let header =
         BundleHeaderProto::decode(header).map_err(|e| format!("the bundle header: {e}"))?;
@@ -334,12 +337,7 @@ fn proto_values(t: &TensorProto, dt: DType, width: usize) -> Result<Vec<f32>, Fo
 /// A V1 checkpoint (one table file of `SavedTensorSlices`).
 pub fn read_v1(file: &[u8]) -> Result<StateDict, FormatError> {
     let entries = table::entries(file)?;
-    let lookup = |key: &[u8]| -> Option<&[u8]> {
-        entries
-            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-            .ok()
-            .map(|i| entries[i].1.as_slice())
-    };
+    let lookup = |key: &[u8]| find(&entries, key);
     let meta = lookup(b"").ok_or("a V1 checkpoint without its metadata entry")?;
     let meta = SavedTensorSlices::decode(meta)
         .map_err(|e| format!("the checkpoint's metadata: {e}"))?

@@ -32,7 +32,7 @@ const MAX_MEMBER: u64 = MAX_WEIGHTS_FILE_BYTES;
 
 /// Whether `bytes` end with a TensorFlow table's magic number (an index, or a V1 checkpoint).
 pub fn is_table(bytes: &[u8]) -> bool {
-    bytes.len() >= 48 && bytes[bytes.len() - 8..] == 0xdb47_7524_8b80_fb57u64.to_le_bytes()
+    bytes.len() >= 48 && bytes[bytes.len() - 8..] == table::MAGIC.to_le_bytes()
 }
 
 /// Whether `path` names a TensorFlow checkpoint: a prefix whose `.index` exists, an `.index` or
@@ -168,7 +168,7 @@ fn resolve(path: &Path) -> Result<Option<Found>> {
                     f.read_exact(&mut tail)
                 })
                 .is_ok();
-        if ok && tail == 0xdb47_7524_8b80_fb57u64.to_le_bytes() {
+        if ok && tail == table::MAGIC.to_le_bytes() {
             return Ok(Some(Found::V1(path.to_path_buf())));
         }
     }

@@ -7,7 +7,7 @@
 use crate::error::FormatError;
 
 /// The footer's magic number (`kTableMagicNumber`).
-const MAGIC: u64 = 0xdb47_7524_8b80_fb57;
+pub(super) const MAGIC: u64 = 0xdb47_7524_8b80_fb57;
 const FOOTER: usize = 48;
 /// Largest block inflated from Snappy (TensorFlow's blocks are a few KiB; index blocks of huge
 /// checkpoints a few MiB).
