@@ -191,8 +191,10 @@ pub fn training(
 ) -> Result<Measurement> {
     check_batch(batch)?;
     if batch < 2 {
-        return Err(Error::Config(
-            "a training step needs a batch of at least 2 (BatchNorm)".into(),
+        return Err(Error::config(
+            "batch",
+            batch,
+            "a training step needs at least 2 (BatchNorm)",
         ));
     }
     reset_peak_rss();
@@ -229,9 +231,11 @@ pub fn training(
 
 fn check_batch(batch: usize) -> Result<()> {
     if batch == 0 || batch > 4096 {
-        return Err(Error::Config(format!(
-            "batch {batch}: it must be between 1 and 4096"
-        )));
+        return Err(Error::config(
+            "batch",
+            batch,
+            "it must be between 1 and 4096",
+        ));
     }
     Ok(())
 }

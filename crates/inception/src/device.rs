@@ -44,10 +44,7 @@ pub fn parse_devices(spec: &str) -> Result<Vec<Device>> {
 }
 
 fn unknown(spec: &str) -> Error {
-    Error::Unknown(format!(
-        "device '{spec}': this build knows {} (GPU backends are the cargo features `cuda` and `wgpu`)",
-        available().join(", ")
-    ))
+    Error::unknown(crate::error::NameKind::Device, spec, None, available())
 }
 
 /// `N` or `A-B`.

@@ -29,15 +29,21 @@ pub enum Error {
         /// The batch's dimensions.
         got: Vec<usize>,
     },
-    /// A model option combination that makes no sense (e.g. aux heads without a classifier).
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// A name (model, layer, output) that does not exist.
+    /// A setting that cannot be used: a value out of its range, an option the model does not
+    /// have, two options that exclude each other, data that does not fit a training run.
     #[error("{0}")]
-    Unknown(String),
+    Config(Box<ConfigError>),
+    /// A name (model, layer, tensor, preset, …) that does not exist.
+    #[error("{0}")]
+    Unknown(Box<UnknownName>),
     /// The graph itself is malformed (no input, no output, a dangling reference).
-    #[error("invalid graph: {0}")]
-    Graph(String),
+    #[error("invalid graph {graph}: {fault}")]
+    Graph {
+        /// The graph's (model's) name.
+        graph: String,
+        /// What is wrong with it.
+        fault: GraphFault,
+    },
     /// A file that cannot be read or written.
     #[error("{}: {reason}", path.display())]
     Io {
@@ -212,7 +218,262 @@ impl std::fmt::Display for ShapeError {
     }
 }
 
+/// The fields of [`Error::Config`]: which setting, its value, and what it must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// What the setting belongs to (a model, a file, a folder), when it belongs to one.
+    pub subject: Option<String>,
+    /// The setting, as the library's API names it (`dropout`, `pooling`, `learning rate`).
+    pub setting: &'static str,
+    /// The value given, as written (empty when the setting is merely present).
+    pub value: String,
+    /// What it must be instead, or why it cannot be used.
+    pub expected: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(subject) = &self.subject {
+            write!(f, "{subject}: ")?;
+        }
+        f.write_str(self.setting)?;
+        if !self.value.is_empty() {
+            write!(f, " {}", self.value)?;
+        }
+        write!(f, ": {}", self.expected)
+    }
+}
+
+/// What kind of name an [`UnknownName`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// A built-in architecture.
+    Model,
+    /// A layer or block of a network.
+    Layer,
+    /// A node of a graph, by index.
+    Node,
+    /// A tensor in an array file.
+    Tensor,
+    /// A pretrained-weights name of the registry.
+    Pretrained,
+    /// A preprocessing preset.
+    Preset,
+    /// An optimizer.
+    Optimizer,
+    /// A training recipe.
+    Recipe,
+    /// A global pooling (`none`, `avg`, `max`).
+    Pooling,
+    /// A freezing spec for fine-tuning.
+    Freeze,
+    /// A class (a data folder's sub-folder) a model does not have.
+    Class,
+    /// A compute device.
+    Device,
+}
+
+impl NameKind {
+    fn noun(self) -> &'static str {
+        match self {
+            NameKind::Model => "model",
+            NameKind::Layer => "layer",
+            NameKind::Node => "node",
+            NameKind::Tensor => "tensor",
+            NameKind::Pretrained => "pretrained weights",
+            NameKind::Preset => "preprocessing preset",
+            NameKind::Optimizer => "optimizer",
+            NameKind::Recipe => "recipe",
+            NameKind::Pooling => "pooling",
+            NameKind::Freeze => "freeze spec",
+            NameKind::Class => "class",
+            NameKind::Device => "device",
+        }
+    }
+}
+
+/// The fields of [`Error::Unknown`]: a name that was looked up and not found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownName {
+    /// What was looked up.
+    pub kind: NameKind,
+    /// The name given.
+    pub name: String,
+    /// Where it was looked up (a model, a file, a folder), when somewhere in particular.
+    pub within: Option<String>,
+    /// The names that exist, or their first few.
+    pub known: Vec<String>,
+    /// How many names exist, when `known` shows only some.
+    pub total: usize,
+}
+
+impl std::fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut known = self.known.join(", ");
+        if self.total > self.known.len() {
+            known.push_str(&format!(", … ({} in all)", self.total));
+        }
+        let (kind, name) = (self.kind.noun(), &self.name);
+        match (self.kind, &self.within) {
+            (NameKind::Layer, Some(model)) => write!(
+                f,
+                "no layer named '{name}' in {model}; its summary lists the layer names"
+            ),
+            (NameKind::Node, Some(graph)) => {
+                write!(f, "{graph}: no node {name} (the graph has {})", self.total)
+            }
+            (NameKind::Tensor, Some(file)) if name.is_empty() => write!(
+                f,
+                "{file}: holds {} tensors ({known}); pick one with {file}:NAME",
+                self.total.max(self.known.len())
+            ),
+            (NameKind::Class, Some(dir)) => write!(
+                f,
+                "{dir}: class folder `{name}` is not one of the model's classes ({known})"
+            ),
+            (NameKind::Pretrained, _) if self.known.is_empty() => write!(
+                f,
+                "{name} has no published weights; train it (the training loop does)"
+            ),
+            (NameKind::Freeze, _) => {
+                write!(f, "freeze '{name}': use {known}")
+            }
+            (NameKind::Device, _) => write!(
+                f,
+                "device '{name}': this build knows {known} (GPU backends are the cargo features \
+                 `cuda` and `wgpu`)"
+            ),
+            (NameKind::Model, _) => write!(f, "unknown model '{name}'; choose one of: {known}"),
+            (_, Some(within)) => write!(f, "{within}: no {kind} `{name}`; it has {known}"),
+            (_, None) => write!(f, "no {kind} called '{name}'; known: {known}"),
+        }
+    }
+}
+
+/// Why a graph is malformed: the part of [`Error::Graph`] that says what is wrong.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum GraphFault {
+    /// A second input layer.
+    #[error("a graph has exactly one input")]
+    SecondInput,
+    /// No input layer.
+    #[error("the graph has no input")]
+    NoInput,
+    /// No main output.
+    #[error("the graph has no main output")]
+    NoOutput,
+    /// A layer reading a node that does not exist (yet).
+    #[error("layer `{layer}` reads node {input}, which does not exist")]
+    DanglingInput {
+        /// The layer.
+        layer: String,
+        /// The node index it reads.
+        input: usize,
+    },
+    /// Two layers with one name.
+    #[error("two layers are named '{name}'")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A node read before it is computed (a plan built in the wrong order).
+    #[error("node {node} is read before it is computed")]
+    RunsEarly {
+        /// The node's index.
+        node: usize,
+    },
+    /// An input that is not single-precision floating point.
+    #[error("the input is not f32 ({got})")]
+    InputType {
+        /// What it is.
+        got: String,
+    },
+}
+
 impl Error {
+    /// A setting that cannot be used: `setting value: expected`.
+    pub fn config(
+        setting: &'static str,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Error {
+        Error::Config(Box::new(ConfigError {
+            subject: None,
+            setting,
+            value: value.to_string(),
+            expected: expected.into(),
+        }))
+    }
+
+    /// A setting of `subject` (a model, a file) that cannot be used.
+    pub fn config_of(
+        subject: impl std::fmt::Display,
+        setting: &'static str,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Error {
+        Error::Config(Box::new(ConfigError {
+            subject: Some(subject.to_string()),
+            setting,
+            value: value.to_string(),
+            expected: expected.into(),
+        }))
+    }
+
+    /// A name that does not exist, with the names that do.
+    pub fn unknown<S: ToString>(
+        kind: NameKind,
+        name: impl Into<String>,
+        within: Option<String>,
+        known: impl IntoIterator<Item = S>,
+    ) -> Error {
+        let known: Vec<String> = known.into_iter().map(|s| s.to_string()).collect();
+        Error::Unknown(Box::new(UnknownName {
+            kind,
+            name: name.into(),
+            within,
+            total: known.len(),
+            known,
+        }))
+    }
+
+    /// A name that does not exist, shown with the first `shown` of the names that do.
+    pub fn unknown_of_many<S: ToString>(
+        kind: NameKind,
+        name: impl Into<String>,
+        within: Option<String>,
+        known: impl IntoIterator<Item = S>,
+        shown: usize,
+    ) -> Error {
+        let all: Vec<String> = known.into_iter().map(|s| s.to_string()).collect();
+        Error::Unknown(Box::new(UnknownName {
+            kind,
+            name: name.into(),
+            within,
+            total: all.len(),
+            known: all.into_iter().take(shown).collect(),
+        }))
+    }
+
+    /// A node index that is not in `graph` (of `count` nodes).
+    pub fn unknown_node(graph: impl Into<String>, node: usize, count: usize) -> Error {
+        Error::Unknown(Box::new(UnknownName {
+            kind: NameKind::Node,
+            name: node.to_string(),
+            within: Some(graph.into()),
+            known: Vec::new(),
+            total: count,
+        }))
+    }
+
+    /// A malformed graph.
+    pub fn graph(graph: impl Into<String>, fault: GraphFault) -> Error {
+        Error::Graph {
+            graph: graph.into(),
+            fault,
+        }
+    }
+
     /// An I/O failure on `path`, as one line.
     pub fn io(path: &Path, e: std::io::Error) -> Error {
         let reason = match e.kind() {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::{Error, FormatError, Result};
+use crate::error::{Error, FormatError, NameKind, Result};
 use crate::weights::{self, DType, Format, StateDict, WeightTensor};
 
 /// Reads a whole regular file of at most `max` bytes. A device (`/dev/zero`), a pipe or a folder
@@ -121,10 +121,12 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
     match ext.as_str() {
         "npy" => {
             if key.is_some() {
-                return Err(Error::Config(format!(
-                    "{}: a .npy file holds one array; drop the `:KEY`",
-                    path.display()
-                )));
+                return Err(Error::config_of(
+                    path.display(),
+                    "tensor name",
+                    key.unwrap_or_default(),
+                    "a .npy file holds one array; drop the `:KEY`",
+                ));
             }
             let bytes = read_regular(path, MAX_ARRAY_FILE_BYTES)?;
             parse_npy(&bytes).map_err(|e| Error::format(format!("{e}")).in_file(path))
@@ -136,32 +138,45 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<Array> {
                 Some(k) => k,
                 None if names.len() == 1 => names[0],
                 None => {
-                    return Err(Error::Unknown(format!(
-                        "{}: holds {} tensors ({}); pick one with {}:NAME",
-                        path.display(),
-                        names.len(),
-                        names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
-                        path.display()
-                    )));
+                    return Err(Error::unknown_of_many(
+                        NameKind::Tensor,
+                        "",
+                        Some(path.display().to_string()),
+                        names,
+                        8,
+                    ));
                 }
             };
             let t = sd.get(name).ok_or_else(|| {
-                Error::Unknown(format!(
-                    "{}: no tensor `{name}`; it has {}",
-                    path.display(),
-                    names.iter().take(8).copied().collect::<Vec<_>>().join(", ")
-                ))
+                Error::unknown_of_many(
+                    NameKind::Tensor,
+                    name,
+                    Some(path.display().to_string()),
+                    &names,
+                    8,
+                )
             })?;
             Ok(Array {
                 shape: t.shape.clone(),
                 data: t.data.clone(),
             })
         }
-        _ => Err(Error::Config(format!(
-            "{}: unknown array format; use .npy or .safetensors",
-            path.display()
-        ))),
+        _ => Err(unknown_array_format(path)),
     }
+}
+
+fn unknown_array_format(path: &Path) -> Error {
+    let ext = extension(path);
+    Error::config_of(
+        path.display(),
+        "file extension",
+        if ext.is_empty() {
+            "(none)".to_string()
+        } else {
+            format!(".{ext}")
+        },
+        "unknown array format; use .npy or .safetensors",
+    )
 }
 
 /// Parses a `.npy` file already in memory (float32 or float64, C order).
@@ -250,11 +265,12 @@ pub fn write_arrays_with_metadata(
     match extension(path).as_str() {
         "npy" => {
             let [(_, a)] = arrays else {
-                return Err(Error::Config(format!(
-                    "{}: a .npy file holds one array but there are {}; write .safetensors",
+                return Err(Error::config_of(
                     path.display(),
-                    arrays.len()
-                )));
+                    "arrays",
+                    arrays.len(),
+                    "a .npy file holds one array; write .safetensors",
+                ));
             };
             let mut bytes = Vec::new();
             {
@@ -283,10 +299,7 @@ pub fn write_arrays_with_metadata(
             }
             weights::safetensors::write(path, &sd)
         }
-        _ => Err(Error::Config(format!(
-            "{}: unknown array format; use .npy or .safetensors",
-            path.display()
-        ))),
+        _ => Err(unknown_array_format(path)),
     }
 }
 

@@ -48,7 +48,10 @@ pub mod summary;
 pub mod train;
 pub mod weights;
 
-pub use error::{Error, FormatError, Result, ShapeError, ShapeFault, WeightsFault};
+pub use error::{
+    ConfigError, Error, FormatError, GraphFault, NameKind, Result, ShapeError, ShapeFault,
+    UnknownName, WeightsFault,
+};
 pub use graph::{Graph, GraphBuilder};
 pub use models::{Arch, ModelConfig, Pooling};
 pub use network::{ModelOutput, Network};

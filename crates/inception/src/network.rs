@@ -9,7 +9,7 @@ use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, activation};
 
 use crate::engine::{self, Plan};
-use crate::error::{Error, Result};
+use crate::error::{Error, GraphFault, Result};
 use crate::graph::{GlobalPool, Graph, NodeId, Op, ParamCount, PoolSpec};
 use crate::nn::{LayerModule, Value};
 
@@ -122,7 +122,7 @@ impl Network {
         let mut values = self.run(input, &wanted)?.into_iter();
         let output = values
             .next()
-            .ok_or_else(|| Error::Graph(format!("{}: no main output", self.graph.name)))?;
+            .ok_or_else(|| Error::graph(self.graph.name.clone(), GraphFault::NoOutput))?;
         Ok(ModelOutput {
             output,
             aux: values.map(Value::flat).collect(),
@@ -134,7 +134,7 @@ impl Network {
         let main = self.graph.main_output().node;
         self.run(input, &[main])?
             .pop()
-            .ok_or_else(|| Error::Graph(format!("{}: no main output", self.graph.name)))
+            .ok_or_else(|| Error::graph(self.graph.name.clone(), GraphFault::NoOutput))
     }
 
     /// The outputs of the named layers or blocks (feature extraction: `inception4e`, `Mixed_6e`,
@@ -179,11 +179,11 @@ impl Network {
         self.check_input(input.dims())?;
         let graph = &*self.graph;
         if let Some(&bad) = wanted.iter().find(|&&w| w >= graph.nodes.len()) {
-            return Err(Error::Unknown(format!(
-                "{}: no node {bad} (the graph has {})",
-                graph.name,
-                graph.nodes.len()
-            )));
+            return Err(Error::unknown_node(
+                graph.name.clone(),
+                bad,
+                graph.nodes.len(),
+            ));
         }
         let needed = graph.needed(wanted);
         let mut uses = vec![0usize; graph.nodes.len()];

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::data::{Labels, Preset};
 use crate::engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, GraphFault, Result};
 use crate::graph::{Graph, NodeId, Op, Shape};
 use crate::models::{ModelConfig, Pooling};
 use crate::network::Network;
@@ -176,15 +176,22 @@ pub fn open(
     )?;
     let [_, h, w] = loaded.network.graph().input_shape();
     if h != w || options.input_size.is_some_and(|s| s != h) {
-        return Err(Error::Config(format!(
-            "{}: the model takes {h}x{w} inputs{}",
+        return Err(Error::config_of(
             path.display(),
-            if h == w {
-                " (an ONNX graph fixes its input size: do not ask for another)"
-            } else {
-                "; only square inputs are supported"
-            }
-        )));
+            "input size",
+            options
+                .input_size
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            format!(
+                "the model takes {h}x{w} inputs{}",
+                if h == w {
+                    " (an ONNX graph fixes its input size: do not ask for another)"
+                } else {
+                    "; only square inputs are supported"
+                }
+            ),
+        ));
     }
     let in_file = |e: Error| e.in_file(&path);
     let stored = loaded.preprocessing().map_err(in_file)?;
@@ -231,12 +238,10 @@ impl Classifier {
         let opened = open(weights, options, |cfg| cfg.with_aux_logits(false))?;
         let in_file = |e: Error| e.in_file(&opened.path);
         let names = opened.loaded.class_names().map_err(in_file)?;
-        let (_, output) = opened.loaded.outputs.first().cloned().ok_or_else(|| {
-            Error::Graph(format!(
-                "{}: the model has no output",
-                opened.path.display()
-            ))
-        })?;
+        let (_, output) =
+            opened.loaded.outputs.first().cloned().ok_or_else(|| {
+                Error::graph(opened.path.display().to_string(), GraphFault::NoOutput)
+            })?;
         let graph = opened.loaded.network.graph();
         let classes = graph.nodes[output].shape.channels();
         if let Some(n) = &names
@@ -257,7 +262,10 @@ impl Classifier {
             Labels::for_classes(classes, names),
         )
         .map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            Error::Config(mut c) if c.subject.is_none() => {
+                c.subject = Some(path.display().to_string());
+                Error::Config(c)
+            }
             other => other,
         })
     }
@@ -277,21 +285,25 @@ impl Classifier {
     ) -> Result<Self> {
         let graph = network.graph();
         if !is_classifier(graph, output) {
-            return Err(Error::Config(format!(
-                "{}: the output `{}` is {} — not class scores (a model without its top, \
-                 include_top=False?); use a FeatureExtractor (`inception features`) for embeddings",
-                graph.name,
-                graph.nodes[output].name,
-                shape_text(graph.nodes[output].shape)
-            )));
+            return Err(Error::config_of(
+                &graph.name,
+                "output",
+                format!("`{}`", graph.nodes[output].name),
+                format!(
+                    "it is {} — not class scores (a model without its top, include_top=False?); \
+                     use a FeatureExtractor for its features",
+                    shape_text(graph.nodes[output].shape)
+                ),
+            ));
         }
         let classes = graph.nodes[output].shape.channels();
         if labels.len() != classes {
-            return Err(Error::Config(format!(
-                "{} has {classes} classes but {} labels were given",
-                graph.name,
-                labels.len()
-            )));
+            return Err(Error::config_of(
+                &graph.name,
+                "labels",
+                labels.len(),
+                format!("the model has {classes} classes"),
+            ));
         }
         let softmax = !matches!(graph.nodes[output].op, Op::Softmax);
         Ok(Self {

@@ -5,7 +5,7 @@ use inception::burn::tensor::Device;
 use inception::graph::{GraphBuilder, Padding, Shape};
 use inception::models::{Arch, ModelConfig};
 use inception::weights::{self, DType, ModelSource, StateDict, WeightTensor};
-use inception::{Error, FormatError, ShapeFault, WeightsFault};
+use inception::{Error, FormatError, GraphFault, NameKind, ShapeFault, WeightsFault};
 
 #[test]
 fn a_shape_error_names_the_layer_and_what_it_expected_and_got() {
@@ -143,4 +143,99 @@ fn format_errors_nest_their_place() {
     };
     assert_eq!(place, "node `fc` (Gemm)");
     assert!(matches!(*reason, FormatError::At { .. }));
+}
+
+#[test]
+fn a_bad_setting_names_the_setting_its_value_and_what_it_must_be() {
+    let e = ModelConfig::new(Arch::GoogLeNet)
+        .with_dropout(1.5)
+        .graph()
+        .unwrap_err();
+    let Error::Config(c) = &e else {
+        panic!("not a configuration error: {e:?}")
+    };
+    assert_eq!(c.subject.as_deref(), Some("googlenet"));
+    assert_eq!(c.setting, "dropout");
+    assert_eq!(c.value, "1.5");
+    assert!(c.expected.contains("[0, 1)"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "googlenet: dropout 1.5: it must be in [0, 1)"
+    );
+
+    // A combination: aux heads without the top.
+    let e = ModelConfig::new(Arch::InceptionV3)
+        .with_aux_logits(true)
+        .with_include_top(false)
+        .check()
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(c) if c.setting == "aux_logits"),
+        "{e:?}"
+    );
+
+    // A training hyper-parameter.
+    let e = inception::train::Decay::parse("step:0:0.5").unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(c) if c.setting == "schedule"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_unknown_name_carries_its_kind_and_the_names_that_exist() {
+    let Error::Unknown(u) = Arch::from_name("inception-v9").unwrap_err() else {
+        panic!("not an unknown name")
+    };
+    assert_eq!(u.kind, NameKind::Model);
+    assert_eq!(u.name, "inception-v9");
+    assert!(u.known.iter().any(|k| k == "inception-v3"), "{u:?}");
+
+    let graph = ModelConfig::new(Arch::GoogLeNet).graph().unwrap();
+    let Error::Unknown(u) = graph.resolve("inception9z").unwrap_err() else {
+        panic!("not an unknown name")
+    };
+    assert_eq!(u.kind, NameKind::Layer);
+    assert_eq!(u.name, "inception9z");
+    assert_eq!(u.within.as_deref(), Some(graph.name()));
+}
+
+#[test]
+fn a_malformed_graph_says_which_fault() {
+    // Two layers with one name.
+    let mut g = GraphBuilder::new("twins");
+    let x = g.input([3, 8, 8]);
+    let a = g.conv2d("a", x, 4, [1, 1], [1, 1], Padding::Valid, false);
+    let b = g.conv2d("a", a, 4, [1, 1], [1, 1], Padding::Valid, false);
+    g.output("b", b);
+    let e = g.finish().unwrap_err();
+    assert_eq!(
+        e,
+        Error::Graph {
+            graph: "twins".into(),
+            fault: GraphFault::DuplicateName { name: "a".into() }
+        }
+    );
+
+    // A second input.
+    let mut g = GraphBuilder::new("two-inputs");
+    g.input([3, 8, 8]);
+    g.input([3, 8, 8]);
+    assert!(matches!(
+        g.finish(),
+        Err(Error::Graph {
+            fault: GraphFault::SecondInput,
+            ..
+        })
+    ));
+
+    // No input at all.
+    let g = GraphBuilder::new("empty");
+    assert!(matches!(
+        g.finish(),
+        Err(Error::Graph {
+            fault: GraphFault::NoInput,
+            ..
+        })
+    ));
 }

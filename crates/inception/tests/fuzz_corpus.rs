@@ -153,3 +153,26 @@ fn keras_metadata_corpus() {
     let p = weights::keras::graph_from_config(&cfg).unwrap().params();
     assert_eq!(p.trainable + p.non_trainable, 239_994);
 }
+
+#[test]
+fn tf_saved_model_corpus() {
+    each("tf_saved_model", |b| {
+        let _ = weights::tf::saved_variables(b);
+    });
+    // The seed is Keras 2's own saved_model.pb of the functional blocks model: its object graph
+    // names every variable Keras made, each once, the moving statistics not trained.
+    let seed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/tf_saved_model/keras_functional_blocks.pb"),
+    )
+    .unwrap();
+    let vars = weights::tf::saved_variables(&seed).unwrap();
+    assert!(!vars.is_empty());
+    let mut names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), vars.len(), "a variable listed twice");
+    for v in &vars {
+        assert_eq!(v.trainable, !v.name.contains("moving_"), "{v:?}");
+    }
+}

@@ -85,10 +85,12 @@ fn a_model_without_its_top_is_not_a_classifier() {
             .unwrap(),
         &Device::default(),
     );
-    let e = Classifier::new(net, Preset::torchvision(64), Labels::numbered(10))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("1000 classes but 10 labels"), "{e}");
+    let e = Classifier::new(net, Preset::torchvision(64), Labels::numbered(10)).unwrap_err();
+    let inception::Error::Config(c) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((c.setting, c.value.as_str()), ("labels", "10"));
+    assert!(e.to_string().contains("has 1000 classes"), "{e}");
 }
 
 #[cfg_attr(

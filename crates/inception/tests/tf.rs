@@ -269,6 +269,45 @@ fn a_tf_hub_saved_model_gives_tensorflows_feature_vectors() {
     ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
 )]
 #[test]
+fn a_saved_models_variables_are_named_by_its_object_graph() {
+    // saved_model.pb names each variable and says whether it is trained; joined to the
+    // checkpoint by object path, those names are the ones the checkpoint's own object graph
+    // records, for every value in `variables/`.
+    let dir = tf_dir().join("hub_inception_v3_dm025_feature_vector");
+    let pb = std::fs::read(dir.join("saved_model.pb")).unwrap();
+    let vars = tf::saved_variables(&pb).unwrap();
+    let stats = vars.iter().filter(|v| !v.trainable).count();
+    assert!(
+        vars.iter()
+            .all(|v| v.trainable != v.name.contains("/moving_"))
+    );
+    assert!(stats > 0 && stats < vars.len(), "{stats} of {}", vars.len());
+    let index = std::fs::read(dir.join("variables/variables.index")).unwrap();
+    let data = vec![std::fs::read(dir.join("variables/variables.data-00000-of-00001")).unwrap()];
+    let by_saved_model = tf::read_saved_model_bundle(&index, &data, &pb).unwrap();
+    let by_checkpoint = tf::read_bundle(&index, &data).unwrap();
+    let names = |sd: &weights::StateDict| {
+        let mut v: Vec<String> = sd.iter().map(|(n, _)| n.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&by_saved_model), names(&by_checkpoint));
+    let mut declared: Vec<String> = vars.into_iter().map(|v| v.name).collect();
+    declared.sort();
+    assert_eq!(names(&by_saved_model), declared);
+    for (name, t) in by_saved_model.iter() {
+        assert_eq!(t.data, by_checkpoint.get(name).unwrap().data, "{name}");
+    }
+    // A TensorFlow 1 file (no object graph) is refused as such, not misread.
+    let e = tf::saved_variables(&[]).unwrap_err().to_string();
+    assert!(e.contains("TensorFlow 1"), "{e}");
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
 fn a_keras_saved_model_folder_loads_with_its_architecture() {
     // Keras 2's `model.save(dir)` of the functional blocks model: the architecture comes from
     // keras_metadata.pb, the weights from the checkpoint by Keras's layer order; the outputs are

@@ -130,10 +130,12 @@ impl Preset {
             "caffe" | "onnx-zoo" => Self::Caffe { size },
             "tf-slim" | "slim" | "inception-preprocessing" => Self::TfSlim { size },
             _ => {
-                return Err(Error::Unknown(format!(
-                    "no preprocessing preset called '{name}'; known: {}",
-                    Self::NAMES.join(", ")
-                )));
+                return Err(Error::unknown(
+                    crate::error::NameKind::Preset,
+                    name,
+                    None,
+                    Self::NAMES,
+                ));
             }
         })
     }
@@ -143,12 +145,7 @@ impl Preset {
     /// channel), as a preset read from a file's metadata must be before it is used.
     pub fn validate(&self) -> Result<()> {
         let max = crate::models::MAX_INPUT_SIZE;
-        let bad = |why: String| {
-            Err(Error::Config(format!(
-                "preprocessing {}: {why}",
-                self.name()
-            )))
-        };
+        let bad = |why: String| Err(Error::config("preprocessing", self.name(), why));
         let (size, resize) = (self.input_size(), self.resize_size());
         if size == 0 || size > max || resize > 2 * max {
             return bad(format!(

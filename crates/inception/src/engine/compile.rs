@@ -10,7 +10,7 @@ use serde::Serialize;
 use inception_kernels::{self as kernels, ConvGeometry, ConvKernel, Pool, View};
 
 use super::Plan;
-use crate::error::{Error, Result, WeightsFault};
+use crate::error::{Error, GraphFault, Result, WeightsFault};
 use crate::graph::{Conv2dSpec, GlobalPool, LrnSpec, NodeId, Op, Shape};
 use crate::network::Network;
 use crate::nn::{BatchNorm2d, LayerModule};
@@ -162,10 +162,7 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
     let graph = network.graph();
     let n = graph.nodes().len();
     if let Some(&bad) = wanted.iter().find(|&&w| w >= n) {
-        return Err(Error::Unknown(format!(
-            "{}: no node {bad} (the graph has {n})",
-            graph.name()
-        )));
+        return Err(Error::unknown_node(graph.name(), bad, n));
     }
     let needed = graph.needed(wanted);
     let mut consumers: Vec<Vec<NodeId>> = vec![Vec::new(); n];
@@ -326,7 +323,7 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
             node.inputs
                 .get(k)
                 .and_then(|&j| value[j])
-                .ok_or_else(|| Error::Graph(format!("{}: node {i} runs early", graph.name())))
+                .ok_or_else(|| Error::graph(graph.name(), GraphFault::RunsEarly { node: i }))
         };
         let relu = chains.get(&i).is_some_and(|c| c.relu);
         // The BatchNorm or affine folded into this conv/dense step, as `x * scale + shift`.
@@ -424,7 +421,7 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
                 let mut offset = out.offset;
                 for &q in &node.inputs {
                     let src = value[q].ok_or_else(|| {
-                        Error::Graph(format!("{}: node {i} runs early", graph.name()))
+                        Error::graph(graph.name(), GraphFault::RunsEarly { node: q })
                     })?;
                     let dst = View {
                         offset,
@@ -460,9 +457,8 @@ pub(crate) fn compile(network: &Network, wanted: &[NodeId]) -> Result<Plan> {
     let outputs = wanted
         .iter()
         .map(|&w| {
-            let v = value[w].ok_or_else(|| {
-                Error::Graph(format!("{}: output {w} is never computed", graph.name()))
-            })?;
+            let v = value[w]
+                .ok_or_else(|| Error::graph(graph.name(), GraphFault::RunsEarly { node: w }))?;
             Ok((v, matches!(graph.nodes()[w].shape, Shape::Map(_))))
         })
         .collect::<Result<Vec<_>>>()?;

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GraphFault, Result};
 use crate::graph::NodeId;
 use crate::network::Network;
 use crate::nn::Value;
@@ -151,7 +151,14 @@ impl Plan {
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| Error::Graph(format!("{}: input is not f32: {e:?}", self.model)))?;
+            .map_err(|e| {
+                Error::graph(
+                    self.model.clone(),
+                    GraphFault::InputType {
+                        got: format!("{e:?}"),
+                    },
+                )
+            })?;
         let outs = self.execute(dims[0], &data, None)?;
         Ok(outs
             .into_iter()
@@ -164,7 +171,7 @@ impl Plan {
         self.run(input)?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Graph(format!("{}: the plan has no output", self.model)))
+            .ok_or_else(|| Error::graph(self.model.clone(), GraphFault::NoOutput))
     }
 
     fn execute(

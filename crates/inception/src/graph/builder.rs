@@ -1,7 +1,7 @@
 //! The functional API: a [`Graph`] built node by node, shapes inferred and checked as it goes.
 
 use super::*;
-use crate::error::{Error, Result, ShapeError, ShapeFault};
+use crate::error::{Error, GraphFault, Result, ShapeError, ShapeFault};
 
 /// Builds a [`Graph`] node by node: the functional API.
 ///
@@ -63,7 +63,7 @@ impl GraphBuilder {
     /// Adds the graph input, a feature map `[channels, height, width]`.
     pub fn input(&mut self, shape: [usize; 3]) -> NodeId {
         if !self.nodes.is_empty() {
-            self.fail(Error::Graph("a graph has exactly one input".into()));
+            self.fail(Error::graph(self.name.clone(), GraphFault::SecondInput));
         }
         self.push_named("input".into(), Op::Input { shape }, vec![])
     }
@@ -92,9 +92,13 @@ impl GraphBuilder {
         let id = self.nodes.len();
         let in_shapes: Vec<Shape> = inputs.iter().map(|&i| self.shape(i)).collect();
         let shape = if let Some(&bad) = inputs.iter().find(|&&i| i >= id) {
-            self.fail(Error::Graph(format!(
-                "{name}: input node {bad} does not exist"
-            )));
+            self.fail(Error::graph(
+                self.name.clone(),
+                GraphFault::DanglingInput {
+                    layer: name.clone(),
+                    input: bad,
+                },
+            ));
             Shape::Flat(0)
         } else if self.error.is_some() {
             // After the first error shapes are meaningless; keep building quietly.
@@ -116,7 +120,10 @@ impl GraphBuilder {
             }
         };
         if self.nodes.iter().any(|n| n.name == name) {
-            self.fail(Error::Graph(format!("two layers are named '{name}'")));
+            self.fail(Error::graph(
+                self.name.clone(),
+                GraphFault::DuplicateName { name: name.clone() },
+            ));
         }
         if shape.numel() > MAX_ACTIVATION_ELEMENTS {
             self.fail(Error::Shape(Box::new(ShapeError {
@@ -250,10 +257,7 @@ impl GraphBuilder {
             return Err(e);
         }
         if self.nodes.is_empty() || !matches!(self.nodes[0].op, Op::Input { .. }) {
-            return Err(Error::Graph(format!(
-                "{}: the graph has no input",
-                self.name
-            )));
+            return Err(Error::graph(self.name, GraphFault::NoInput));
         }
         let mut outputs = self.outputs;
         if outputs.is_empty() {
@@ -264,10 +268,7 @@ impl GraphBuilder {
             });
         }
         if !outputs.iter().any(|o| o.role == OutputRole::Main) {
-            return Err(Error::Graph(format!(
-                "{}: the graph has no main output",
-                self.name
-            )));
+            return Err(Error::graph(self.name, GraphFault::NoOutput));
         }
         Ok(Graph {
             name: self.name,
@@ -327,9 +328,12 @@ impl GraphBuilder {
             self.fail(e);
         }
         if multiplier == 0 {
-            self.fail(Error::Config(format!(
-                "{name}: the depth multiplier must be at least 1"
-            )));
+            self.fail(Error::config_of(
+                name,
+                "depth multiplier",
+                multiplier,
+                "it must be at least 1",
+            ));
         }
         let padding = padding.resolve(size, kernel, stride);
         self.add(
@@ -469,9 +473,12 @@ impl GraphBuilder {
     /// Dropout with probability `rate`.
     pub fn dropout(&mut self, name: &str, x: NodeId, rate: f64) -> NodeId {
         if !(0.0..1.0).contains(&rate) {
-            self.fail(Error::Config(format!(
-                "{name}: dropout rate {rate} must be in [0, 1)"
-            )));
+            self.fail(Error::config_of(
+                name,
+                "dropout rate",
+                rate,
+                "it must be in [0, 1)",
+            ));
         }
         self.add(name, Op::Dropout { rate }, &[x])
     }

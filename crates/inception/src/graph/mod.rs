@@ -174,19 +174,23 @@ impl Graph {
         self.nodes
             .iter()
             .rposition(|n| n.name.starts_with(&dotted) || n.name.starts_with(&slashed))
-            .ok_or_else(|| {
-                Error::Unknown(format!(
-                    "no layer named '{name}' in {}; `inception summary {}` lists the layer names",
-                    self.name, self.name
-                ))
-            })
+            .ok_or_else(|| self.no_layer(name))
     }
 
     /// The output shape of the named node.
     pub fn shape_of(&self, name: &str) -> Result<Shape> {
         self.find(name)
             .map(|i| self.nodes[i].shape)
-            .ok_or_else(|| Error::Unknown(format!("no layer named '{name}' in {}", self.name)))
+            .ok_or_else(|| self.no_layer(name))
+    }
+
+    fn no_layer(&self, name: &str) -> Error {
+        Error::unknown(
+            crate::error::NameKind::Layer,
+            name,
+            Some(self.name.clone()),
+            std::iter::empty::<String>(),
+        )
     }
 
     /// The main output.

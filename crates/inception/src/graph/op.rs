@@ -538,9 +538,12 @@ fn window_out(
 /// Validates a kernel/stride pair given by a user.
 pub(crate) fn check_window(what: &str, kernel: [usize; 2], stride: [usize; 2]) -> Result<()> {
     if kernel.contains(&0) || stride.contains(&0) {
-        return Err(Error::Graph(format!(
-            "{what}: kernel {kernel:?} and stride {stride:?} must be non-zero"
-        )));
+        return Err(Error::config_of(
+            what,
+            "kernel and stride",
+            format!("{kernel:?} and {stride:?}"),
+            "both must be non-zero",
+        ));
     }
     Ok(())
 }

@@ -82,10 +82,12 @@ impl Arch {
             .find(|i| i.aliases.contains(&key.as_str()))
             .map(|i| i.arch)
             .ok_or_else(|| {
-                Error::Unknown(format!(
-                    "unknown model '{name}'; choose one of: {}",
-                    Arch::ALL.map(|a| a.name()).join(", ")
-                ))
+                Error::unknown(
+                    crate::error::NameKind::Model,
+                    name,
+                    None,
+                    Arch::ALL.map(|a| a.name()),
+                )
             })
     }
 

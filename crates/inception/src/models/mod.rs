@@ -54,9 +54,12 @@ impl Pooling {
             "avg" | "average" | "mean" => Ok(Some(Pooling::Avg)),
             "max" => Ok(Some(Pooling::Max)),
             "none" | "" => Ok(None),
-            _ => Err(Error::Config(format!(
-                "pooling '{s}' is not one of none, avg, max"
-            ))),
+            _ => Err(Error::unknown(
+                crate::error::NameKind::Pooling,
+                s,
+                None,
+                ["none", "avg", "max"],
+            )),
         }
     }
 }
@@ -219,15 +222,21 @@ impl ModelConfig {
     pub fn check(&self) -> Result<()> {
         let arch = self.arch;
         if self.include_top && self.pooling == Some(Pooling::Max) {
-            return Err(Error::Config(format!(
-                "{arch}: pooling=max applies only without the top (include_top=false); \
-                 the classifier head always averages"
-            )));
+            return Err(Error::config_of(
+                arch,
+                "pooling",
+                "max",
+                "it applies only without the top (include_top=false); the classifier head \
+                 always averages",
+            ));
         }
         if self.aux_logits && !self.include_top {
-            return Err(Error::Config(format!(
-                "{arch}: auxiliary classifiers need the top (include_top=true)"
-            )));
+            return Err(Error::config_of(
+                arch,
+                "aux_logits",
+                "",
+                "auxiliary classifiers need the top (include_top=true)",
+            ));
         }
         if self.aux_logits && !arch.has_aux_heads() {
             let with: Vec<&str> = Arch::ALL
@@ -235,70 +244,98 @@ impl ModelConfig {
                 .filter(|a| a.has_aux_heads())
                 .map(|a| a.name())
                 .collect();
-            return Err(Error::Config(format!(
-                "{arch} has no auxiliary classifier (its reference has none); these do: {}",
-                with.join(", ")
-            )));
+            return Err(Error::config_of(
+                arch,
+                "aux_logits",
+                "",
+                format!(
+                    "it has no auxiliary classifier (its reference has none); these do: {}",
+                    with.join(", ")
+                ),
+            ));
         }
         if self.transform_input && !matches!(arch, Arch::GoogLeNet | Arch::InceptionV3) {
-            return Err(Error::Config(format!(
-                "{arch}: transform_input is a torchvision option (googlenet, inception-v3)"
-            )));
+            return Err(Error::config_of(
+                arch,
+                "transform_input",
+                "",
+                "a torchvision option (googlenet, inception-v3)",
+            ));
         }
         if self.transform_input && self.in_channels != 3 {
-            return Err(Error::Config(
-                "transform_input needs 3 input channels".into(),
+            return Err(Error::config_of(
+                arch,
+                "transform_input",
+                "",
+                format!("it needs 3 input channels, not {}", self.in_channels),
             ));
         }
         if self.include_top && self.classes == 0 {
-            return Err(Error::Config(format!("{arch}: classes must be at least 1")));
+            return Err(Error::config_of(arch, "classes", 0, "at least 1 is needed"));
         }
         if self.in_channels == 0 {
-            return Err(Error::Config(format!(
-                "{arch}: in_channels must be at least 1"
-            )));
+            return Err(Error::config_of(
+                arch,
+                "in_channels",
+                0,
+                "at least 1 is needed",
+            ));
         }
         let [h, w] = self.input_size;
         if h.max(w) > MAX_INPUT_SIZE || self.in_channels > MAX_INPUT_SIZE {
-            return Err(Error::Config(format!(
-                "{arch}: input {}x{h}x{w} is over the limit of {MAX_INPUT_SIZE} per side \
-                 (the model's own size is {})",
-                self.in_channels,
-                arch.default_input_size()
-            )));
+            return Err(Error::config_of(
+                arch,
+                "input",
+                format!("{}x{h}x{w}", self.in_channels),
+                format!(
+                    "over the limit of {MAX_INPUT_SIZE} per side (the model's own size is {})",
+                    arch.default_input_size()
+                ),
+            ));
         }
         if (self.depth_multiplier, self.min_depth) != (1.0, 16) {
             if !matches!(arch, Arch::InceptionV2 | Arch::InceptionV3Slim) {
-                return Err(Error::Config(format!(
-                    "{arch}: depth_multiplier and min_depth are TF-slim options of \
-                     inception-v2 and inception-v3-slim"
-                )));
+                return Err(Error::config_of(
+                    arch,
+                    "depth_multiplier and min_depth",
+                    "",
+                    "TF-slim options of inception-v2 and inception-v3-slim",
+                ));
             }
             if !(self.depth_multiplier.is_finite() && self.depth_multiplier > 0.0)
                 || self.min_depth == 0
             {
-                return Err(Error::Config(format!(
-                    "{arch}: depth_multiplier {} must be a positive number and min_depth {} \
-                     at least 1",
-                    self.depth_multiplier, self.min_depth
-                )));
+                return Err(Error::config_of(
+                    arch,
+                    "depth_multiplier and min_depth",
+                    format!("{} and {}", self.depth_multiplier, self.min_depth),
+                    "a positive number and at least 1",
+                ));
             }
         }
         if self.batch_norm_scale && !arch.is_tf_slim() {
-            return Err(Error::Config(format!(
-                "{arch}: batch_norm_scale is an option of TF-slim's layouts"
-            )));
+            return Err(Error::config_of(
+                arch,
+                "batch_norm_scale",
+                "",
+                "an option of TF-slim's layouts",
+            ));
         }
         if !self.use_separable_conv && arch != Arch::InceptionV2 {
-            return Err(Error::Config(format!(
-                "{arch}: use_separable_conv applies to inception-v2's stem only"
-            )));
+            return Err(Error::config_of(
+                arch,
+                "use_separable_conv",
+                "",
+                "it applies to inception-v2's stem only",
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Config(format!(
-                "{arch}: dropout {} must be in [0, 1)",
-                self.dropout
-            )));
+            return Err(Error::config_of(
+                arch,
+                "dropout",
+                self.dropout,
+                "it must be in [0, 1)",
+            ));
         }
         Ok(())
     }

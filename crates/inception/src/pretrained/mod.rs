@@ -328,11 +328,13 @@ pub fn find(name: &str) -> Result<Pretrained> {
     if let Ok(arch) = Arch::from_name(name) {
         return default_for(arch, true);
     }
-    let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
-    Err(Error::Unknown(format!(
-        "no pretrained weights called `{name}`; known: {} (or a model name)",
-        names.join(", ")
-    )))
+    let names = all.iter().map(|e| e.name.as_str()).chain(["a model name"]);
+    Err(Error::unknown(
+        crate::error::NameKind::Pretrained,
+        name,
+        None,
+        names,
+    ))
 }
 
 /// The ImageNet checkpoint `--weights imagenet` means for `arch` (Keras: with or without the
@@ -347,9 +349,12 @@ pub fn default_for(arch: Arch, include_top: bool) -> Result<Pretrained> {
         (Arch::InceptionV4, _) => "inception_v4.tf_in1k",
         (Arch::InceptionResNetV2, _) => "inception_resnet_v2.tf_in1k",
         (Arch::InceptionMini, _) => {
-            return Err(Error::Unknown(format!(
-                "{arch} has no published weights; train it (`inception train` does)"
-            )));
+            return Err(Error::unknown(
+                crate::error::NameKind::Pretrained,
+                arch.name(),
+                None,
+                std::iter::empty::<&str>(),
+            ));
         }
         (Arch::InceptionV1Slim, _) => "inception_v1.tf_slim",
         (Arch::InceptionV2, _) => "inception_v2.tf_slim",
@@ -390,8 +395,10 @@ pub fn resolve(spec: &str, arch: Option<Arch>, cache: &Cache) -> Result<Resolved
     }
     let entry = if spec == "imagenet" {
         let arch = arch.ok_or_else(|| {
-            Error::Config(
-                "the weights name `imagenet` needs the architecture (e.g. googlenet)".to_string(),
+            Error::config(
+                "weights",
+                "imagenet",
+                "the name needs the architecture (e.g. googlenet)",
             )
         })?;
         default_for(arch, true)?
@@ -460,7 +467,13 @@ impl Cache {
         }
         dirs::cache_dir()
             .map(|d| d.join("inception"))
-            .ok_or_else(|| Error::Config("no cache directory: set INCEPTION_CACHE".into()))
+            .ok_or_else(|| {
+                Error::config(
+                    "cache directory",
+                    "",
+                    "this system has none; set INCEPTION_CACHE",
+                )
+            })
     }
 
     /// The cache in [`Cache::default_dir`].

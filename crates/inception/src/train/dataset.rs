@@ -112,14 +112,18 @@ impl ImageSet {
     ) -> Result<(ImageSet, Vec<Failure>)> {
         let max = crate::models::MAX_INPUT_SIZE;
         if size == 0 || size > max {
-            return Err(Error::Config(format!(
-                "image size {size}: it must be between 1 and {max}"
-            )));
+            return Err(Error::config(
+                "image size",
+                size,
+                format!("it must be between 1 and {max}"),
+            ));
         }
         if !matches!(channels, 1 | 3) {
-            return Err(Error::Config(format!(
-                "{channels} channels: images are read as 1 (grayscale) or 3 (RGB)"
-            )));
+            return Err(Error::config(
+                "channels",
+                channels,
+                "images are read as 1 (grayscale) or 3 (RGB)",
+            ));
         }
         let mut found: Vec<String> = std::fs::read_dir(root)
             .map_err(|e| Error::io(root, e))?
@@ -200,9 +204,11 @@ impl ImageSet {
         if val_fraction > 0.0 && val_fraction < 1.0 {
             Ok(())
         } else {
-            Err(Error::Config(format!(
-                "validation fraction {val_fraction}: it must be between 0 and 1 (e.g. 0.2)"
-            )))
+            Err(Error::config(
+                "validation fraction",
+                val_fraction,
+                "it must be between 0 and 1 (e.g. 0.2)",
+            ))
         }
     }
 

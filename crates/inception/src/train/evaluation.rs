@@ -75,9 +75,11 @@ pub fn evaluate(
     let graph = network.graph();
     let classes = graph.nodes[graph.main_output().node].shape.channels();
     if let Some(&l) = set.labels.iter().find(|&&l| l >= classes) {
-        return Err(Error::Config(format!(
-            "label {l} is out of range for a {classes}-class classifier"
-        )));
+        return Err(Error::config(
+            "label",
+            l,
+            format!("out of range for a {classes}-class classifier"),
+        ));
     }
     let mut confusion = vec![vec![0usize; classes]; classes];
     let (mut loss, mut top5) = (0.0f64, 0usize);
@@ -157,11 +159,13 @@ pub fn evaluate_folder(
                 .position(|n| n == c)
                 .or_else(|| c.parse::<usize>().ok().filter(|&i| i < names.len()))
                 .ok_or_else(|| {
-                    Error::Unknown(format!(
-                        "{}: class folder `{c}` is not one of the model's classes ({}…)",
-                        dir.display(),
-                        names.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-                    ))
+                    Error::unknown_of_many(
+                        crate::error::NameKind::Class,
+                        c.as_str(),
+                        Some(dir.display().to_string()),
+                        names,
+                        5,
+                    )
                 })
         })
         .collect::<Result<_>>()?;

@@ -35,9 +35,12 @@ impl Freeze {
                 .or_else(|| s.strip_prefix("until="))
             {
                 Some(block) if !block.is_empty() => Ok(Freeze::Until(block.to_string())),
-                _ => Err(Error::Unknown(format!(
-                    "freeze '{s}': use backbone, none or until:BLOCK"
-                ))),
+                _ => Err(Error::unknown(
+                    crate::error::NameKind::Freeze,
+                    s,
+                    None,
+                    ["backbone", "none", "until:BLOCK"],
+                )),
             },
         }
     }
@@ -76,11 +79,13 @@ pub fn prepare(
             .with_pooling(None)
     })?;
     let backbone_cfg = opened.loaded.config.clone().ok_or_else(|| {
-        Error::Config(format!(
-            "{}: fine-tuning needs a built-in architecture (googlenet, inception-v3, …); \
-             this file is an ONNX or .keras graph",
-            opened.path.display()
-        ))
+        Error::config_of(
+            opened.path.display(),
+            "model",
+            "",
+            "fine-tuning needs a built-in architecture (googlenet, inception-v3, …); this \
+             file is an ONNX or .keras graph",
+        )
     })?;
     // The new head outputs logits (training needs them; a Keras backbone's softmax top is not
     // kept), and the classifier applies the softmax.

@@ -109,9 +109,12 @@ impl OptimizerKind {
                 eps: 1e-8,
             },
             _ => {
-                return Err(crate::Error::Unknown(format!(
-                    "no optimizer called '{name}'; known: sgd, nesterov, rmsprop, adamw"
-                )));
+                return Err(crate::Error::unknown(
+                    crate::error::NameKind::Optimizer,
+                    name,
+                    None,
+                    ["sgd", "nesterov", "rmsprop", "adamw"],
+                ));
             }
         })
     }
@@ -158,9 +161,12 @@ impl Recipe {
             "digits" => Ok(Recipe::Digits),
             "googlenet-paper" | "googlenet" => Ok(Recipe::GoogLeNetPaper),
             "inception-v3-paper" | "inception-v3" => Ok(Recipe::InceptionV3Paper),
-            _ => Err(crate::Error::Unknown(format!(
-                "no recipe called '{name}'; known: digits, googlenet-paper, inception-v3-paper"
-            ))),
+            _ => Err(crate::Error::unknown(
+                crate::error::NameKind::Recipe,
+                name,
+                None,
+                ["digits", "googlenet-paper", "inception-v3-paper"],
+            )),
         }
     }
 }
@@ -331,61 +337,76 @@ impl TrainConfig {
     /// Checks every hyper-parameter (a run from the command line, a file or a checkpoint's
     /// metadata): numbers finite and in range, the normalisation usable, the model buildable.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: String| Err(crate::Error::Config(what));
+        use crate::Error;
         if self.epochs == 0 {
-            return bad("epochs: at least one is needed".into());
+            return Err(Error::config("epochs", 0, "at least one is needed"));
         }
         if self.batch_size < 2 {
-            return bad(format!(
-                "batch size {}: at least 2 images are needed (BatchNorm normalises over the batch)",
-                self.batch_size
+            return Err(Error::config(
+                "batch size",
+                self.batch_size,
+                "at least 2 images are needed (BatchNorm normalises over the batch)",
             ));
         }
         self.schedule.validate()?;
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!(
-                "weight decay {}: it must be >= 0",
-                self.weight_decay
+            return Err(Error::config(
+                "weight decay",
+                self.weight_decay,
+                "it must be >= 0",
             ));
         }
         if let Some(c) = self.clip_norm
             && !(c.is_finite() && c > 0.0)
         {
-            return bad(format!("gradient clipping norm {c}: it must be positive"));
+            return Err(Error::config(
+                "gradient clipping norm",
+                c,
+                "it must be positive",
+            ));
         }
         if !(self.aux_weight.is_finite() && self.aux_weight >= 0.0) {
-            return bad(format!(
-                "aux loss weight {}: it must be >= 0",
-                self.aux_weight
+            return Err(Error::config(
+                "aux loss weight",
+                self.aux_weight,
+                "it must be >= 0",
             ));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad(format!(
-                "label smoothing {}: it must be in [0, 1) (0.1 in Inception v3)",
-                self.label_smoothing
+            return Err(Error::config(
+                "label smoothing",
+                self.label_smoothing,
+                "it must be in [0, 1) (0.1 in Inception v3)",
             ));
         }
         if let Some(d) = self.ema_decay
             && !(0.0..1.0).contains(&d)
         {
-            return bad(format!(
-                "moving-average decay {d}: it must be in [0, 1), e.g. 0.9999"
+            return Err(Error::config(
+                "moving-average decay",
+                d,
+                "it must be in [0, 1), e.g. 0.9999",
             ));
         }
         let channels = self.model.in_channels;
         if self.mean.len() != channels || self.std.len() != channels {
-            return bad(format!(
-                "normalisation: {} means and {} standard deviations for {channels} channel(s)",
-                self.mean.len(),
-                self.std.len()
+            return Err(Error::config(
+                "normalisation",
+                "",
+                format!(
+                    "{} means and {} standard deviations for {channels} channel(s)",
+                    self.mean.len(),
+                    self.std.len()
+                ),
             ));
         }
         if self.mean.iter().any(|m| !m.is_finite())
             || self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
         {
-            return bad(format!(
-                "normalisation: mean {:?} and std {:?} must be finite, std positive",
-                self.mean, self.std
+            return Err(Error::config(
+                "normalisation",
+                format!("mean {:?} and std {:?}", self.mean, self.std),
+                "they must be finite, std positive",
             ));
         }
         if let Some(p) = &self.preset {

@@ -131,11 +131,15 @@ pub fn check_new_run_dir(dir: &Path, overwrite: bool) -> Result<()> {
     } else {
         "an unfinished run (checkpoint.safetensors)"
     };
-    Err(Error::Config(format!(
-        "{}: holds {what}; continue it by resuming, choose another output folder, or allow \
-         replacing it",
-        dir.display()
-    )))
+    Err(Error::config_of(
+        dir.display(),
+        "output folder",
+        "",
+        format!(
+            "holds {what}; continue it by resuming, choose another output folder, or allow \
+             replacing it"
+        ),
+    ))
 }
 
 /// Deletes what killed runs left in `dir`: the half-written temporaries of

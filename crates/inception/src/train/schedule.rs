@@ -30,9 +30,11 @@ impl Decay {
     /// epochs), refusing values that make no schedule (a zero period, a factor outside (0, 1]).
     pub fn parse(spec: &str) -> Result<Decay> {
         let bad = |why: &str| {
-            Error::Config(format!(
-                "schedule '{spec}': {why}; use constant, cosine or step:EVERY:GAMMA (e.g. step:8:0.96)"
-            ))
+            Error::config(
+                "schedule",
+                format!("'{spec}'"),
+                format!("{why}; use constant, cosine or step:EVERY:GAMMA (e.g. step:8:0.96)"),
+            )
         };
         let parts: Vec<&str> = spec.split(':').collect();
         let decay = match parts.as_slice() {
@@ -86,19 +88,21 @@ impl Schedule {
     /// Checks that every step gets a positive, finite rate.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::Config(format!(
-                "learning rate {}: it must be a positive number",
-                self.lr
-            )));
+            return Err(Error::config(
+                "learning rate",
+                self.lr,
+                "it must be a positive number",
+            ));
         }
         if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
-            return Err(Error::Config(format!(
-                "warm-up {}: it must be a number of epochs >= 0",
-                self.warmup_epochs
-            )));
+            return Err(Error::config(
+                "warm-up",
+                self.warmup_epochs,
+                "it must be a number of epochs >= 0",
+            ));
         }
         match self.decay.problem() {
-            Some(why) => Err(Error::Config(format!("schedule: {why}"))),
+            Some(why) => Err(Error::config("schedule", "", why)),
             None => Ok(()),
         }
     }

@@ -132,11 +132,13 @@ impl Trainer {
             graph.nodes[graph.main_output().node].op,
             crate::graph::Op::Softmax
         ) {
-            return Err(Error::Config(format!(
-                "{}: the network ends in a softmax; training needs its logits (build it with \
+            return Err(Error::config_of(
+                &graph.name,
+                "softmax",
+                "",
+                "the network ends in a softmax; training needs its logits (build it with \
                  ModelConfig::with_softmax(false))",
-                graph.name
-            )));
+            ));
         }
         Ok(Self::with_network_unchecked(config, network))
     }
@@ -224,19 +226,25 @@ impl Trainer {
     fn check_data(&self, set: &ImageSet) -> Result<()> {
         let cfg = &self.config.model;
         if set.channels != cfg.in_channels {
-            return Err(Error::Config(format!(
-                "the images have {} channel(s) but {} takes {}",
-                set.channels, cfg.arch, cfg.in_channels
-            )));
+            return Err(Error::config(
+                "image channels",
+                set.channels,
+                format!("{} takes {}", cfg.arch, cfg.in_channels),
+            ));
         }
         if let Some(&l) = set.labels.iter().find(|&&l| l >= cfg.classes) {
-            return Err(Error::Config(format!(
-                "label {l} is out of range for a {}-class classifier",
-                cfg.classes
-            )));
+            return Err(Error::config(
+                "label",
+                l,
+                format!("out of range for a {}-class classifier", cfg.classes),
+            ));
         }
         if set.is_empty() {
-            return Err(Error::Config("no images to train or evaluate on".into()));
+            return Err(Error::config(
+                "images",
+                0,
+                "there are none to train or evaluate on",
+            ));
         }
         Ok(())
     }
@@ -248,23 +256,25 @@ impl Trainer {
         seen.sort_unstable();
         seen.dedup();
         if seen.len() < 2 {
-            return Err(Error::Config(format!(
-                "the training images hold {} class(es){}; a classifier needs at least two",
-                seen.len(),
+            return Err(Error::config(
+                "training classes",
                 match set.classes.as_slice() {
-                    [one] => format!(" ('{one}')"),
-                    _ => String::new(),
-                }
-            )));
+                    [one] => format!("{} ('{one}')", seen.len()),
+                    _ => seen.len().to_string(),
+                },
+                "a classifier needs at least two",
+            ));
         }
         let bs = self.config.batch_size;
         if set.len() < bs {
-            return Err(Error::Config(format!(
-                "{} training images are fewer than one batch of {bs}; use a batch size of at \
-                 most {} or more images",
+            return Err(Error::config(
+                "training images",
                 set.len(),
-                set.len()
-            )));
+                format!(
+                    "fewer than one batch of {bs}; use a batch size of at most {} or more images",
+                    set.len()
+                ),
+            ));
         }
         Ok(())
     }

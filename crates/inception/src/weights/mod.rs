@@ -257,11 +257,12 @@ pub(crate) fn not_built(path: &Path, format: Format) -> Error {
         Format::Safetensors => "safetensors",
         Format::TfCheckpoint => "tensorflow",
     };
-    Error::Config(format!(
-        "{}: a {format} file, and this build of the library has no {format} reader (cargo \
-         feature `{feature}`)",
-        path.display()
-    ))
+    Error::config_of(
+        path.display(),
+        "format",
+        format,
+        format!("this build of the library has no {format} reader (cargo feature `{feature}`)"),
+    )
 }
 
 /// The largest compression ratio accepted for a zip entry bigger than

@@ -207,10 +207,12 @@ fn load_onnx(
     let size = match &source {
         ModelSource::Auto => onnx_input_size.map(|s| [s, s]),
         _ => {
-            return Err(Error::Config(format!(
-                "{}: an ONNX file carries its own architecture; do not name one",
-                path.display()
-            )));
+            return Err(Error::config_of(
+                path.display(),
+                "model",
+                "",
+                "an ONNX file carries its own architecture; do not name one",
+            ));
         }
     };
     let model = super::onnx::read(path, size)?;

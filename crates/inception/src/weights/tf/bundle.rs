@@ -7,8 +7,8 @@ use prost::Message;
 
 use super::ordered_code::slice_key;
 use super::proto::{
-    BundleEntryProto, BundleHeaderProto, SavedTensorSlices, TensorProto, TensorShapeProto,
-    TensorSliceProto, TrackableObjectGraph,
+    BundleEntryProto, BundleHeaderProto, SavedObjectGraph, SavedTensorSlices, TensorProto,
+    TensorShapeProto, TensorSliceProto, TrackableObjectGraph,
 };
 use super::table;
 use crate::error::FormatError;
@@ -159,6 +159,25 @@ fn tensor_name(key: &[u8]) -> Result<String, FormatError> {
 
 /// A V2 tensor bundle: its index table's bytes and its data shards' bytes.
 pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, FormatError> {
+    read_bundle_named(index, shards, None)
+}
+
+/// The tensor bundle of a SavedModel's `variables/`, its variables named by the SavedModel's
+/// object graph (`saved_model.pb`'s bytes).
+pub fn read_saved_model_bundle(
+    index: &[u8],
+    shards: &[Vec<u8>],
+    saved_model_pb: &[u8],
+) -> Result<StateDict, FormatError> {
+    let saved = super::saved_model::object_graph(saved_model_pb)?;
+    read_bundle_named(index, shards, Some(&saved))
+}
+
+fn read_bundle_named(
+    index: &[u8],
+    shards: &[Vec<u8>],
+    saved: Option<&SavedObjectGraph>,
+) -> Result<StateDict, FormatError> {
     let entries = table::entries(index)?;
     let lookup = |key: &[u8]| find(&entries, key);
     let header = lookup(b"").ok_or("a tensor bundle without its header entry")?;
@@ -213,7 +232,7 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
         Some(raw) => {
             let entry = BundleEntryProto::decode(raw)
                 .map_err(|e| FormatError::from(format!("the object graph's entry: {e}")))?;
-            object_names(&scalar_string(&entry, shards)?)?
+            object_names(&scalar_string(&entry, shards)?, saved)?
         }
         None => Default::default(),
     };
@@ -290,17 +309,28 @@ fn scalar_string(e: &BundleEntryProto, shards: &[Vec<u8>]) -> Result<Vec<u8>, Fo
     Ok(r.bytes(len)?.to_vec())
 }
 
-/// `checkpoint_key → variable name` for every variable value of an object graph.
-fn object_names(graph: &[u8]) -> Result<std::collections::HashMap<String, String>, FormatError> {
+/// `checkpoint_key → variable name` for every variable value of an object graph: the name the
+/// SavedModel gives the variable when there is one, else the checkpoint's own `full_name`.
+fn object_names(
+    graph: &[u8],
+    saved: Option<&SavedObjectGraph>,
+) -> Result<std::collections::HashMap<String, String>, FormatError> {
     let g = TrackableObjectGraph::decode(graph)
         .map_err(|e| FormatError::from(format!("the checkpoint's object graph: {e}")))?;
+    let joined = saved
+        .map(|s| super::saved_model::join(&g, s))
+        .unwrap_or_default();
     Ok(g.nodes
         .iter()
-        .flat_map(|n| &n.attributes)
-        .filter(|a| a.name == "VARIABLE_VALUE" && !a.full_name.is_empty())
-        .map(|a| {
-            let name = a.full_name.strip_suffix(":0").unwrap_or(&a.full_name);
-            (a.checkpoint_key.clone(), name.to_string())
+        .enumerate()
+        .flat_map(|(i, n)| n.attributes.iter().map(move |a| (i, a)))
+        .filter(|(_, a)| a.name == "VARIABLE_VALUE")
+        .filter_map(|(i, a)| {
+            let name = match joined.get(&i) {
+                Some(v) if !v.name.is_empty() => v.name.as_str(),
+                _ => a.full_name.strip_suffix(":0").unwrap_or(&a.full_name),
+            };
+            (!name.is_empty()).then(|| (a.checkpoint_key.clone(), name.to_string()))
         })
         .collect())
 }

@@ -15,6 +15,7 @@
 mod bundle;
 mod ordered_code;
 mod proto;
+mod saved_model;
 mod table;
 
 use std::io::Read;
@@ -24,7 +25,8 @@ use crate::error::{Error, FormatError, Result};
 use crate::files::{MAX_WEIGHTS_FILE_BYTES, read_regular};
 use crate::weights::StateDict;
 
-pub use bundle::{read_bundle, read_v1};
+pub use bundle::{read_bundle, read_saved_model_bundle, read_v1};
+pub use saved_model::{SavedVariableInfo, saved_variables};
 pub use table::entries as table_entries;
 
 /// Largest `.tar.gz` member read (the checkpoint inside; 16 GiB).
@@ -192,7 +194,21 @@ pub fn read(path: &Path) -> Result<StateDict> {
                 .iter()
                 .map(|p| read_regular(p, MAX_WEIGHTS_FILE_BYTES))
                 .collect::<Result<Vec<_>>>()?;
-            read_bundle(&idx, &data).map_err(|e| Error::Format(e).in_file(&index))
+            // A SavedModel's `variables/variables`: its variables' names are in saved_model.pb.
+            let saved_model = index
+                .parent()
+                .filter(|d| d.file_name().is_some_and(|n| n == "variables"))
+                .and_then(Path::parent)
+                .map(|d| d.join("saved_model.pb"))
+                .filter(|p| p.is_file());
+            match saved_model {
+                Some(pb) => {
+                    let bytes = read_regular(&pb, MAX_WEIGHTS_FILE_BYTES)?;
+                    read_saved_model_bundle(&idx, &data, &bytes)
+                        .map_err(|e| Error::Format(e).in_file(&pb))
+                }
+                None => read_bundle(&idx, &data).map_err(|e| Error::Format(e).in_file(&index)),
+            }
         }
         Found::V1(file) => {
             let bytes = read_regular(&file, MAX_WEIGHTS_FILE_BYTES)?;
@@ -243,6 +259,14 @@ fn read_archive(path: &Path) -> Result<StateDict> {
             .collect();
         shard.sort_by(|a, b| a.0.cmp(&b.0));
         let data: Vec<Vec<u8>> = shard.into_iter().map(|(_, b)| b.clone()).collect();
+        // TF-Hub's compressed downloads are SavedModel folders: names from saved_model.pb.
+        if let Some((pb_name, pb)) = members
+            .iter()
+            .find(|(n, _)| n.trim_start_matches("./") == "saved_model.pb")
+        {
+            return read_saved_model_bundle(index, &data, pb)
+                .map_err(|e| Error::Format(e.at(format!("member `{pb_name}`"))));
+        }
         return read_bundle(index, &data)
             .map_err(|e| Error::Format(e.at(format!("member `{index_name}`"))));
     }

@@ -163,3 +163,44 @@ pub struct SerializedTensor {
     #[prost(string, tag = "3")]
     pub checkpoint_key: String,
 }
+
+/// `tensorflow.SavedModel` (`saved_model.pb`): only what names the variables is declared (the
+/// graph and functions, most of the file, are skipped by the decoder).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedModel {
+    #[prost(message, repeated, tag = "2")]
+    pub meta_graphs: Vec<MetaGraphDef>,
+}
+
+/// `tensorflow.MetaGraphDef`: its `object_graph_def`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetaGraphDef {
+    #[prost(message, optional, tag = "7")]
+    pub object_graph_def: Option<SavedObjectGraph>,
+}
+
+/// `tensorflow.SavedObjectGraph`: the SavedModel's objects, rooted at node 0.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedObjectGraph {
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: Vec<SavedObject>,
+}
+
+/// `tensorflow.SavedObject`: its children and, for a variable, the variable.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedObject {
+    #[prost(message, repeated, tag = "1")]
+    pub children: Vec<ObjectReference>,
+    #[prost(message, optional, tag = "7")]
+    pub variable: Option<SavedVariable>,
+}
+
+/// `tensorflow.SavedVariable`: a variable's own name (`InceptionV3/Conv2d_1a_3x3/weights`) and
+/// whether it is trained.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedVariable {
+    #[prost(bool, tag = "3")]
+    pub trainable: bool,
+    #[prost(string, tag = "6")]
+    pub name: String,
+}
