@@ -17,6 +17,7 @@ mod images;
 mod inspect;
 mod progress;
 mod run;
+mod serve;
 mod train;
 
 #[derive(Parser)]
@@ -157,6 +158,27 @@ Examples:
   inception bench googlenet --train --batch 16      # training steps with the aux heads, SGD
   inception bench --weights googlenet.pth --json")]
     Bench(bench::BenchArgs),
+    /// Serve models over HTTP: POST /v1/classify and /v1/features, GET /v1/model, /healthz,
+    /// /readyz, /metrics (Prometheus), and a web page at / to try them with an image.
+    ///
+    /// Requests that arrive together run as one batch (--max-batch, --max-wait-ms); a full
+    /// queue answers 503 with Retry-After, a body over --max-body-mib 413, an undecodable image
+    /// 400, a request over --timeout 504; errors are JSON. Ctrl-C or SIGTERM stops accepting,
+    /// answers the requests in flight and exits 0.
+    #[command(after_help = "Routes:
+  GET  /                           the web page (drop, paste or choose an image)
+  POST /v1/classify?top=5          image bytes (or a multipart file) -> {\"predictions\": [{\"index\", \"label\", \"probability\"}], \"latency_ms\"}
+  POST /v1/features                image -> {\"features\": [...]}, or .npy with Accept: application/x-npy
+  GET  /v1/model, /v1/models       name, architecture, input, classes, labels, parameters, preprocessing
+  GET  /v1/model/diagram.svg       the architecture diagram
+  /v1/models/NAME/...              the same for a model by name
+  GET  /healthz, /readyz, /metrics liveness, readiness (weights loaded and warmed up), Prometheus text
+
+Examples:
+  inception serve --weights googlenet.torchvision
+  inception serve --weights v1=googlenet.torchvision --weights v3=inception_v3.keras --addr 0.0.0.0:8080
+  curl --data-binary @cat.jpg 'http://127.0.0.1:8080/v1/classify?top=3'")]
+    Serve(serve::ServeArgs),
     /// Download pretrained checkpoints into the cache ($INCEPTION_CACHE or ~/.cache/inception),
     /// verifying their checksums; prints each file's path.
     Download {
@@ -331,6 +353,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Classify(args) => images::classify(args),
         Command::Features(args) => images::features(args),
         Command::Train(args) => train::train(args),
