@@ -1,17 +1,16 @@
 //! `inception serve` as a user runs it: the real binary on 127.0.0.1, a real photo over HTTP,
 //! then SIGINT or SIGTERM: it answers, stops accepting, and exits 0.
 
+#[path = "../../inception/tests/common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use inception::burn::tensor::Device;
-use inception::data::{CLASSES_KEY, PREPROCESSING_KEY, Preset};
-use inception::models::{Arch, ModelConfig};
-use inception::network::Network;
-use inception::weights;
+use inception::data::Preset;
 
 /// One HTTP/1.1 request; the status and the body.
 fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
@@ -40,21 +39,7 @@ fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
 #[test]
 fn serve_classifies_a_photo_and_stops_on_sigint_or_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = ModelConfig::new(Arch::GoogLeNet)
-        .with_classes(3)
-        .with_input_size(64);
-    let net = Network::new(cfg.graph().unwrap(), &Device::default());
-    let mut sd = weights::export(&net, &cfg);
-    sd.metadata.insert(
-        CLASSES_KEY.into(),
-        serde_json::to_string(&["cat", "dog", "bird"]).unwrap(),
-    );
-    sd.metadata.insert(
-        PREPROCESSING_KEY.into(),
-        serde_json::to_string(&Preset::torchvision(64)).unwrap(),
-    );
-    let file = tmp.path().join("pets.safetensors");
-    weights::safetensors::write(&file, &sd).unwrap();
+    let file = common::pets_model(tmp.path(), &Preset::torchvision(64));
 
     let photo = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../inception/tests/data/images/chelsea.png"),

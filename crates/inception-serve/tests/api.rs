@@ -112,7 +112,7 @@ fn every_route_answers_and_every_error_is_json() {
     assert_eq!(s, 400);
     assert!(e.contains("between 1 and 3"), "{e}");
     // A PNG whose header claims 100000 x 100000 pixels: refused from its header.
-    let bomb = png_claiming(100_000, 100_000);
+    let bomb = common::shared::png_header(100_000, 100_000);
     let (s, e) = error(server.post("/v1/classify", &bomb));
     assert_eq!(s, 400, "{e}");
     // A body over the limit.
@@ -140,37 +140,6 @@ fn every_route_answers_and_every_error_is_json() {
     assert!(text.contains("inception_queue_depth{model=\"pets\"} 0"));
     assert!(text.contains("inception_errors_total{kind=\"client\"}"));
     server.stop();
-}
-
-/// A PNG signature and IHDR chunk claiming `w` x `h` RGB pixels, and no data.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut chunk = b"IHDR".to_vec();
-    chunk.extend_from_slice(&ihdr);
-    let crc = crc32(&chunk);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend_from_slice(&(ihdr.len() as u32).to_be_bytes());
-    out.extend_from_slice(&chunk);
-    out.extend_from_slice(&crc.to_be_bytes());
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! anything large is allocated), never a panic, an abort or a silently wrong result. One test
 //! per defect of issue 16 that the library owns.
 
+mod common;
+
 use std::path::Path;
 
 use inception::burn::tensor::Device;
@@ -15,53 +17,16 @@ use inception::train::{
 };
 use inception::weights::{self, keras};
 
-/// A PNG whose header claims `width` x `height` (8-bit RGB) with a tiny, bogus image stream.
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    fn crc(bytes: &[u8]) -> u32 {
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in bytes {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    }
-    let chunk = |kind: &[u8], data: &[u8]| {
-        let mut v = (data.len() as u32).to_be_bytes().to_vec();
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        v.extend_from_slice(&body);
-        v.extend_from_slice(&crc(&body).to_be_bytes());
-        v
-    };
-    let mut ihdr = width.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    ));
-    png.extend(chunk(b"IEND", &[]));
-    png
-}
-
 #[test]
 fn images_claiming_huge_sizes_are_refused_from_their_headers() {
     // PNG 100000x100000, GIF screen 65535x65535, JPEG SOF 65500x65500, TIFF 2^31 wide: each
     // aborted the process allocating 12–30 GB.
-    let e = decode_bytes(&png_header(100_000, 100_000))
+    let e = decode_bytes(&common::png_header(100_000, 100_000))
         .unwrap_err()
         .to_string();
     assert!(e.contains("limit"), "png: {e}");
     // A real-looking 20000x20000 header too (400 megapixels, over Pillow's limit).
-    let e = decode_bytes(&png_header(20_000, 20_000)).unwrap_err();
+    let e = decode_bytes(&common::png_header(20_000, 20_000)).unwrap_err();
     assert!(
         matches!(
             e,

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::{assert_close, fixtures};
 use inception::burn::tensor::Device;
-use inception::data::{
-    CLASSES_KEY, Labels, PREPROCESSING_KEY, Preset, collect_images, decode_file, image_batches,
-};
+use inception::data::{Labels, Preset, collect_images, decode_file, image_batches};
 use inception::graph::Op;
 use inception::models::{Arch, ModelConfig};
 use inception::predict::{Classifier, FeatureExtractor, LoadOptions};
@@ -22,25 +20,11 @@ fn images_dir() -> PathBuf {
 #[test]
 fn classifier_uses_the_checkpoints_class_names_and_preprocessing() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = ModelConfig::new(Arch::GoogLeNet)
-        .with_classes(3)
-        .with_input_size(64);
-    let net = Network::new(cfg.graph().unwrap(), &Device::default());
-    let mut sd = weights::export(&net, &cfg);
-    sd.metadata.insert(
-        CLASSES_KEY.into(),
-        serde_json::to_string(&["cat", "dog", "bird"]).unwrap(),
-    );
     let stored = Preset::KerasInception {
         size: 64,
         filter: inception::data::Filter::Bilinear,
     };
-    sd.metadata.insert(
-        PREPROCESSING_KEY.into(),
-        serde_json::to_string(&stored).unwrap(),
-    );
-    let file = tmp.path().join("pets.safetensors");
-    weights::safetensors::write(&file, &sd).unwrap();
+    let file = common::pets_model(tmp.path(), &stored);
 
     let clf = Classifier::load(file.to_str().unwrap(), &LoadOptions::default()).unwrap();
     assert_eq!(clf.labels().names(), ["cat", "dog", "bird"]);

@@ -2,16 +2,15 @@
 //! client that reads error statuses as answers.
 #![allow(dead_code)]
 
+#[path = "../../../inception/tests/common/mod.rs"]
+pub mod shared;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use inception::burn::tensor::Device;
-use inception::data::{CLASSES_KEY, PREPROCESSING_KEY, Preset};
-use inception::models::{Arch, ModelConfig};
-use inception::network::Network;
-use inception::weights;
+use inception::data::Preset;
 use inception_serve::{ModelSpec, ServeConfig};
 use serde_json::Value;
 
@@ -25,22 +24,7 @@ pub fn photo(name: &str) -> Vec<u8> {
 
 /// A GoogLeNet at 64x64 with three named classes, random weights, saved as safetensors.
 pub fn model_file(dir: &Path) -> PathBuf {
-    let cfg = ModelConfig::new(Arch::GoogLeNet)
-        .with_classes(3)
-        .with_input_size(64);
-    let net = Network::new(cfg.graph().unwrap(), &Device::default());
-    let mut sd = weights::export(&net, &cfg);
-    sd.metadata.insert(
-        CLASSES_KEY.into(),
-        serde_json::to_string(&["cat", "dog", "bird"]).unwrap(),
-    );
-    sd.metadata.insert(
-        PREPROCESSING_KEY.into(),
-        serde_json::to_string(&Preset::torchvision(64)).unwrap(),
-    );
-    let file = dir.join("pets.safetensors");
-    weights::safetensors::write(&file, &sd).unwrap();
-    file
+    shared::pets_model(dir, &Preset::torchvision(64))
 }
 
 pub struct Server {

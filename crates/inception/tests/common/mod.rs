@@ -130,3 +130,66 @@ pub fn nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
 pub fn flat_values(v: inception::Value) -> Vec<f32> {
     v.flat().into_data().try_to_vec::<f32>().unwrap()
 }
+
+/// A PNG whose header claims `width` x `height` (8-bit RGB) with a tiny, bogus image stream.
+pub fn png_header(width: u32, height: u32) -> Vec<u8> {
+    fn crc(bytes: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut v = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        v.extend_from_slice(&body);
+        v.extend_from_slice(&crc(&body).to_be_bytes());
+        v
+    };
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+/// A GoogLeNet at 64x64 with three named classes (`cat`, `dog`, `bird`), random weights and
+/// `preset` recorded as its preprocessing, saved as `dir/pets.safetensors`.
+pub fn pets_model(dir: &std::path::Path, preset: &inception::data::Preset) -> PathBuf {
+    use inception::data::{CLASSES_KEY, PREPROCESSING_KEY};
+    use inception::models::{Arch, ModelConfig};
+    let cfg = ModelConfig::new(Arch::GoogLeNet)
+        .with_classes(3)
+        .with_input_size(64);
+    let net = inception::network::Network::new(
+        cfg.graph().unwrap(),
+        &inception::burn::tensor::Device::default(),
+    );
+    let mut sd = inception::weights::export(&net, &cfg);
+    sd.metadata.insert(
+        CLASSES_KEY.into(),
+        serde_json::to_string(&["cat", "dog", "bird"]).unwrap(),
+    );
+    sd.metadata.insert(
+        PREPROCESSING_KEY.into(),
+        serde_json::to_string(preset).unwrap(),
+    );
+    let file = dir.join("pets.safetensors");
+    inception::weights::safetensors::write(&file, &sd).unwrap();
+    file
+}
