@@ -75,14 +75,15 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(list))
-        .route("/v1/model", get(info_default))
-        .route("/v1/models/{name}", get(info_named))
-        .route("/v1/model/diagram.svg", get(diagram_default))
-        .route("/v1/models/{name}/diagram.svg", get(diagram_named))
-        .route("/v1/classify", post(classify_default))
-        .route("/v1/models/{name}/classify", post(classify_named))
-        .route("/v1/features", post(features_default))
-        .route("/v1/models/{name}/features", post(features_named))
+        // Each handler serves both spellings: without a `{name}` it answers for the first model.
+        .route("/v1/model", get(info))
+        .route("/v1/models/{name}", get(info))
+        .route("/v1/model/diagram.svg", get(diagram))
+        .route("/v1/models/{name}/diagram.svg", get(diagram))
+        .route("/v1/classify", post(classify))
+        .route("/v1/models/{name}/classify", post(classify))
+        .route("/v1/features", post(features))
+        .route("/v1/models/{name}/features", post(features))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -212,37 +213,21 @@ async fn list(axum::extract::State(state): axum::extract::State<Shared>) -> Resp
     }
 }
 
-async fn info_default(axum::extract::State(state): axum::extract::State<Shared>) -> Response {
-    info(&state, None)
-}
+/// The model's name from the route, when the route has one.
+type Name = Option<Path<String>>;
 
-async fn info_named(
-    axum::extract::State(state): axum::extract::State<Shared>,
-    Path(name): Path<String>,
-) -> Response {
-    info(&state, Some(&name))
-}
-
-fn info(state: &State, name: Option<&str>) -> Response {
-    match model(state, name) {
+async fn info(axum::extract::State(state): axum::extract::State<Shared>, name: Name) -> Response {
+    match model(&state, name.as_ref().map(|n| n.0.as_str())) {
         Ok(m) => axum::Json(m.info.clone()).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn diagram_default(axum::extract::State(state): axum::extract::State<Shared>) -> Response {
-    diagram(&state, None)
-}
-
-async fn diagram_named(
+async fn diagram(
     axum::extract::State(state): axum::extract::State<Shared>,
-    Path(name): Path<String>,
+    name: Name,
 ) -> Response {
-    diagram(&state, Some(&name))
-}
-
-fn diagram(state: &State, name: Option<&str>) -> Response {
-    match model(state, name) {
+    match model(&state, name.as_ref().map(|n| n.0.as_str())) {
         Ok(m) => ([(header::CONTENT_TYPE, "image/svg+xml")], m.diagram.clone()).into_response(),
         Err(e) => e.into_response(),
     }
@@ -253,34 +238,17 @@ struct ClassifyParams {
     top: Option<usize>,
 }
 
-async fn classify_default(
-    axum::extract::State(state): axum::extract::State<Shared>,
-    Query(q): Query<ClassifyParams>,
-    req: Request,
-) -> Response {
-    classify(state, None, q, req).await
-}
-
-async fn classify_named(
-    axum::extract::State(state): axum::extract::State<Shared>,
-    Path(name): Path<String>,
-    Query(q): Query<ClassifyParams>,
-    req: Request,
-) -> Response {
-    classify(state, Some(name), q, req).await
-}
-
 async fn classify(
-    state: Shared,
-    name: Option<String>,
-    q: ClassifyParams,
+    axum::extract::State(state): axum::extract::State<Shared>,
+    name: Name,
+    Query(q): Query<ClassifyParams>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
     let run = async {
         // The body is read first: a client is never cut off in the middle of sending it.
         let bytes = image_bytes(&state, req).await?;
-        let m = model(&state, name.as_deref())?;
+        let m = model(&state, name.as_ref().map(|n| n.0.as_str()))?;
         let classes = m.info.classes.ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -315,32 +283,15 @@ async fn classify(
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn features_default(
-    axum::extract::State(state): axum::extract::State<Shared>,
-    headers: HeaderMap,
-    req: Request,
-) -> Response {
-    features(state, None, headers, req).await
-}
-
-async fn features_named(
-    axum::extract::State(state): axum::extract::State<Shared>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    req: Request,
-) -> Response {
-    features(state, Some(name), headers, req).await
-}
-
 async fn features(
-    state: Shared,
-    name: Option<String>,
+    axum::extract::State(state): axum::extract::State<Shared>,
+    name: Name,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
     let run = async {
         let bytes = image_bytes(&state, req).await?;
-        let m = model(&state, name.as_deref())?;
+        let m = model(&state, name.as_ref().map(|n| n.0.as_str()))?;
         let Answer::Vector(v) = infer(&state, m, bytes, Task::Features).await? else {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

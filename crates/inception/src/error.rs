@@ -412,12 +412,11 @@ impl Error {
         value: impl std::fmt::Display,
         expected: impl Into<String>,
     ) -> Error {
-        Error::Config(Box::new(ConfigError {
-            subject: Some(subject.to_string()),
-            setting,
-            value: value.to_string(),
-            expected: expected.into(),
-        }))
+        let mut e = Error::config(setting, value, expected);
+        if let Error::Config(c) = &mut e {
+            c.subject = Some(subject.to_string());
+        }
+        e
     }
 
     /// A name that does not exist, with the names that do.
@@ -427,14 +426,7 @@ impl Error {
         within: Option<String>,
         known: impl IntoIterator<Item = S>,
     ) -> Error {
-        let known: Vec<String> = known.into_iter().map(|s| s.to_string()).collect();
-        Error::Unknown(Box::new(UnknownName {
-            kind,
-            name: name.into(),
-            within,
-            total: known.len(),
-            known,
-        }))
+        Error::unknown_of_many(kind, name, within, known, usize::MAX)
     }
 
     /// A name that does not exist, shown with the first `shown` of the names that do.
