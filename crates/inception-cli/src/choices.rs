@@ -104,7 +104,8 @@ pub enum NamesChoice {
     /// TensorFlow variable names and layouts (kernels HWIO).
     #[value(alias = "tensorflow", alias = "slim")]
     Tf,
-    /// timm's inception_v4 / inception_resnet_v2 names (BatchNorm γ written as ones).
+    /// timm's names for TF-slim's layouts: inception_v3 (torchvision's), inception_v4,
+    /// inception_resnet_v2 (BatchNorm γ written as ones, no aux head).
     Timm,
 }
 

@@ -320,7 +320,10 @@ pub fn convert(
     let mut sd = match (&loaded.config, options.names) {
         (Some(cfg), NamesChoice::Timm) => weights::timm_names::export(&loaded.network, cfg)?,
         (None, NamesChoice::Timm) => {
-            bail!("timm's names exist for inception-v4 and inception-resnet-v2 only")
+            bail!(
+                "timm's names exist for inception-v3-slim, inception-v4 and inception-resnet-v2 \
+                 only"
+            )
         }
         // TF-slim's layouts keep TensorFlow's names and layouts, their own.
         (Some(cfg), NamesChoice::Auto) if cfg.arch.is_tf_slim() => {

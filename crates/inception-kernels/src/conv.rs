@@ -48,8 +48,16 @@ pub struct ConvKernel {
 /// between the threads instead of its rows.
 const MIN_SPLIT_ROWS: usize = 96;
 
-/// Fewer 4x4 output tiles than this and a 3x3 convolution stays a direct GEMM.
-const MIN_WINOGRAD_TILES: usize = 8;
+/// A batch with fewer 4x4 output tiles than this runs a 3x3 convolution as a direct GEMM:
+/// Winograd's weights are four times the direct ones, and with few tiles to share them,
+/// reading them costs more than the multiplies saved (GoogLeNet at batch 1 ran 9% faster with
+/// its 14x14 layers direct, at batch 16 13% faster with them through Winograd).
+const WINOGRAD_TILES: usize = 48;
+
+/// Fewer 4x4 tiles per sample than this and a 3x3 convolution keeps only its direct weights
+/// (8x8 and 7x7 maps); from [`WINOGRAD_TILES`] up, only its Winograd weights; in between
+/// (14x14), both, and the batch decides.
+const MIN_SAMPLE_TILES: usize = 8;
 
 impl ConvKernel {
     /// From PyTorch's / Burn's `[cout, cin, kh, kw]` weight, each output channel multiplied by
@@ -111,14 +119,15 @@ impl ConvKernel {
         self
     }
 
-    /// Keeps only the weights an output of `h` x `w` pixels uses: the Winograd form when a
-    /// sample has enough 4x4 tiles for it (then every batch takes it), else the direct form.
-    /// Halves the memory of a 3x3 layer's weights either way.
+    /// Keeps only the weights an output of `h` x `w` pixels can use: the Winograd form when
+    /// one sample has enough 4x4 tiles for it (then every batch takes it), the direct form
+    /// when it has few, both in between (the batch size then chooses).
     pub fn specialise(mut self, h: usize, w: usize) -> Self {
         if self.winograd.is_some() {
-            if h.div_ceil(4) * w.div_ceil(4) >= MIN_WINOGRAD_TILES {
+            let tiles = h.div_ceil(4) * w.div_ceil(4);
+            if tiles >= WINOGRAD_TILES {
                 self.packed = None;
-            } else {
+            } else if tiles < MIN_SAMPLE_TILES {
                 self.winograd = None;
             }
         }
@@ -127,7 +136,8 @@ impl ConvKernel {
 
     /// Whether a batch of `batch` samples of `ov` would run through the Winograd transform.
     pub fn uses_winograd(&self, ov: &View, batch: usize) -> bool {
-        self.winograd.is_some() && Winograd::tiles(ov, batch) >= MIN_WINOGRAD_TILES
+        self.winograd.is_some()
+            && (self.packed.is_none() || Winograd::tiles(ov, batch) >= WINOGRAD_TILES)
     }
 
     /// A dense layer from its `[in, out]` weight (Burn's layout), columns scaled by `scale`.
@@ -185,7 +195,7 @@ impl ConvKernel {
             "buffers too short"
         );
         if let Some(w) = &self.winograd
-            && (Winograd::tiles(ov, batch) >= MIN_WINOGRAD_TILES || self.packed.is_none())
+            && self.uses_winograd(ov, batch)
         {
             w.run(input, iv, out, ov, batch, &self.bias, self.relu);
             return;

@@ -268,6 +268,42 @@ mod x86 {
         };
     }
 
+    /// One microkernel call: `rows` rows of `A` (from `a`, `kc` deep) times one packed panel
+    /// (from `b`) into `c`.
+    #[derive(Clone, Copy)]
+    struct Tile {
+        rows: usize,
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        cols: usize,
+        /// The first pass over `k`: `c` is written, not accumulated into.
+        first: bool,
+        /// The last pass over `k`: the bias and the ReLU apply.
+        last: bool,
+        /// The panel's bias (null: none).
+        bias: *const f32,
+        /// Rows of `A` to prefetch while computing (a later tile's; `next_rows` of them, 0:
+        /// none), at the same depth.
+        next: *const f32,
+        next_rows: usize,
+    }
+
+    /// Prefetches the line holding `k`-offset `kk` of each row of the later tile.
+    #[inline(always)]
+    fn prefetch_rows(t: &Tile, lda: usize, kk: usize) {
+        for r in 0..t.next_rows {
+            let p = t.next.wrapping_add(r * lda + kk) as *const i8;
+            // SAFETY: a prefetch never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+        }
+    }
+
+    /// How far ahead the first panel's tiles fetch `A`, in tiles (the next but one: one tile's
+    /// time is too short to hide a read from memory).
+    const PF_TILES: usize = 2;
+
     /// One pass of the blocked loop shared by both kernels.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
@@ -282,17 +318,7 @@ mod x86 {
         panels: Range<usize>,
         nr: usize,
         mr: usize,
-        mut tile: impl FnMut(
-            usize,
-            usize,
-            *const f32,
-            *const f32,
-            *mut f32,
-            usize,
-            bool,
-            bool,
-            *const f32,
-        ),
+        mut tile: impl FnMut(Tile),
     ) {
         let k = b.k;
         let mut kb = 0;
@@ -303,7 +329,7 @@ mod x86 {
             let mut mb = 0;
             while mb < m {
                 let mc = MC.min(m - mb);
-                for p in panels.clone() {
+                for (pass, p) in panels.clone().enumerate() {
                     let cols = nr.min(b.n - p * nr);
                     // SAFETY: panel p's rows kb.. lie inside the packed data.
                     let bp = unsafe { b.data.as_ptr().add((p * k + kb) * nr) };
@@ -317,7 +343,29 @@ mod x86 {
                         let r = mr.min(mb + mc - i);
                         // SAFETY: rows i..i + r of A and C, per the caller's extents.
                         let (ap, cp) = unsafe { (a.add(i * lda + kb), c.add(i * ldc + p * nr)) };
-                        tile(r, kc, ap, bp, cp, cols, first, last, bias);
+                        // The first panel of a block is the first to read its rows of A, often
+                        // straight from memory (the previous layer's output, as a 1x1
+                        // convolution reads it): each tile fetches a later tile's rows
+                        // meanwhile. (A 1x1 convolution reading cold input ran 20% faster.)
+                        let ahead = i + r + mr * (PF_TILES - 1);
+                        let next = if pass == 0 && ahead < m {
+                            mr.min(m - ahead)
+                        } else {
+                            0
+                        };
+                        tile(Tile {
+                            rows: r,
+                            kc,
+                            a: ap,
+                            b: bp,
+                            c: cp,
+                            cols,
+                            first,
+                            last,
+                            bias,
+                            next: ap.wrapping_add((ahead - i) * lda),
+                            next_rows: next,
+                        });
                         i += r;
                     }
                 }
@@ -343,35 +391,32 @@ mod x86 {
         panels: Range<usize>,
     ) {
         let relu = epilogue.relu;
-        let tile = |r: usize, kc, ap, bp, cp, cols, first, last, bias| {
+        let tile = |t: Tile| {
             // SAFETY: as the caller of `avx512` guarantees; the feature is enabled here.
-            unsafe {
-                rows!(
-                    r, tile512, kc, ap, lda, bp, cp, ldc, cols, first, last, bias, relu
-                )
-            }
+            unsafe { rows!(t.rows, tile512, t, lda, ldc, relu) }
         };
         // SAFETY: forwarded.
         unsafe { blocked(m, a, lda, b, c, ldc, epilogue, panels, 32, 12, tile) }
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile512<const R: usize>(
-        kc: usize,
-        ap: *const f32,
-        lda: usize,
-        bp: *const f32,
-        cp: *mut f32,
-        ldc: usize,
-        cols: usize,
-        first: bool,
-        last: bool,
-        bias: *const f32,
-        relu: bool,
-    ) {
+    unsafe fn tile512<const R: usize>(t: Tile, lda: usize, ldc: usize, relu: bool) {
+        let Tile {
+            kc,
+            a: ap,
+            b: bp,
+            c: cp,
+            cols,
+            first,
+            last,
+            bias,
+            ..
+        } = t;
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for kk in 0..kc {
+            if kk % 16 == 0 {
+                prefetch_rows(&t, lda, kk);
+            }
             // SAFETY: the packed panel holds kc rows of 32 values from bp.
             let (b0, b1) = unsafe {
                 (
@@ -440,36 +485,33 @@ mod x86 {
         panels: Range<usize>,
     ) {
         let relu = epilogue.relu;
-        let tile = |r: usize, kc, ap, bp, cp, cols, first, last, bias| {
+        let tile = |t: Tile| {
             // SAFETY: as the caller of `avx2` guarantees; the features are enabled here.
-            unsafe {
-                rows!(
-                    r, tile256, kc, ap, lda, bp, cp, ldc, cols, first, last, bias, relu
-                )
-            }
+            unsafe { rows!(t.rows, tile256, t, lda, ldc, relu) }
         };
         // SAFETY: forwarded.
         unsafe { blocked(m, a, lda, b, c, ldc, epilogue, panels, 16, 6, tile) }
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile256<const R: usize>(
-        kc: usize,
-        ap: *const f32,
-        lda: usize,
-        bp: *const f32,
-        cp: *mut f32,
-        ldc: usize,
-        cols: usize,
-        first: bool,
-        last: bool,
-        bias: *const f32,
-        relu: bool,
-    ) {
+    unsafe fn tile256<const R: usize>(t: Tile, lda: usize, ldc: usize, relu: bool) {
+        let Tile {
+            kc,
+            a: ap,
+            b: bp,
+            c: cp,
+            cols,
+            first,
+            last,
+            bias,
+            ..
+        } = t;
         // Six rows at most here (twelve 256-bit accumulators).
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for kk in 0..kc {
+            if kk % 16 == 0 {
+                prefetch_rows(&t, lda, kk);
+            }
             // SAFETY: the packed panel holds kc rows of 16 values from bp.
             let (b0, b1) = unsafe {
                 (

@@ -17,6 +17,10 @@ use crate::sgemm::{Epilogue, PackedB, sgemm};
 /// Values (inputs plus outputs, transformed) one chunk of tiles keeps: 4 MiB of f32.
 const CHUNK_VALUES: usize = 1 << 20;
 
+/// Fewer tiles per thread than this and the threads share the 36 products of every tile
+/// (`run_shared`) instead of splitting the tiles.
+const SHARED_TILES: usize = 24;
+
 /// G (6x3): the weight transform.
 const G: [[f64; 3]; 6] = [
     [1.0 / 4.0, 0.0, 0.0],
@@ -87,6 +91,10 @@ impl Winograd {
         let tiles = Self::tiles(ov, batch);
         let threads = rayon::current_num_threads().max(1);
         let per = 36 * (self.cin + self.cout);
+        if threads > 1 && tiles < threads * SHARED_TILES {
+            self.run_shared(input, iv, out, ov, tiles, bias, relu);
+            return;
+        }
         let chunk = crate::conv::balanced_chunk(tiles, (CHUNK_VALUES / per).clamp(4, 512), threads);
         let chunks = tiles.div_ceil(chunk);
         let out_ptr = crate::conv::SendPtr(out.as_mut_ptr());
@@ -103,6 +111,39 @@ impl Winograd {
                 unsafe { self.transform_output(m, out_ptr, ov, start, n, bias, relu) };
             },
         );
+    }
+
+    /// Few tiles (a batch of one at 14x14): split between the threads, each would read all 36
+    /// transformed weight matrices (four times the direct weights) for a handful of rows. So
+    /// the threads share the work by position instead: the transforms run on this thread, and
+    /// each thread multiplies its share of the 36 positions for every tile.
+    #[allow(clippy::too_many_arguments)]
+    fn run_shared(
+        &self,
+        input: &[f32],
+        iv: &View,
+        out: &mut [f32],
+        ov: &View,
+        tiles: usize,
+        bias: &[f32],
+        relu: bool,
+    ) {
+        let (cin, cout) = (self.cin, self.cout);
+        let chunk = (CHUNK_VALUES / (36 * (cin + cout))).clamp(4, 512);
+        let mut v = Vec::new();
+        let mut m = Vec::new();
+        let out_ptr = crate::conv::SendPtr(out.as_mut_ptr());
+        for start in (0..tiles).step_by(chunk) {
+            let n = chunk.min(tiles - start);
+            v.resize(36 * n * cin, 0.0);
+            m.resize(36 * n * cout, 0.0);
+            self.transform_input(input, iv, ov, start, n, &mut v);
+            m.par_chunks_mut(n * cout)
+                .enumerate()
+                .for_each(|(xi, mx)| self.multiply_one(xi, &v[xi * n * cin..][..n * cin], mx, n));
+            // SAFETY: this thread alone writes the output here.
+            unsafe { self.transform_output(&m, out_ptr, ov, start, n, bias, relu) };
+        }
     }
 
     /// `v[ξ][tile][ci] = (Bᵀ d B)[ξ]` for tiles `[start, start + n)`.
@@ -160,25 +201,41 @@ impl Winograd {
     /// `m[ξ] = v[ξ] u[ξ]` for the 36 positions.
     fn multiply(&self, v: &[f32], m: &mut [f32], n: usize) {
         let (cin, cout) = (self.cin, self.cout);
+        for xi in 0..36 {
+            self.multiply_one(
+                xi,
+                &v[xi * n * cin..][..n * cin],
+                &mut m[xi * n * cout..][..n * cout],
+                n,
+            );
+        }
+    }
+
+    /// `m = v u[ξ]` for one position: `v` is `[n, cin]`, `m` is `[n, cout]`.
+    fn multiply_one(&self, xi: usize, v: &[f32], m: &mut [f32], n: usize) {
+        let (cin, cout) = (self.cin, self.cout);
+        assert!(
+            v.len() >= n * cin && m.len() >= n * cout,
+            "[n, cin] and [n, cout] blocks"
+        );
+        let u = &self.u[xi];
         let plain = Epilogue {
             bias: None,
             relu: false,
         };
-        for (xi, u) in self.u.iter().enumerate() {
-            // SAFETY: v and m hold 36 blocks of [n, cin] and [n, cout], row-major.
-            unsafe {
-                sgemm(
-                    n,
-                    v[xi * n * cin..].as_ptr(),
-                    cin,
-                    u,
-                    m[xi * n * cout..].as_mut_ptr(),
-                    cout,
-                    plain,
-                    0..u.panels(),
-                );
-            }
-        }
+        // SAFETY: checked just above.
+        unsafe {
+            sgemm(
+                n,
+                v.as_ptr(),
+                cin,
+                u,
+                m.as_mut_ptr(),
+                cout,
+                plain,
+                0..u.panels(),
+            )
+        };
     }
 
     /// `y = Aᵀ m A` per tile, plus bias, ReLU, clipped to the output.

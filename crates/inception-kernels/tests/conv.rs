@@ -18,6 +18,7 @@ impl Lcg {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Case {
     batch: usize,
     cin: usize,
@@ -133,11 +134,17 @@ fn geom(k: [usize; 2], s: [usize; 2], p: [[usize; 2]; 2], cin: usize, cout: usiz
 
 #[test]
 fn winograd_3x3_matches_direct_convolution() {
-    // Sizes that are and are not multiples of the 4x4 tile, padded and valid, batch 1 and odd.
-    for (i, (batch, h, w, pad)) in [(2, 8, 8, 1), (3, 13, 11, 1), (2, 17, 9, 0), (1, 35, 35, 1)]
-        .into_iter()
-        .enumerate()
-    {
+    // Sizes that are and are not multiples of the 4x4 tile, padded and valid, batch 1 and odd;
+    // batches with enough tiles for the Winograd path (48); the last case with four threads and
+    // few tiles each, which share the 36 products instead of splitting the tiles.
+    let cases = [
+        (12, 8, 8, 1, 2),
+        (5, 13, 11, 1, 2),
+        (6, 17, 9, 0, 2),
+        (1, 35, 35, 1, 2),
+        (6, 13, 11, 1, 4),
+    ];
+    for (i, (batch, h, w, pad, threads)) in cases.into_iter().enumerate() {
         let (cin, cout) = (16 + 5 * i, 24 + 3 * i);
         let c = Case {
             batch,
@@ -160,8 +167,43 @@ fn winograd_3x3_matches_direct_convolution() {
             k.uses_winograd(&View::dense(1, cout, oh, ow), batch),
             "case {i} takes the Winograd path"
         );
-        check(c, i as u64 + 1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| check(c, i as u64 + 1));
     }
+}
+
+#[test]
+fn a_small_batch_at_14x14_keeps_both_forms_and_the_batch_chooses() {
+    let g = geom([3, 3], [1, 1], [[1, 1], [1, 1]], 16, 24);
+    let k = ConvKernel::from_oihw(g, &vec![0.0; 24 * 16 * 9], None, vec![0.0; 24], true)
+        .unwrap()
+        .specialise(14, 14);
+    let ov = View::dense(1, 24, 14, 14);
+    assert!(!k.uses_winograd(&ov, 1), "16 tiles: direct");
+    assert!(k.uses_winograd(&ov, 3), "48 tiles: Winograd");
+    // 35x35 keeps only the Winograd form, 8x8 only the direct one.
+    let big = ConvKernel::from_oihw(g, &vec![0.0; 24 * 16 * 9], None, vec![0.0; 24], true)
+        .unwrap()
+        .specialise(35, 35);
+    assert!(big.uses_winograd(&View::dense(1, 24, 35, 35), 1));
+    let small = ConvKernel::from_oihw(g, &vec![0.0; 24 * 16 * 9], None, vec![0.0; 24], true)
+        .unwrap()
+        .specialise(8, 8);
+    assert!(!small.uses_winograd(&View::dense(1, 24, 8, 8), 16));
+    // Both batch sizes compute the same convolution.
+    let c = Case {
+        batch: 3,
+        cin: 16,
+        cout: 24,
+        h: 14,
+        w: 14,
+        geometry: g,
+    };
+    check(c, 9);
+    check(Case { batch: 1, ..c }, 10);
 }
 
 #[test]

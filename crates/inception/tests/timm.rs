@@ -161,3 +161,103 @@ fn tf_slim_weights_convert_to_timms_names() {
     let b = flat_values(loaded.network.infer(x).unwrap());
     assert_close("timm-named copy", &b, &a, 1e-5);
 }
+
+#[test]
+fn tf_slim_inception_v3_converts_to_timms_and_torchvisions_names() {
+    // TF-slim's Inception v3 (no γ, 1001 classes, aux head) under timm's names, which are
+    // torchvision's: exactly the state dict of torchvision's layout with 1001 classes and no
+    // aux head; loaded as that layout, the stem computes what TF-slim's does, and every
+    // tensor arrives (γ = 1, the 1x1-conv classifier as the Linear `fc`).
+    let device = Device::default();
+    let size = 107;
+    let cfg = inception::models::ModelConfig::new(Arch::InceptionV3Slim)
+        .with_aux_logits(true)
+        .with_input_size(size);
+    let net = cfg.init(&device).unwrap();
+    let timm = timm_names::export(&net, &cfg).unwrap();
+    assert!(timm.iter().all(|(n, _)| !n.contains("Aux")));
+    assert_eq!(timm.get("fc.weight").unwrap().shape, vec![1001, 2048]);
+    assert!(
+        timm.get("Mixed_7c.branch_pool.bn.weight")
+            .unwrap()
+            .data
+            .iter()
+            .all(|&g| g == 1.0)
+    );
+
+    // Names and shapes: torchvision's layout, computed by our own (fixture-checked) graph.
+    let tv = inception::models::ModelConfig::new(Arch::InceptionV3)
+        .with_classes(1001)
+        .with_aux_logits(false)
+        .with_input_size(size);
+    let want: Vec<(String, Vec<usize>)> = tv
+        .graph()
+        .unwrap()
+        .state_dict_shapes()
+        .into_iter()
+        .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+        .collect();
+    assert_eq!(timm.len(), want.len());
+    for (name, shape) in &want {
+        let got = timm
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
+        assert_eq!(&got.shape, shape, "{name}");
+    }
+
+    // Loaded by itself as torchvision's layout.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3_timm.safetensors");
+    weights::safetensors::write(&path, &timm).unwrap();
+    let loaded = weights::load_file(
+        &path,
+        ModelSource::Auto,
+        |c| c.with_input_size(size),
+        &device,
+    )
+    .unwrap();
+    assert_eq!(loaded.network.graph().name(), "inception-v3");
+    let x = Tensor::<4>::random(
+        [2, 3, size, size],
+        inception::burn::tensor::Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let slim = net
+        .features(x.clone(), &["InceptionV3/MaxPool_5a_3x3"])
+        .unwrap();
+    let tv_stem = loaded.network.features(x.clone(), &["maxpool2"]).unwrap();
+    let a = flat_values(slim.into_iter().next().unwrap());
+    let b = flat_values(tv_stem.into_iter().next().unwrap());
+    assert_close("stem through maxpool2", &b, &a, 1e-5);
+
+    // The classifier: TF-slim's `[1001, 2048, 1, 1]` kernel is the Linear's `[1001, 2048]`.
+    let back = weights::export(&loaded.network, loaded.config.as_ref().unwrap());
+    let ours = weights::export(&net, &cfg);
+    let fc = back.get("fc.weight").unwrap();
+    let conv = ours.get("InceptionV3/Logits/Conv2d_1c_1x1.weight").unwrap();
+    assert_eq!(conv.shape, vec![1001, 2048, 1, 1]);
+    assert_eq!(fc.data, conv.data);
+    assert_eq!(
+        back.get("Mixed_6b.branch7x7dbl_4.conv.weight")
+            .unwrap()
+            .data,
+        ours.get("InceptionV3/Mixed_6b/Branch_2/Conv2d_0d_7x1.weight")
+            .unwrap()
+            .data
+    );
+
+    // Our own file of the TF-slim layout asked for with 1000 classes: "background" dropped.
+    let own = dir.path().join("v3_slim.safetensors");
+    weights::safetensors::write(&own, &ours).unwrap();
+    let cut = weights::load_file(
+        &own,
+        ModelSource::Auto,
+        |c| c.with_input_size(size).with_classes(1000),
+        &device,
+    )
+    .unwrap();
+    let all = flat_values(net.infer(x.clone()).unwrap());
+    let want: Vec<f32> = all.chunks(1001).flat_map(|r| r[1..].to_vec()).collect();
+    let got = flat_values(cut.network.infer(x).unwrap());
+    assert_close("1000 of 1001 classes", &got, &want, 1e-5);
+}

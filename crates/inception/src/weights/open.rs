@@ -357,8 +357,20 @@ fn load_state_dict_file(
                     ModelSource::Arch(a) => Some(a),
                     _ => None,
                 };
-                let config = adjust(config_for(&sd, arch).map_err(&in_file)?);
-                let (network, report) = load_model(&config, &sd, device).map_err(&in_file)?;
+                let detected = config_for(&sd, arch).map_err(&in_file)?;
+                let config = adjust(detected.clone());
+                // A TF-slim layout's 1001 classes asked for as 1000: "background" dropped.
+                let dropped;
+                let sd = if detected.arch.is_tf_slim()
+                    && detected.include_top
+                    && (detected.classes, config.classes) == (1001, 1000)
+                {
+                    dropped = super::tf_names::drop_background_rows(&sd);
+                    &dropped
+                } else {
+                    &sd
+                };
+                let (network, report) = load_model(&config, sd, device).map_err(&in_file)?;
                 (network, Some(config), report)
             }
         }

@@ -337,6 +337,27 @@ pub fn drop_background(sd: &StateDict) -> StateDict {
     out
 }
 
+/// [`drop_background`] for a TF-slim layout's state dict in our names and PyTorch's layouts,
+/// where the classes are a classifier's first dimension (`[1001, features, 1, 1]`, `[1001]`).
+pub fn drop_background_rows(sd: &StateDict) -> StateDict {
+    let mut out = StateDict::new(sd.format);
+    out.metadata = sd.metadata.clone();
+    for (name, t) in sd.iter() {
+        let head = name.contains("/Logits/") || name.contains("/AuxLogits/");
+        let t = match t.shape.first() {
+            Some(&1001) if head => {
+                let mut shape = t.shape.clone();
+                shape[0] = 1000;
+                let row = t.data.len() / 1001;
+                WeightTensor::new(shape, t.data[row..].to_vec(), t.dtype)
+            }
+            _ => t.clone(),
+        };
+        out.insert(name.to_string(), t);
+    }
+    out
+}
+
 /// `Ok` when a renaming for `graph` found every tensor with its shape, else the mismatch by name.
 pub(super) fn fits(graph: &Graph, missing: Vec<String>, mis_shaped: Vec<String>) -> Result<()> {
     if missing.is_empty() && mis_shaped.is_empty() {

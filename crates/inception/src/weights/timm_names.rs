@@ -1,10 +1,17 @@
 //! timm's names for the TF-slim layouts it ports: `inception_v4` and `inception_resnet_v2`
-//! (`timm/models/inception_v4.py`, `inception_resnet_v2.py`; the `tf_in1k` weights). timm
-//! builds the same layers in the same order as TF-slim, with BatchNorm's γ (all ones in the
-//! ported weights) and 1000 classes, so the model is the TF-slim layout with
-//! [`ModelConfig::batch_norm_scale`] on; a conv `BasicConv2d` `P` stores `P.conv.weight` and
-//! `P.bn.{weight, bias, running_mean, running_var}`, a residual block's projection `P` stores
-//! `P.weight` and `P.bias`.
+//! (`timm/models/inception_v4.py`, `inception_resnet_v2.py`; the `tf_in1k` weights), and
+//! `inception_v3` (`timm/models/inception_v3.py`, torchvision's layout and names; its `tf_in1k`
+//! weights are TF-slim's). timm builds the same layers in the same order as TF-slim, with
+//! BatchNorm's γ (all ones in the ported weights) and 1000 classes, so the model is the TF-slim
+//! layout with [`ModelConfig::batch_norm_scale`] on; a conv `BasicConv2d` `P` stores
+//! `P.conv.weight` and `P.bn.{weight, bias, running_mean, running_var}`, a residual block's
+//! projection `P` stores `P.weight` and `P.bias`, and Inception v3's classifier (a 1x1
+//! convolution in TF-slim) is the Linear layer `fc`.
+//!
+//! One difference is architectural, not a name: TF-slim's 3x3 average pools divide by the
+//! pixels inside the image, torchvision's (and timm's) by 9, so at the border of the 35x35,
+//! 17x17 and 8x8 maps an Inception v3 in torchvision's layout computes slightly different
+//! activations from the same weights, as timm's port of these weights does.
 //!
 //! ```
 //! use inception::models::{Arch, ModelConfig};
@@ -114,6 +121,92 @@ fn modules(arch: Arch) -> Option<(Vec<(String, bool)>, &'static str)> {
             one(&mut v, "conv2d_7b".into());
             Some((v, "classif"))
         }
+        Arch::InceptionV3Slim => {
+            // timm's `inception_v3` is torchvision's layout and names; TF-slim builds the same
+            // convolutions in the same order (the aux head aside, which timm leaves out).
+            for p in [
+                "Conv2d_1a_3x3",
+                "Conv2d_2a_3x3",
+                "Conv2d_2b_3x3",
+                "Conv2d_3b_1x1",
+                "Conv2d_4a_3x3",
+            ] {
+                one(&mut v, p.into());
+            }
+            let blocks: [(&[&str], &[&str]); 5] = [
+                (
+                    &["Mixed_5b", "Mixed_5c", "Mixed_5d"],
+                    &[
+                        "branch1x1",
+                        "branch5x5_1",
+                        "branch5x5_2",
+                        "branch3x3dbl_1",
+                        "branch3x3dbl_2",
+                        "branch3x3dbl_3",
+                        "branch_pool",
+                    ],
+                ),
+                (
+                    &["Mixed_6a"],
+                    &[
+                        "branch3x3",
+                        "branch3x3dbl_1",
+                        "branch3x3dbl_2",
+                        "branch3x3dbl_3",
+                    ],
+                ),
+                (
+                    &["Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"],
+                    &[
+                        "branch1x1",
+                        "branch7x7_1",
+                        "branch7x7_2",
+                        "branch7x7_3",
+                        "branch7x7dbl_1",
+                        "branch7x7dbl_2",
+                        "branch7x7dbl_3",
+                        "branch7x7dbl_4",
+                        "branch7x7dbl_5",
+                        "branch_pool",
+                    ],
+                ),
+                (
+                    &["Mixed_7a"],
+                    &[
+                        "branch3x3_1",
+                        "branch3x3_2",
+                        "branch7x7x3_1",
+                        "branch7x7x3_2",
+                        "branch7x7x3_3",
+                        "branch7x7x3_4",
+                    ],
+                ),
+                (
+                    &["Mixed_7b", "Mixed_7c"],
+                    &[
+                        "branch1x1",
+                        "branch3x3_1",
+                        "branch3x3_2a",
+                        "branch3x3_2b",
+                        "branch3x3dbl_1",
+                        "branch3x3dbl_2",
+                        "branch3x3dbl_3a",
+                        "branch3x3dbl_3b",
+                        "branch_pool",
+                    ],
+                ),
+            ];
+            for (modules, branches) in blocks {
+                for m in modules {
+                    for b in branches {
+                        one(&mut v, format!("{m}.{b}"));
+                    }
+                }
+            }
+            // TF-slim's classifier is a 1x1 convolution with a bias: timm's `fc`.
+            v.push(("fc".into(), false));
+            Some((v, "fc"))
+        }
         _ => None,
     }
 }
@@ -139,7 +232,8 @@ pub fn tensors(graph: &Graph) -> Result<Vec<(String, String)>> {
         .and_then(|a| modules(a).map(|m| (a, m)));
     let Some((arch, (convs, classifier))) = arch else {
         return Err(WeightsFault::Other(format!(
-            "{}: timm's names exist for inception-v4 and inception-resnet-v2 only",
+            "{}: timm's names exist for inception-v3-slim, inception-v4 and \
+             inception-resnet-v2 only",
             graph.name()
         ))
         .into());
@@ -221,7 +315,27 @@ pub fn export(net: &crate::network::Network, cfg: &ModelConfig) -> Result<StateD
             );
         }
     }
-    to_timm(&graph, &sd)
+    let mut out = to_timm(&graph, &sd)?;
+    if cfg.arch == Arch::InceptionV3Slim {
+        // A classifier that TF-slim computes as a 1x1 convolution is a Linear layer in timm:
+        // `[classes, features, 1, 1]` becomes `[classes, features]`.
+        if let Some(fc) = out.get("fc.weight")
+            && let [c, k, 1, 1] = fc.shape[..]
+        {
+            let fc = WeightTensor::new(vec![c, k], fc.data.to_vec(), fc.dtype);
+            out.insert("fc.weight".into(), fc);
+        }
+        // The file is torchvision's layout now, and says so.
+        let mut tv = timm.clone();
+        tv.arch = Arch::InceptionV3;
+        tv.batch_norm_scale = false;
+        tv.check()?;
+        out.metadata.insert(
+            super::CONFIG_KEY.to_string(),
+            serde_json::to_string(&tv).map_err(|e| WeightsFault::Other(e.to_string()))?,
+        );
+    }
+    Ok(out)
 }
 
 /// `sd` in timm's names as our state dict for `graph` (same layouts: PyTorch's). Missing tensors
