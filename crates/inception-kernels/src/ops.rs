@@ -72,6 +72,71 @@ impl Pool {
     /// PyTorch's windows: a window starts at `o * stride - pad_begin`, is clipped to the padded
     /// input for the divisor that counts padding, and to the input for the values.
     pub fn run(&self, input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usize) {
+        self.run_with(input, iv, out, ov, batch, None, false);
+    }
+
+    /// [`Pool::run`], then a per-channel `bias` added and a ReLU applied when given: the tail
+    /// of a 1x1 convolution computed before an average pool instead of after it (both are
+    /// linear, so the pool may come second, over the convolution's fewer channels).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with(
+        &self,
+        input: &[f32],
+        iv: &View,
+        out: &mut [f32],
+        ov: &View,
+        batch: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+    ) {
+        let isa = crate::isa();
+        let tail = Tail { bias, relu };
+        rows_mut(out, ov, batch)
+            .enumerate()
+            .for_each(|(row, o)| match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` found the feature on this CPU.
+                crate::Isa::Avx512 => unsafe { self.row_avx512(input, iv, o, ov, row, tail) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                crate::Isa::Avx2 => unsafe { self.row_avx2(input, iv, o, ov, row, tail) },
+                _ => self.row(input, iv, o, ov, row, tail),
+            });
+    }
+
+    /// [`Pool::row`] compiled for AVX-512: the channel loops run 16 wide.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn row_avx512(
+        &self,
+        input: &[f32],
+        iv: &View,
+        o: &mut [f32],
+        ov: &View,
+        row: usize,
+        tail: Tail,
+    ) {
+        self.row(input, iv, o, ov, row, tail)
+    }
+
+    /// [`Pool::row`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row_avx2(
+        &self,
+        input: &[f32],
+        iv: &View,
+        o: &mut [f32],
+        ov: &View,
+        row: usize,
+        tail: Tail,
+    ) {
+        self.row(input, iv, o, ov, row, tail)
+    }
+
+    /// Output row `row` (over the batch) into `o`.
+    #[inline(always)]
+    fn row(&self, input: &[f32], iv: &View, o: &mut [f32], ov: &View, row: usize, tail: Tail) {
         let (ih, iw) = (iv.h as isize, iv.w as isize);
         let range = |o: usize, d: usize, size: isize| {
             let start = (o * self.stride[d]) as isize - self.padding[d][0] as isize;
@@ -86,46 +151,57 @@ impl Pool {
         };
         let c = ov.c;
         let max = self.max;
-        rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
-            let (b, oy) = (row / ov.h, row % ov.h);
-            let (y0, y1, ypad) = range(oy, 0, ih);
-            for ox in 0..ov.w {
-                let (x0, x1, xpad) = range(ox, 1, iw);
-                // Accumulated straight into the output: the first pixel is copied, the others
-                // folded in (a select compiles to one vector max).
-                let dst = &mut o[ox * ov.stride + ov.offset..][..c];
-                let mut first = true;
-                for y in y0..y1 {
-                    for x in x0..x1 {
-                        let src = pixel(input, iv, (b * iv.h + y) * iv.w + x);
-                        if first {
-                            dst.copy_from_slice(src);
-                            first = false;
-                        } else if max {
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                *d = if v > *d { v } else { *d };
-                            }
-                        } else {
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                *d += v;
-                            }
+        let (b, oy) = (row / ov.h, row % ov.h);
+        let (y0, y1, ypad) = range(oy, 0, ih);
+        for ox in 0..ov.w {
+            let (x0, x1, xpad) = range(ox, 1, iw);
+            // Accumulated straight into the output: the first pixel is copied, the others
+            // folded in (a select compiles to one vector max).
+            let dst = &mut o[ox * ov.stride + ov.offset..][..c];
+            let mut first = true;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let src = pixel(input, iv, (b * iv.h + y) * iv.w + x);
+                    if first {
+                        dst.copy_from_slice(src);
+                        first = false;
+                    } else if max {
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = if v > *d { v } else { *d };
+                        }
+                    } else {
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d += v;
                         }
                     }
                 }
-                if first {
-                    dst.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-                } else if !max {
-                    let count = if self.count_include_pad {
-                        ypad * xpad
-                    } else {
-                        (y1 - y0) * (x1 - x0)
-                    };
-                    let inv = 1.0 / count.max(1) as f32;
-                    dst.iter_mut().for_each(|d| *d *= inv);
-                }
             }
-        });
+            if first {
+                dst.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+            } else if !max {
+                let count = if self.count_include_pad {
+                    ypad * xpad
+                } else {
+                    (y1 - y0) * (x1 - x0)
+                };
+                let inv = 1.0 / count.max(1) as f32;
+                dst.iter_mut().for_each(|d| *d *= inv);
+            }
+            if let Some(bias) = tail.bias {
+                dst.iter_mut().zip(bias).for_each(|(d, b)| *d += b);
+            }
+            if tail.relu {
+                dst.iter_mut().for_each(|d| *d = d.max(0.0));
+            }
+        }
     }
+}
+
+/// What a pool adds after averaging: a per-channel bias, then a ReLU.
+#[derive(Clone, Copy)]
+struct Tail<'a> {
+    bias: Option<&'a [f32]>,
+    relu: bool,
 }
 
 /// PyTorch's adaptive average pooling: window `[floor(i * in / out), ceil((i + 1) * in / out))`.

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use inception::burn::module::Module;
 use inception::burn::tensor::{Device, Distribution, Tensor};
+use inception::engine::StepKind;
 use inception::graph::{GraphBuilder, NodeId, Op, Padding, Pool};
 use inception::weights::{StateDict, WeightTensor, load_into, state_dict};
 use inception::{Arch, Graph, ModelConfig, Network, Value};
@@ -242,6 +243,26 @@ fn every_op_graph() -> Graph {
     g.output("probs", y);
     g.aux_output("side", d3);
     g.finish().expect("graph")
+}
+
+#[test]
+fn an_average_pool_before_a_narrowing_1x1_convolution_runs_after_it() {
+    // Inception v3's `branch_pool`: the convolution (288 → 64 channels in Mixed_5d) first, then
+    // the pool over its output with the bias and ReLU; the reference path pools first.
+    let cfg = ModelConfig::new(Arch::InceptionV3).with_input_size(107);
+    let net = random_network(cfg.graph().expect("graph"), 5);
+    let plan = net.compile().expect("plan");
+    let x = vec![0.5f32; 3 * 107 * 107];
+    let (_, times) = plan.profile_raw(1, &x).expect("profile");
+    let steps: Vec<(&str, StepKind)> = times.iter().map(|t| (t.node.as_str(), t.kind)).collect();
+    assert!(!steps.iter().any(|(n, _)| *n == "Mixed_5d.avg_pool"));
+    let conv = steps
+        .iter()
+        .position(|&(n, k)| n.starts_with("Mixed_5d.branch_pool") && k == StepKind::Conv)
+        .expect("the branch's convolution");
+    assert_eq!(steps[conv + 1].1, StepKind::Pool);
+    let wanted = [net.graph().resolve("Mixed_5d").expect("Mixed_5d")];
+    check(&net, 2, &wanted, "Mixed_5d");
 }
 
 #[test]

@@ -50,6 +50,16 @@ fn manifest(arch: &str) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
+/// `sd` written as safetensors at `path`, then loaded by itself (the model recognised from it).
+fn save_and_load(
+    path: &std::path::Path,
+    sd: &StateDict,
+    adjust: impl FnOnce(inception::models::ModelConfig) -> inception::models::ModelConfig,
+) -> weights::Loaded {
+    weights::safetensors::write(path, sd).unwrap();
+    weights::load_file(path, ModelSource::Auto, adjust, &Device::default()).unwrap()
+}
+
 fn reproduce(arch: Arch, timm: &str) {
     let cfg = timm_names::config(arch).unwrap();
     let graph = cfg.graph().unwrap();
@@ -77,19 +87,13 @@ fn reproduce(arch: Arch, timm: &str) {
         );
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(format!("{timm}.safetensors"));
-    weights::safetensors::write(&path, &sd).unwrap();
     let io = weights::safetensors::read(&fixtures().join("timm_io.safetensors")).unwrap();
     let x = io.get(&format!("{timm}.input")).unwrap();
     let size = x.shape[2];
     let device = Device::default();
-    let loaded = weights::load_file(
-        &path,
-        ModelSource::Auto,
-        |c| c.with_input_size(size),
-        &device,
-    )
-    .unwrap();
+    let loaded = save_and_load(&dir.path().join(format!("{timm}.safetensors")), &sd, |c| {
+        c.with_input_size(size)
+    });
     let got_cfg = loaded.config.clone().unwrap();
     assert_eq!(
         (got_cfg.arch, got_cfg.classes, got_cfg.batch_norm_scale),
@@ -142,15 +146,9 @@ fn tf_slim_weights_convert_to_timms_names() {
     assert_eq!(timm.get("classif.weight").unwrap().shape, vec![1001, 1536]);
     assert!(timm.iter().all(|(n, _)| !n.contains("Aux")));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("irv2_timm.safetensors");
-    weights::safetensors::write(&path, &timm).unwrap();
-    let loaded = weights::load_file(
-        &path,
-        ModelSource::Auto,
-        |c| c.with_input_size(107),
-        &device,
-    )
-    .unwrap();
+    let loaded = save_and_load(&dir.path().join("irv2_timm.safetensors"), &timm, |c| {
+        c.with_input_size(107)
+    });
     assert!(loaded.config.as_ref().unwrap().batch_norm_scale);
     let x = Tensor::<4>::random(
         [1, 3, 107, 107],
@@ -207,15 +205,9 @@ fn tf_slim_inception_v3_converts_to_timms_and_torchvisions_names() {
 
     // Loaded by itself as torchvision's layout.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v3_timm.safetensors");
-    weights::safetensors::write(&path, &timm).unwrap();
-    let loaded = weights::load_file(
-        &path,
-        ModelSource::Auto,
-        |c| c.with_input_size(size),
-        &device,
-    )
-    .unwrap();
+    let loaded = save_and_load(&dir.path().join("v3_timm.safetensors"), &timm, |c| {
+        c.with_input_size(size)
+    });
     assert_eq!(loaded.network.graph().name(), "inception-v3");
     let x = Tensor::<4>::random(
         [2, 3, size, size],
@@ -247,15 +239,9 @@ fn tf_slim_inception_v3_converts_to_timms_and_torchvisions_names() {
     );
 
     // Our own file of the TF-slim layout asked for with 1000 classes: "background" dropped.
-    let own = dir.path().join("v3_slim.safetensors");
-    weights::safetensors::write(&own, &ours).unwrap();
-    let cut = weights::load_file(
-        &own,
-        ModelSource::Auto,
-        |c| c.with_input_size(size).with_classes(1000),
-        &device,
-    )
-    .unwrap();
+    let cut = save_and_load(&dir.path().join("v3_slim.safetensors"), &ours, |c| {
+        c.with_input_size(size).with_classes(1000)
+    });
     let all = flat_values(net.infer(x.clone()).unwrap());
     let want: Vec<f32> = all.chunks(1001).flat_map(|r| r[1..].to_vec()).collect();
     let got = flat_values(cut.network.infer(x).unwrap());

@@ -313,43 +313,38 @@ pub fn to_tf(graph: &Graph, sd: &StateDict) -> Result<StateDict> {
 /// timm's `tf_in1k` ports do: every tensor under a `Logits/` or `AuxLogits/` scope whose last
 /// dimension is 1001 loses its first entry along it. Other tensors are kept as they are.
 pub fn drop_background(sd: &StateDict) -> StateDict {
-    let mut out = StateDict::new(sd.format);
-    out.metadata = sd.metadata.clone();
-    for (name, t) in sd.iter() {
-        let head = name.contains("/Logits/") || name.contains("/AuxLogits/");
-        let t = match t.shape.last() {
-            Some(&1001) if head => {
-                let mut shape = t.shape.clone();
-                if let Some(last) = shape.last_mut() {
-                    *last = 1000;
-                }
-                let data = t
-                    .data
-                    .chunks_exact(1001)
-                    .flat_map(|row| row[1..].iter().copied())
-                    .collect();
-                WeightTensor::new(shape, data, t.dtype)
-            }
-            _ => t.clone(),
-        };
-        out.insert(name.to_string(), t);
-    }
-    out
+    drop_class_zero(sd, false)
 }
 
 /// [`drop_background`] for a TF-slim layout's state dict in our names and PyTorch's layouts,
 /// where the classes are a classifier's first dimension (`[1001, features, 1, 1]`, `[1001]`).
 pub fn drop_background_rows(sd: &StateDict) -> StateDict {
+    drop_class_zero(sd, true)
+}
+
+/// The heads' tensors without class 0, along their first or last dimension.
+fn drop_class_zero(sd: &StateDict, first: bool) -> StateDict {
     let mut out = StateDict::new(sd.format);
     out.metadata = sd.metadata.clone();
     for (name, t) in sd.iter() {
         let head = name.contains("/Logits/") || name.contains("/AuxLogits/");
-        let t = match t.shape.first() {
+        let axis = if first {
+            0
+        } else {
+            t.shape.len().saturating_sub(1)
+        };
+        let t = match t.shape.get(axis) {
             Some(&1001) if head => {
                 let mut shape = t.shape.clone();
-                shape[0] = 1000;
-                let row = t.data.len() / 1001;
-                WeightTensor::new(shape, t.data[row..].to_vec(), t.dtype)
+                shape[axis] = 1000;
+                // Row-major: `outer` blocks of 1001 `inner`-long runs; each block loses its first.
+                let inner: usize = t.shape[axis + 1..].iter().product();
+                let data = t
+                    .data
+                    .chunks_exact(1001 * inner)
+                    .flat_map(|block| block[inner..].iter().copied())
+                    .collect();
+                WeightTensor::new(shape, data, t.dtype)
             }
             _ => t.clone(),
         };
