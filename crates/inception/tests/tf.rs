@@ -1,7 +1,7 @@
 //! TensorFlow's checkpoints (`fixtures/tf/`, made by TensorFlow 2.15 and tf-slim): the tensor
-//! bundle and the legacy V1 file of TF-slim's BN-Inception at depth 0.25 load by themselves and
-//! reproduce TensorFlow's logits and activations; a partitioned variable is reassembled; a
-//! corrupt or truncated checkpoint is a one-line error naming the file.
+//! bundle, the legacy V1 file and a TF1 Hub module of TF-slim's BN-Inception at depth 0.25 load
+//! by themselves and reproduce TensorFlow's logits and activations; a partitioned variable is
+//! reassembled; a corrupt or truncated checkpoint is a one-line error naming the file.
 
 mod common;
 
@@ -94,6 +94,26 @@ fn a_tensor_bundle_loads_by_its_prefix_index_or_folder() {
     for (name, t) in a.iter() {
         assert_eq!(b.get(name).unwrap().data, t.data, "{name}");
         assert_eq!(c.get(name).unwrap().data, t.data, "{name}");
+    }
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn a_tf1_hub_module_loads_by_its_variables_names() {
+    // tensorflow_hub 0.15's own TF1 export of the same variables (`fixtures/gen/
+    // gen_tf1_hub.py`): `tfhub_module.pb`, a TensorFlow 1 `saved_model.pb` (no object graph)
+    // and `variables/` keyed by the variables' own names.
+    let dir = fixtures().join("tf1_hub_inception_v2_dm025");
+    assert!(dir.join("tfhub_module.pb").exists());
+    reproduces_tensorflow(&dir);
+    let hub = tf::read(&dir).unwrap();
+    let ckpt = tf::read(&tf_dir().join("slim_inception_v2_dm025.ckpt")).unwrap();
+    assert!(hub.len() > 200);
+    for (name, t) in hub.iter() {
+        assert_eq!(ckpt.get(name).unwrap().data, t.data, "{name}");
     }
 }
 

@@ -163,14 +163,15 @@ pub fn read_bundle(index: &[u8], shards: &[Vec<u8>]) -> Result<StateDict, Format
 }
 
 /// The tensor bundle of a SavedModel's `variables/`, its variables named by the SavedModel's
-/// object graph (`saved_model.pb`'s bytes).
+/// object graph (`saved_model.pb`'s bytes). A TensorFlow 1 SavedModel or TF1 Hub module has no
+/// object graph: its checkpoint keys are the variables' names already.
 pub fn read_saved_model_bundle(
     index: &[u8],
     shards: &[Vec<u8>],
     saved_model_pb: &[u8],
 ) -> Result<StateDict, FormatError> {
-    let saved = super::saved_model::object_graph(saved_model_pb)?;
-    read_bundle_named(index, shards, Some(&saved))
+    let saved = super::saved_model::object_graph_if_any(saved_model_pb)?;
+    read_bundle_named(index, shards, saved.as_ref())
 }
 
 fn read_bundle_named(

@@ -20,20 +20,28 @@ pub struct SavedVariableInfo {
     pub trainable: bool,
 }
 
-/// The object graph of a `saved_model.pb`.
-pub(crate) fn object_graph(saved_model_pb: &[u8]) -> Result<SavedObjectGraph, FormatError> {
+/// The object graph of a `saved_model.pb`; `None` for TensorFlow 1's format (a TF1 SavedModel,
+/// or a TF1 Hub module beside its `tfhub_module.pb`), whose checkpoint keys its variables by
+/// their own names.
+pub(crate) fn object_graph_if_any(
+    saved_model_pb: &[u8],
+) -> Result<Option<SavedObjectGraph>, FormatError> {
     let model = SavedModel::decode(saved_model_pb)
         .map_err(|e| FormatError::from(format!("not a SavedModel (saved_model.pb): {e}")))?;
-    model
+    Ok(model
         .meta_graphs
         .into_iter()
-        .find_map(|g| g.object_graph_def)
-        .ok_or_else(|| {
-            FormatError::unsupported(
-                "a SavedModel without an object graph (TensorFlow 1's format)",
-                "TensorFlow 2 SavedModels; TF-Hub's TF2 downloads",
-            )
-        })
+        .find_map(|g| g.object_graph_def))
+}
+
+/// The object graph of a `saved_model.pb` (an error for TensorFlow 1's format, which has none).
+pub(crate) fn object_graph(saved_model_pb: &[u8]) -> Result<SavedObjectGraph, FormatError> {
+    object_graph_if_any(saved_model_pb)?.ok_or_else(|| {
+        FormatError::unsupported(
+            "a SavedModel without an object graph (TensorFlow 1's format)",
+            "TensorFlow 2 SavedModels; TF-Hub's TF2 downloads",
+        )
+    })
 }
 
 /// Every variable of a `saved_model.pb`, in the object graph's order.
