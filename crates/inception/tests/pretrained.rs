@@ -1,14 +1,16 @@
 //! The download cache against a local HTTP server on 127.0.0.1 (tests never use the internet):
 //! good files land verified; bad checksums, 404s, truncated and interrupted downloads fail with
-//! a clear message and leave nothing behind.
+//! a clear message and leave nothing behind; a TF-Hub download lands and reads as its folder.
+
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use inception::models::Arch;
-use inception::pretrained::{self, Cache, Checksum, Pretrained};
+use inception::pretrained::{self, Cache, Checksum, DownloadProgress, Pretrained};
 use sha2::{Digest, Sha256};
 
 const BODY: &[u8] = b"pretend these are weights: 0123456789abcdef 0123456789abcdef";
@@ -347,5 +349,67 @@ fn weights_resolve_to_one_model_source_everywhere() {
             None => assert!(matches!(r.model, ModelSource::Auto), "{name}"),
             Some(a) => assert!(matches!(r.model, ModelSource::Arch(x) if x == a), "{name}"),
         }
+    }
+}
+
+#[cfg_attr(
+    not(big_fixtures),
+    ignore = "needs the large fixtures: set INCEPTION_FIXTURES"
+)]
+#[test]
+fn a_tf_hub_download_lands_and_reads_as_its_folder() {
+    // TF-Hub's compressed download (`?tf-hub-format=compressed`: the SavedModel folder as a
+    // .tar.gz, no published checksum), served from 127.0.0.1: it lands in the cache with its
+    // SHA-256 reported, and reads from there as the folder itself does.
+    let dir = common::fixtures().join("tf/hub_inception_v3_dm025_feature_vector");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    {
+        let mut tar = tar::Builder::new(&mut gz);
+        tar.append_dir_all(".", &dir).unwrap();
+        tar.finish().unwrap();
+    }
+    let bytes = gz.finish().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/google/imagenet/inception_v3/feature_vector/5?tf-hub-format=compressed",
+        listener.local_addr().unwrap()
+    );
+    let body = bytes.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    let mut e = pretrained::find("inception_v3.tfhub_feature_vector").unwrap();
+    assert!(matches!(e.checksum, Checksum::Unpublished));
+    e.url = url;
+    let tmp = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let record = seen.clone();
+    let cache =
+        Cache::at(tmp.path().join("cache")).with_progress(Arc::new(move |p: &DownloadProgress| {
+            if let Some(s) = p.sha256 {
+                *record.lock().unwrap() = Some(s.to_string());
+            }
+        }));
+    let path = cache.fetch(&e).unwrap();
+    assert_eq!(seen.lock().unwrap().clone(), Some(sha256_hex(&bytes)));
+    let from_cache = inception::weights::tf::read(&path).unwrap();
+    let from_dir = inception::weights::tf::read(&dir).unwrap();
+    assert_eq!(from_cache.len(), from_dir.len());
+    for (name, t) in from_dir.iter() {
+        assert_eq!(from_cache.get(name).unwrap().data, t.data, "{name}");
     }
 }
