@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use crate::View;
+use crate::sgemm::Epilogue;
 
 /// Output rows of `ov` (one row = `w` pixels of `stride` values), in parallel.
 fn rows_mut<'a>(out: &'a mut [f32], ov: &View, batch: usize) -> rayon::slice::ChunksMut<'a, f32> {
@@ -72,13 +73,16 @@ impl Pool {
     /// PyTorch's windows: a window starts at `o * stride - pad_begin`, is clipped to the padded
     /// input for the divisor that counts padding, and to the input for the values.
     pub fn run(&self, input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usize) {
-        self.run_with(input, iv, out, ov, batch, None, false);
+        let plain = Epilogue {
+            bias: None,
+            relu: false,
+        };
+        self.run_with(input, iv, out, ov, batch, plain);
     }
 
-    /// [`Pool::run`], then a per-channel `bias` added and a ReLU applied when given: the tail
-    /// of a 1x1 convolution computed before an average pool instead of after it (both are
-    /// linear, so the pool may come second, over the convolution's fewer channels).
-    #[allow(clippy::too_many_arguments)]
+    /// [`Pool::run`], then the GEMM's epilogue (a per-channel bias, a ReLU): the tail of a 1x1
+    /// convolution computed before an average pool instead of after it (both are linear, so
+    /// the pool may come second, over the convolution's fewer channels).
     pub fn run_with(
         &self,
         input: &[f32],
@@ -86,11 +90,9 @@ impl Pool {
         out: &mut [f32],
         ov: &View,
         batch: usize,
-        bias: Option<&[f32]>,
-        relu: bool,
+        tail: Epilogue,
     ) {
         let isa = crate::isa();
-        let tail = Tail { bias, relu };
         rows_mut(out, ov, batch)
             .enumerate()
             .for_each(|(row, o)| match isa {
@@ -114,7 +116,7 @@ impl Pool {
         o: &mut [f32],
         ov: &View,
         row: usize,
-        tail: Tail,
+        tail: Epilogue,
     ) {
         self.row(input, iv, o, ov, row, tail)
     }
@@ -129,14 +131,14 @@ impl Pool {
         o: &mut [f32],
         ov: &View,
         row: usize,
-        tail: Tail,
+        tail: Epilogue,
     ) {
         self.row(input, iv, o, ov, row, tail)
     }
 
     /// Output row `row` (over the batch) into `o`.
     #[inline(always)]
-    fn row(&self, input: &[f32], iv: &View, o: &mut [f32], ov: &View, row: usize, tail: Tail) {
+    fn row(&self, input: &[f32], iv: &View, o: &mut [f32], ov: &View, row: usize, tail: Epilogue) {
         let (ih, iw) = (iv.h as isize, iv.w as isize);
         let range = |o: usize, d: usize, size: isize| {
             let start = (o * self.stride[d]) as isize - self.padding[d][0] as isize;
@@ -195,13 +197,6 @@ impl Pool {
             }
         }
     }
-}
-
-/// What a pool adds after averaging: a per-channel bias, then a ReLU.
-#[derive(Clone, Copy)]
-struct Tail<'a> {
-    bias: Option<&'a [f32]>,
-    relu: bool,
 }
 
 /// PyTorch's adaptive average pooling: window `[floor(i * in / out), ceil((i + 1) * in / out))`.

@@ -91,12 +91,13 @@ impl Winograd {
     ) {
         let tiles = Self::tiles(ov, batch);
         let threads = rayon::current_num_threads().max(1);
-        let per = 36 * (self.cin + self.cout);
+        // Tiles whose transformed values fit the chunk budget.
+        let budget = (CHUNK_VALUES / (36 * (self.cin + self.cout))).clamp(4, 512);
         if threads > 1 && tiles < threads * SHARED_TILES {
-            self.run_shared(input, iv, out, ov, tiles, bias, relu);
+            self.run_shared(input, iv, out, ov, tiles, budget, bias, relu);
             return;
         }
-        let chunk = crate::conv::balanced_chunk(tiles, (CHUNK_VALUES / per).clamp(4, 512), threads);
+        let chunk = crate::conv::balanced_chunk(tiles, budget, threads);
         let chunks = tiles.div_ceil(chunk);
         let out_ptr = crate::conv::SendPtr(out.as_mut_ptr());
         (0..chunks).into_par_iter().for_each_init(
@@ -126,11 +127,11 @@ impl Winograd {
         out: &mut [f32],
         ov: &View,
         tiles: usize,
+        chunk: usize,
         bias: &[f32],
         relu: bool,
     ) {
         let (cin, cout) = (self.cin, self.cout);
-        let chunk = (CHUNK_VALUES / (36 * (cin + cout))).clamp(4, 512);
         let mut v = Vec::new();
         let mut m = Vec::new();
         let out_ptr = crate::conv::SendPtr(out.as_mut_ptr());

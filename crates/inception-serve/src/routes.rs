@@ -190,9 +190,10 @@ fn served(state: &State) -> Result<&[Served], ApiError> {
     }
 }
 
-fn model<'a>(state: &'a State, name: Option<&str>) -> Result<&'a Served, ApiError> {
+/// The model a route names, or the first one when it names none.
+fn model<'a>(state: &'a State, name: &Name) -> Result<&'a Served, ApiError> {
     let all = served(state)?;
-    match name {
+    match name.as_ref().map(|n| n.0.as_str()) {
         None => all
             .first()
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no model is served")),
@@ -217,7 +218,7 @@ async fn list(axum::extract::State(state): axum::extract::State<Shared>) -> Resp
 type Name = Option<Path<String>>;
 
 async fn info(axum::extract::State(state): axum::extract::State<Shared>, name: Name) -> Response {
-    match model(&state, name.as_ref().map(|n| n.0.as_str())) {
+    match model(&state, &name) {
         Ok(m) => axum::Json(m.info.clone()).into_response(),
         Err(e) => e.into_response(),
     }
@@ -227,7 +228,7 @@ async fn diagram(
     axum::extract::State(state): axum::extract::State<Shared>,
     name: Name,
 ) -> Response {
-    match model(&state, name.as_ref().map(|n| n.0.as_str())) {
+    match model(&state, &name) {
         Ok(m) => ([(header::CONTENT_TYPE, "image/svg+xml")], m.diagram.clone()).into_response(),
         Err(e) => e.into_response(),
     }
@@ -248,7 +249,7 @@ async fn classify(
     let run = async {
         // The body is read first: a client is never cut off in the middle of sending it.
         let bytes = image_bytes(&state, req).await?;
-        let m = model(&state, name.as_ref().map(|n| n.0.as_str()))?;
+        let m = model(&state, &name)?;
         let classes = m.info.classes.ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -291,7 +292,7 @@ async fn features(
 ) -> Response {
     let run = async {
         let bytes = image_bytes(&state, req).await?;
-        let m = model(&state, name.as_ref().map(|n| n.0.as_str()))?;
+        let m = model(&state, &name)?;
         let Answer::Vector(v) = infer(&state, m, bytes, Task::Features).await? else {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

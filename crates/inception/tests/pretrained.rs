@@ -37,7 +37,8 @@ fn server() -> (String, Arc<AtomicUsize>) {
     (base, hits)
 }
 
-fn handle(mut stream: TcpStream) -> std::io::Result<()> {
+/// The request line of the request on `stream`, its headers read past.
+fn read_request(stream: &TcpStream) -> std::io::Result<String> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request = String::new();
     reader.read_line(&mut request)?;
@@ -47,6 +48,11 @@ fn handle(mut stream: TcpStream) -> std::io::Result<()> {
             break;
         }
     }
+    Ok(request)
+}
+
+fn handle(mut stream: TcpStream) -> std::io::Result<()> {
+    let request = read_request(&stream)?;
     let mut parts = request.split_whitespace();
     let method = parts.next().unwrap_or("");
     let path = parts.next().unwrap_or("");
@@ -377,13 +383,7 @@ fn a_tf_hub_download_lands_and_reads_as_its_folder() {
     let body = bytes.clone();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-            }
+            let _ = read_request(&stream);
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()

@@ -127,7 +127,11 @@ pub(crate) fn run_step(step: &Step, batch: usize, input: &[f32], buffers: &mut [
             StepOp::Conv(k) | StepOp::Dense(k) => k.run(ins[0], &step.inputs[0], o, v, batch),
             StepOp::Pool(p) => p.run(ins[0], &step.inputs[0], o, v, batch),
             StepOp::PoolWith { pool, bias, relu } => {
-                pool.run_with(ins[0], &step.inputs[0], o, v, batch, Some(bias), *relu)
+                let tail = kernels::Epilogue {
+                    bias: Some(bias),
+                    relu: *relu,
+                };
+                pool.run_with(ins[0], &step.inputs[0], o, v, batch, tail)
             }
             StepOp::AdaptiveAvg(size) => {
                 kernels::adaptive_avg(ins[0], &step.inputs[0], o, v, batch, *size)

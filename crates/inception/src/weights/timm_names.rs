@@ -122,88 +122,19 @@ fn modules(arch: Arch) -> Option<(Vec<(String, bool)>, &'static str)> {
             Some((v, "classif"))
         }
         Arch::InceptionV3Slim => {
-            // timm's `inception_v3` is torchvision's layout and names; TF-slim builds the same
-            // convolutions in the same order (the aux head aside, which timm leaves out).
-            for p in [
-                "Conv2d_1a_3x3",
-                "Conv2d_2a_3x3",
-                "Conv2d_2b_3x3",
-                "Conv2d_3b_1x1",
-                "Conv2d_4a_3x3",
-            ] {
-                one(&mut v, p.into());
-            }
-            let blocks: [(&[&str], &[&str]); 5] = [
-                (
-                    &["Mixed_5b", "Mixed_5c", "Mixed_5d"],
-                    &[
-                        "branch1x1",
-                        "branch5x5_1",
-                        "branch5x5_2",
-                        "branch3x3dbl_1",
-                        "branch3x3dbl_2",
-                        "branch3x3dbl_3",
-                        "branch_pool",
-                    ],
-                ),
-                (
-                    &["Mixed_6a"],
-                    &[
-                        "branch3x3",
-                        "branch3x3dbl_1",
-                        "branch3x3dbl_2",
-                        "branch3x3dbl_3",
-                    ],
-                ),
-                (
-                    &["Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"],
-                    &[
-                        "branch1x1",
-                        "branch7x7_1",
-                        "branch7x7_2",
-                        "branch7x7_3",
-                        "branch7x7dbl_1",
-                        "branch7x7dbl_2",
-                        "branch7x7dbl_3",
-                        "branch7x7dbl_4",
-                        "branch7x7dbl_5",
-                        "branch_pool",
-                    ],
-                ),
-                (
-                    &["Mixed_7a"],
-                    &[
-                        "branch3x3_1",
-                        "branch3x3_2",
-                        "branch7x7x3_1",
-                        "branch7x7x3_2",
-                        "branch7x7x3_3",
-                        "branch7x7x3_4",
-                    ],
-                ),
-                (
-                    &["Mixed_7b", "Mixed_7c"],
-                    &[
-                        "branch1x1",
-                        "branch3x3_1",
-                        "branch3x3_2a",
-                        "branch3x3_2b",
-                        "branch3x3dbl_1",
-                        "branch3x3dbl_2",
-                        "branch3x3dbl_3a",
-                        "branch3x3dbl_3b",
-                        "branch_pool",
-                    ],
-                ),
-            ];
-            for (modules, branches) in blocks {
-                for m in modules {
-                    for b in branches {
-                        one(&mut v, format!("{m}.{b}"));
-                    }
+            // timm's `inception_v3` is torchvision's layout, which `inception-v3` builds with
+            // the same names: its BasicConv2ds (`{P}.conv`) in the order TF-slim builds the same
+            // convolutions (the aux head aside, which timm leaves out), then TF-slim's
+            // classifier, a 1x1 convolution with a bias, as timm's `fc`.
+            let torchvision = ModelConfig::new(Arch::InceptionV3)
+                .with_aux_logits(false)
+                .graph()
+                .ok()?;
+            for n in torchvision.nodes() {
+                if let (Op::Conv2d(_), Some(p)) = (&n.op, n.name.strip_suffix(".conv")) {
+                    one(&mut v, p.into());
                 }
             }
-            // TF-slim's classifier is a 1x1 convolution with a bias: timm's `fc`.
             v.push(("fc".into(), false));
             Some((v, "fc"))
         }
