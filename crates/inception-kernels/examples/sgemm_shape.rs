@@ -28,6 +28,7 @@ fn main() {
     let epilogue = Epilogue {
         bias: Some(&bias),
         relu: true,
+        accumulate: false,
     };
     let run = |c: &mut [f32]| unsafe {
         sgemm(

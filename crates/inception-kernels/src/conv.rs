@@ -310,6 +310,7 @@ impl ConvKernel {
         let epilogue = Epilogue {
             bias: Some(&self.bias),
             relu: self.relu,
+            accumulate: false,
         };
         // SAFETY: the caller's guarantees; the output rows start at `start`.
         unsafe {

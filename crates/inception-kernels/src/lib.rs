@@ -9,11 +9,20 @@
 //! value of its output view (never reads the output first), so buffers can be reused freely.
 
 mod conv;
+mod maxpool;
+mod nchw;
+mod norm;
 mod ops;
 mod sgemm;
 mod winograd;
 
 pub use conv::{ConvGeometry, ConvKernel};
+pub use maxpool::{MaxPoolShape, max_pool_backward, max_pool_forward};
+pub use nchw::{
+    Conv2dShape, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv2d_forward,
+};
+pub use norm::{NormShape, batch_norm_train, batch_norm_train_backward};
 pub use ops::{
     Pool, adaptive_avg, add, affine, copy, flatten, gather_nchw, global_pool, input_nhwc, lrn,
     relu, softmax,

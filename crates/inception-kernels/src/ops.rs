@@ -76,6 +76,7 @@ impl Pool {
         let plain = Epilogue {
             bias: None,
             relu: false,
+            accumulate: false,
         };
         self.run_with(input, iv, out, ov, batch, plain);
     }

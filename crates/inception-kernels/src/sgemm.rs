@@ -110,26 +110,74 @@ impl PackedB {
     /// If `w` does not hold `k * n` values or this CPU cannot run `isa`.
     pub fn with_isa(w: &[f32], k: usize, n: usize, isa: Isa) -> Self {
         assert_eq!(w.len(), k * n, "a [k, n] matrix");
+        let mut packed = Self::empty(isa);
+        packed.pack(w, k, n, n, 1);
+        packed
+    }
+
+    /// Nothing packed yet, for [`PackedB::pack`] to fill (and refill, reusing its memory).
+    ///
+    /// # Panics
+    /// If this CPU cannot run `isa`.
+    pub fn empty(isa: Isa) -> Self {
         assert!(
             Isa::available().contains(&isa),
             "{isa:?} is not available here"
         );
-        let nr = isa.nr();
-        let data = if nr == 0 {
-            w.to_vec()
-        } else {
-            let panels = n.div_ceil(nr);
-            let mut data = vec![0f32; panels * k * nr];
-            for p in 0..panels {
-                let cols = nr.min(n - p * nr);
-                for kk in 0..k {
-                    let dst = &mut data[(p * k + kk) * nr..][..cols];
-                    dst.copy_from_slice(&w[kk * n + p * nr..][..cols]);
+        Self {
+            k: 0,
+            n: 0,
+            isa,
+            data: Vec::new(),
+        }
+    }
+
+    /// Packs the `[k, n]` matrix whose `[kk][j]` value is `src[kk * row_stride + j * col_stride]`
+    /// (so `row_stride = 1, col_stride = k` packs the transpose of a row-major `[n, k]`),
+    /// replacing what was packed before.
+    ///
+    /// # Panics
+    /// If `src` is too short for those strides.
+    pub fn pack(&mut self, src: &[f32], k: usize, n: usize, row_stride: usize, col_stride: usize) {
+        if k > 0 && n > 0 {
+            assert!(
+                (k - 1) * row_stride + (n - 1) * col_stride < src.len(),
+                "the source is too short for its strides"
+            );
+        }
+        self.k = k;
+        self.n = n;
+        let nr = self.isa.nr();
+        let data = &mut self.data;
+        data.clear();
+        if nr == 0 {
+            // The generic path reads a row-major [k, n] matrix.
+            data.reserve(k * n);
+            for kk in 0..k {
+                data.extend((0..n).map(|j| src[kk * row_stride + j * col_stride]));
+            }
+            return;
+        }
+        let panels = n.div_ceil(nr);
+        data.resize(panels * k * nr, 0.0);
+        for p in 0..panels {
+            let cols = nr.min(n - p * nr);
+            let panel = &mut data[p * k * nr..(p + 1) * k * nr];
+            if col_stride == 1 {
+                for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                    let from = kk * row_stride + p * nr;
+                    dst[..cols].copy_from_slice(&src[from..from + cols]);
+                }
+            } else {
+                // A column of the matrix is a run of the source: read it in order.
+                for jj in 0..cols {
+                    let col = (p * nr + jj) * col_stride;
+                    for kk in 0..k {
+                        panel[kk * nr + jj] = src[col + kk * row_stride];
+                    }
                 }
             }
-            data
-        };
-        Self { k, n, isa, data }
+        }
     }
 
     /// Rows (the inner dimension).
@@ -158,6 +206,8 @@ pub struct Epilogue<'a> {
     pub bias: Option<&'a [f32]>,
     /// Negative results become 0.
     pub relu: bool,
+    /// `c` is added to (`c = epilogue(c + A B)`) rather than overwritten.
+    pub accumulate: bool,
 }
 
 /// `c[i][j] = epilogue(Σ a[i][kk] b[kk][j])` for rows `0..m` and the columns of `panels`
@@ -215,14 +265,15 @@ unsafe fn generic(
             c,
             1,
             ldc as isize,
-            false,
+            epilogue.accumulate,
             a,
             1,
             lda as isize,
             b.data.as_ptr(),
             1,
             n as isize,
-            0.0,
+            // dst = alpha * dst + beta * a b: dst is read (alpha 1) only when accumulating.
+            if epilogue.accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -324,7 +375,7 @@ mod x86 {
         let mut kb = 0;
         loop {
             let kc = KC.min(k - kb);
-            let (first, last) = (kb == 0, kb + kc == k);
+            let (first, last) = (kb == 0 && !epilogue.accumulate, kb + kc == k);
             // A block of MC rows (MC x KC values, in the L2 cache) meets every panel in turn.
             let mut mb = 0;
             while mb < m {

@@ -224,6 +224,7 @@ impl Winograd {
         let plain = Epilogue {
             bias: None,
             relu: false,
+            accumulate: false,
         };
         // SAFETY: checked just above.
         unsafe {

@@ -38,6 +38,7 @@ fn every_microkernel_matches_a_naive_product() {
                 let epilogue = Epilogue {
                     bias: bias.then_some(&b[..]),
                     relu,
+                    accumulate: false,
                 };
                 unsafe {
                     sgemm(
@@ -90,6 +91,7 @@ fn panels_split_the_columns() {
         let plain = Epilogue {
             bias: None,
             relu: false,
+            accumulate: false,
         };
         unsafe {
             sgemm(
@@ -125,5 +127,54 @@ fn panels_split_the_columns() {
             );
         }
         assert_eq!(whole, parts, "{isa:?}");
+    }
+}
+
+/// `PackedB::pack` from a transposed source into a reused buffer, and `accumulate`: every
+/// microkernel computes `C += A Bᵀ` twice over, as the training kernels' weight gradient does.
+#[test]
+fn a_transposed_pack_accumulates_into_c() {
+    for isa in Isa::available() {
+        let mut packed = PackedB::empty(isa);
+        for (i, &(m, k, n)) in [(13, 600, 45), (4, 7, 33), (12, 1, 1)].iter().enumerate() {
+            let a = lcg(300 + i as u64, m * k);
+            // `bt` is B transposed: `[n, k]` row-major.
+            let bt = lcg(400 + i as u64, n * k);
+            packed.pack(&bt, k, n, 1, k);
+            let c0 = lcg(500 + i as u64, m * n);
+            let mut c = c0.clone();
+            let epilogue = Epilogue {
+                bias: None,
+                relu: false,
+                accumulate: true,
+            };
+            for _ in 0..2 {
+                unsafe {
+                    sgemm(
+                        m,
+                        a.as_ptr(),
+                        k,
+                        &packed,
+                        c.as_mut_ptr(),
+                        n,
+                        epilogue,
+                        0..packed.panels(),
+                    )
+                };
+            }
+            for r in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..k)
+                        .map(|kk| a[r * k + kk] as f64 * bt[j * k + kk] as f64)
+                        .sum();
+                    let want = c0[r * n + j] as f64 + 2.0 * dot;
+                    let got = c[r * n + j] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{isa:?} {m}x{k}x{n} at ({r}, {j}): {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -42,6 +42,7 @@ pub mod graph;
 pub mod models;
 pub mod network;
 pub mod nn;
+pub mod ops;
 pub mod predict;
 pub mod pretrained;
 pub mod summary;

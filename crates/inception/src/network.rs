@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::LocalResponseNormConfig;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
+use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::{Device, Tensor, activation};
 
 use crate::engine::{self, Plan};
@@ -230,7 +230,9 @@ impl Network {
             .next()
             .expect("every operation but the input has an input");
         match (op, module) {
-            (Op::Conv2d(_), Some(LayerModule::Conv(c))) => Value::Map(c.forward(first.map())),
+            (Op::Conv2d(_), Some(LayerModule::Conv(c))) => {
+                Value::Map(crate::ops::conv2d_layer(c, first.map()))
+            }
             (Op::BatchNorm(_), Some(LayerModule::Norm(bn))) => match first {
                 Value::Map(t) => Value::Map(bn.forward(t)),
                 Value::Flat(t) => Value::Flat(bn.forward(t)),
@@ -244,7 +246,7 @@ impl Network {
                 Value::Map(t) => Value::Map(activation::relu(t)),
                 Value::Flat(t) => Value::Flat(activation::relu(t)),
             },
-            (Op::MaxPool(p), _) => Value::Map(max_pool2d(first.map(), max_options(p))),
+            (Op::MaxPool(p), _) => Value::Map(crate::ops::max_pool2d(first.map(), p)),
             (Op::AvgPool(p), _) => Value::Map(avg_pool2d(first.map(), avg_options(p))),
             (Op::AdaptiveAvgPool { size }, _) => {
                 Value::Map(adaptive_avg_pool2d(first.map(), *size))
@@ -349,16 +351,6 @@ impl Network {
         self.visit(&mut v);
         v.count
     }
-}
-
-fn max_options(p: &PoolSpec) -> MaxPoolOptions<2> {
-    MaxPoolOptions::new(p.kernel)
-        .with_stride(p.stride)
-        .with_padding_pairs([
-            (p.padding[0][0], p.padding[0][1]),
-            (p.padding[1][0], p.padding[1][1]),
-        ])
-        .with_ceil_mode(p.ceil_mode)
 }
 
 fn avg_options(p: &PoolSpec) -> AvgPoolOptions<2> {

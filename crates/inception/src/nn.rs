@@ -60,24 +60,24 @@ impl BatchNorm2d {
         if device.is_autodiff() && self.training.is_enabled() {
             let dims = input.dims();
             let n: usize = dims[0] * dims[2..].iter().product::<usize>();
-            let result =
-                burn::tensor::module::batch_norm_train(input, gamma, self.beta.val(), self.epsilon);
+            let (output, batch_mean, variance) =
+                crate::ops::batch_norm_train(input, gamma, self.beta.val(), self.epsilon);
             let unbiased = if n > 1 {
-                result.variance.mul_scalar(n as f64 / (n as f64 - 1.0))
+                variance.mul_scalar(n as f64 / (n as f64 - 1.0))
             } else {
-                result.variance
+                variance
             };
             let m = self.momentum;
             let mean = self.running_mean.value_sync().to_device(&device);
             let var = self.running_var.value_sync().to_device(&device);
             self.running_mean.update(
                 mean.mul_scalar(1.0 - m)
-                    .add(result.mean.mul_scalar(m))
+                    .add(batch_mean.mul_scalar(m))
                     .detach(),
             );
             self.running_var
                 .update(var.mul_scalar(1.0 - m).add(unbiased.mul_scalar(m)).detach());
-            result.output
+            output
         } else {
             burn::tensor::module::batch_norm(
                 input,

@@ -130,6 +130,7 @@ pub(crate) fn run_step(step: &Step, batch: usize, input: &[f32], buffers: &mut [
                 let tail = kernels::Epilogue {
                     bias: Some(bias),
                     relu: *relu,
+                    accumulate: false,
                 };
                 pool.run_with(ins[0], &step.inputs[0], o, v, batch, tail)
             }

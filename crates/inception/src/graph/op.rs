@@ -494,7 +494,7 @@ impl Op {
 
 /// Output size of a sliding window, with PyTorch's rule for `ceil_mode` (the last window must
 /// start inside the input or its left padding).
-fn window_out(
+pub(crate) fn window_out(
     size: [usize; 2],
     kernel: [usize; 2],
     stride: [usize; 2],
