@@ -14,6 +14,8 @@ mod nchw;
 mod norm;
 mod ops;
 mod sgemm;
+#[cfg(test)]
+mod testing;
 mod winograd;
 
 pub use conv::{ConvGeometry, ConvKernel};

@@ -539,16 +539,7 @@ fn for_each_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
-                    / 500.0
-                    - 1.0
-            })
-            .collect()
-    }
+    use crate::testing::data;
 
     /// Straight from the definition, in f64: `y = conv(x, w)`, and for the output gradient
     /// `dy`, `dx` and `dw`.

@@ -191,13 +191,11 @@ fn sum_f64(r: &[f32]) -> f64 {
 mod tests {
     use super::*;
 
+    /// Values in [-1.5, 2.5): not centred, so the means matter.
     fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
-                    / 250.0
-                    - 1.5
-            })
+        crate::testing::data(len, seed)
+            .into_iter()
+            .map(|v| 2.0 * v + 0.5)
             .collect()
     }
 
