@@ -32,11 +32,22 @@ fn takes(v: f32, best: f32) -> bool {
     (v > best) | v.is_nan()
 }
 
-/// Each input row's maximum over each output column's span, and its column.
+/// One thread's scratch memory: each input row's maximum over each output column's span and
+/// its column, then one output row's running maximum and the input row it came from.
 #[derive(Default)]
 struct RowMax {
     value: Vec<f32>,
     column: Vec<u32>,
+    best: Vec<f32>,
+    from: Vec<u32>,
+}
+
+/// What depends on the shape alone, worked out once per call: each output column's span of
+/// input columns, and the output columns `a..b` whose span is a whole window (the rest clip at
+/// the edges).
+struct Columns {
+    spans: Vec<(usize, usize)>,
+    whole: (usize, usize),
 }
 
 impl MaxPoolShape {
@@ -62,12 +73,8 @@ impl MaxPoolShape {
     /// Separably: each input row's maximum over each output column's span (the first one, or
     /// the last NaN), then down each output row's span of those (the first row holding the
     /// window's maximum: row-major order's first maximum, or its last NaN).
-    fn argmax(&self, plane: &[f32], rows: &mut RowMax, mut f: impl FnMut(usize, usize)) {
-        let ([h, w], [oh, ow]) = (self.input, self.output);
-        rows.value.resize(h * ow, 0.0);
-        rows.column.resize(h * ow, 0);
-        let cols: Vec<(usize, usize)> = (0..ow).map(|o| self.span(1, o)).collect();
-        // Output columns whose span is a whole window: a..b (the rest clip at the edges).
+    fn columns(&self) -> Columns {
+        let (w, ow) = (self.input[1], self.output[1]);
         let [k, st, pl] = [self.kernel[1], self.stride[1], self.padding[1]];
         let a = pl.div_ceil(st).min(ow);
         let b = if w + pl >= k {
@@ -75,6 +82,26 @@ impl MaxPoolShape {
         } else {
             a
         };
+        Columns {
+            spans: (0..ow).map(|o| self.span(1, o)).collect(),
+            whole: (a, b),
+        }
+    }
+
+    fn argmax(
+        &self,
+        plane: &[f32],
+        columns: &Columns,
+        rows: &mut RowMax,
+        mut f: impl FnMut(usize, usize),
+    ) {
+        let ([h, w], [oh, ow]) = (self.input, self.output);
+        rows.value.resize(h * ow, 0.0);
+        rows.column.resize(h * ow, 0);
+        rows.best.resize(ow, 0.0);
+        rows.from.resize(ow, 0);
+        let (cols, (a, b)) = (&columns.spans, columns.whole);
+        let [k, st, pl] = [self.kernel[1], self.stride[1], self.padding[1]];
         for iy in 0..h {
             let row = &plane[iy * w..(iy + 1) * w];
             let (value, column) = (
@@ -124,7 +151,7 @@ impl MaxPoolShape {
                 }
             }
         }
-        let (mut best, mut from) = (vec![0f32; ow], vec![0u32; ow]);
+        let (best, from) = (&mut rows.best, &mut rows.from);
         for oy in 0..oh {
             let (y0, y1) = self.span(0, oy);
             if y0 == y1 {
@@ -165,12 +192,13 @@ pub fn max_pool_forward(shape: &MaxPoolShape, x: &[f32], y: &mut [f32]) {
     if ol == 0 {
         return;
     }
+    let columns = shape.columns();
     y.par_chunks_mut(ol)
         .enumerate()
         .for_each_init(RowMax::default, |rows, (p, out)| {
             out.fill(f32::NEG_INFINITY);
             let plane = &x[p * il..(p + 1) * il];
-            shape.argmax(plane, rows, |o, i| out[o] = plane[i]);
+            shape.argmax(plane, &columns, rows, |o, i| out[o] = plane[i]);
         });
 }
 
@@ -185,12 +213,15 @@ pub fn max_pool_backward(shape: &MaxPoolShape, x: &[f32], dy: &[f32], dx: &mut [
     if il == 0 {
         return;
     }
+    let columns = shape.columns();
     dx.par_chunks_mut(il)
         .enumerate()
         .for_each_init(RowMax::default, |rows, (p, grad)| {
             grad.fill(0.0);
             let g = &dy[p * ol..(p + 1) * ol];
-            shape.argmax(&x[p * il..(p + 1) * il], rows, |o, i| grad[i] += g[o]);
+            shape.argmax(&x[p * il..(p + 1) * il], &columns, rows, |o, i| {
+                grad[i] += g[o]
+            });
         });
 }
 

@@ -4,7 +4,7 @@
 
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{DType, Tensor};
 use burn_flex::FlexTensor;
@@ -13,7 +13,7 @@ use inception_kernels::{
     conv2d_forward,
 };
 
-use super::{contiguous, on_flex, slice, tensor};
+use super::{contiguous, dims4, on_flex, slice, tensor};
 
 /// Convolution forward and backward passes as one Burn backend extension (groups 1, dilation 1:
 /// [`conv2d`] sends the others to Burn's own convolution).
@@ -98,14 +98,13 @@ pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
     )
 }
 
-/// Whether the extension computes this convolution.
+/// Whether the extension computes this convolution: on Flex, in f32, with a geometry the kernels
+/// take (the same test the Flex implementation applies).
 fn covered(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
     on_flex(&x.device())
-        && options.groups == 1
-        && options.dilation == [1, 1]
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
-        && x.dims()[1] == weight.dims()[1]
+        && geometry(x.dims(), weight.dims(), options).is_some_and(|s| s.output().is_some())
 }
 
 impl ConvBackend for Flex {
@@ -132,7 +131,7 @@ impl ConvBackend for Flex {
         x_shape: [usize; 4],
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let shape = geometry(x_shape, dims(&weight), &options)
+        let shape = geometry(x_shape, dims4(&weight), &options)
             .filter(|s| s.output().is_some())
             .expect("the forward pass ran this convolution");
         let (weight, grad) = (contiguous(weight), contiguous(grad));
@@ -147,7 +146,7 @@ impl ConvBackend for Flex {
         weight_shape: [usize; 4],
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let shape = geometry(dims(&x), weight_shape, &options)
+        let shape = geometry(dims4(&x), weight_shape, &options)
             .filter(|s| s.output().is_some())
             .expect("the forward pass ran this convolution");
         let (x, grad) = (contiguous(x), contiguous(grad));
@@ -157,7 +156,7 @@ impl ConvBackend for Flex {
     }
 
     fn fast_conv2d_bias_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let [n, c, h, w] = dims(&grad);
+        let [n, c, h, w] = dims4(&grad);
         let grad = contiguous(grad);
         let mut db = vec![0f32; c];
         conv2d_backward_bias(slice(&grad), n, h * w, &mut db);
@@ -173,7 +172,7 @@ fn forward(
     bias: Option<FlexTensor>,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    let Some(shape) = geometry(dims(&x), dims(&weight), &options) else {
+    let Some(shape) = geometry(dims4(&x), dims4(&weight), &options) else {
         return Flex::conv2d(x, weight, bias, options);
     };
     let Some([ho, wo]) = shape.output() else {
@@ -210,9 +209,4 @@ fn geometry(x: [usize; 4], w: [usize; 4], options: &ConvOptions<2>) -> Option<Co
         stride: options.stride,
         padding: [[t, b], [l, r]],
     })
-}
-
-fn dims(t: &FlexTensor) -> [usize; 4] {
-    let s = t.shape();
-    [s[0], s[1], s[2], s[3]]
 }

@@ -2,7 +2,6 @@
 //! backend's extension and records a backward step that computes the input, weight and bias
 //! gradients with the extension's backward passes.
 
-use burn::backend::TensorMetadata;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -13,6 +12,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::conv::ConvBackend;
+use super::dims4;
 
 /// What the backward step keeps: the input's and the weight's checkpoints and the options.
 type State = (NodeId, NodeId, ConvOptions<2>);
@@ -58,8 +58,8 @@ fn register<B: ConvBackend>(
 ) {
     let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
     let weight: FloatTensor<B> = checkpointer.retrieve_node_output(w_state);
-    let x_shape = dims::<B>(&x);
-    let w_shape = dims::<B>(&weight);
+    let x_shape = dims4(&x);
+    let w_shape = dims4(&weight);
     if let Some(id) = w_id {
         let dw = B::fast_conv2d_weight_backward(x, grad.clone(), w_shape, options.clone());
         grads.register::<B>(id, dw);
@@ -70,11 +70,6 @@ fn register<B: ConvBackend>(
             B::fast_conv2d_x_backward(weight, grad, x_shape, options),
         );
     }
-}
-
-fn dims<B: ConvBackend>(t: &FloatTensor<B>) -> [usize; 4] {
-    let s = t.shape();
-    [s[0], s[1], s[2], s[3]]
 }
 
 impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {

@@ -19,7 +19,7 @@ pub use conv::{ConvBackend, conv2d, conv2d_layer};
 pub use norm::{NormBackend, batch_norm_train};
 pub use pool::{PoolBackend, max_pool2d};
 
-use burn::backend::DispatchDevice;
+use burn::backend::{DispatchDevice, TensorMetadata};
 use burn::tensor::{DType, Device, Shape, TensorData};
 use burn_flex::FlexTensor;
 
@@ -29,6 +29,12 @@ fn on_flex(device: &Device) -> bool {
         device.clone().inner().as_dispatch(),
         DispatchDevice::Flex(_)
     )
+}
+
+/// The four dimensions of a rank-4 tensor primitive (NCHW).
+fn dims4(t: &impl TensorMetadata) -> [usize; 4] {
+    let s = t.shape();
+    [s[0], s[1], s[2], s[3]]
 }
 
 /// The tensor as a contiguous f32 buffer starting at offset 0 (copied only when it is not).

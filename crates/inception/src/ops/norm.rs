@@ -77,7 +77,8 @@ impl NormBackend for Flex {
         let dims = x.shape();
         let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
         let c = shape.channels;
-        let (mut y, mut mean, mut var) = (vec![0f32; x_len(&shape)], vec![0f32; c], vec![0f32; c]);
+        let (mut y, mut mean, mut var) =
+            (vec![0f32; slice(&x).len()], vec![0f32; c], vec![0f32; c]);
         inception_kernels::batch_norm_train(
             &shape,
             slice(&x),
@@ -107,7 +108,7 @@ impl NormBackend for Flex {
         let [x, gamma, mean, variance, grad] = [x, gamma, mean, variance, grad].map(contiguous);
         let c = shape.channels;
         let (mut dx, mut dgamma, mut dbeta) =
-            (vec![0f32; x_len(&shape)], vec![0f32; c], vec![0f32; c]);
+            (vec![0f32; slice(&x).len()], vec![0f32; c], vec![0f32; c]);
         inception_kernels::batch_norm_train_backward(
             &shape,
             slice(&x),
@@ -132,8 +133,4 @@ fn norm_shape(x: &FlexTensor) -> Option<NormShape> {
         channels: dims[1],
         pixels: dims.iter().skip(2).product(),
     })
-}
-
-fn x_len(s: &NormShape) -> usize {
-    s.batch * s.channels * s.pixels
 }

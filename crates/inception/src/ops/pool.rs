@@ -9,7 +9,7 @@ use burn::tensor::{DType, Tensor};
 use burn_flex::FlexTensor;
 use inception_kernels::MaxPoolShape;
 
-use super::{contiguous, on_flex, slice, tensor};
+use super::{contiguous, dims4, on_flex, slice, tensor};
 use crate::graph::{PoolSpec, window_out};
 
 /// Max pooling as one Burn backend extension.
@@ -47,7 +47,7 @@ pub fn max_pool2d(x: Tensor<4>, pool: &PoolSpec) -> Tensor<4> {
 }
 
 /// Burn's options for the same pooling.
-pub(crate) fn options(p: &PoolSpec) -> MaxPoolOptions<2> {
+fn options(p: &PoolSpec) -> MaxPoolOptions<2> {
     MaxPoolOptions::new(p.kernel)
         .with_stride(p.stride)
         .with_padding_pairs([
@@ -63,7 +63,7 @@ impl PoolBackend for Flex {
         let x = contiguous(x);
         let mut y = vec![0f32; shape.planes * shape.output[0] * shape.output[1]];
         inception_kernels::max_pool_forward(&shape, slice(&x), &mut y);
-        let [n, c, _, _] = dims(&x);
+        let [n, c, _, _] = dims4(&x);
         tensor(y, [n, c, shape.output[0], shape.output[1]])
     }
 
@@ -81,14 +81,9 @@ impl PoolBackend for Flex {
     }
 }
 
-fn dims(t: &FlexTensor) -> [usize; 4] {
-    let s = t.shape();
-    [s[0], s[1], s[2], s[3]]
-}
-
 /// The kernels' description of `pool` over `x` (whose window fits: [`max_pool2d`] checked).
 fn pool_shape(x: &FlexTensor, pool: &PoolSpec) -> MaxPoolShape {
-    let [n, c, h, w] = dims(x);
+    let [n, c, h, w] = dims4(x);
     let (oh, ow) = window_out(
         [h, w],
         pool.kernel,
