@@ -1,11 +1,14 @@
 //! Max pooling on NCHW tensors for training: the forward pass, and the backward pass, which
-//! finds each window's maximum again (rather than storing its index) and sends the output's
-//! gradient there.
+//! finds each window's maximum again in the input (rather than storing its index) and sends the
+//! output's gradient there.
 //!
-//! The window is scanned row by row, left to right, and the first maximum wins (a NaN always
-//! wins, the last one scanned) — PyTorch's and Burn's rule, which decides where the gradient of
-//! a window of equal values (zeros after a ReLU) goes. Padding never wins: a window only
-//! covers the input pixels inside it.
+//! The forward pass needs only values: the maximum down each output row's span of input rows
+//! (contiguous, vectorised), then across each window's columns. The backward pass is given the
+//! forward output `y` and looks, window by window and vectorised across the output row, for the
+//! first input pixel (row-major) equal to it — PyTorch's and Burn's rule "the first maximum wins",
+//! which decides where the gradient of a window of equal values (zeros after a ReLU) goes; a NaN
+//! always wins, the last one scanned. Padding never wins: a window only covers the input pixels
+//! inside it.
 
 use rayon::prelude::*;
 
@@ -32,15 +35,14 @@ fn takes(v: f32, best: f32) -> bool {
     (v > best) | v.is_nan()
 }
 
-/// One thread's scratch memory: each input row's maximum over each output column's span and
-/// its column, then one output row's running maximum and the input row it came from.
-#[derive(Default)]
-struct RowMax {
-    value: Vec<f32>,
-    column: Vec<u32>,
-    best: Vec<f32>,
-    from: Vec<u32>,
+/// The larger of `best` and `v` scanned after it, NaN winning.
+#[inline(always)]
+fn larger(best: f32, v: f32) -> f32 {
+    if takes(v, best) { v } else { best }
 }
+
+/// No input pixel found yet for a window (backward pass).
+const NONE: u32 = u32::MAX;
 
 /// What depends on the shape alone, worked out once per call: each output column's span of
 /// input columns, and the output columns `a..b` whose span is a whole window (the rest clip at
@@ -67,12 +69,6 @@ impl MaxPoolShape {
         (start.clamp(0, n) as usize, end.clamp(0, n) as usize)
     }
 
-    /// Calls `f(output index, input index of the window's maximum)` for each output of a
-    /// plane; windows with no input pixel are skipped.
-    ///
-    /// Separably: each input row's maximum over each output column's span (the first one, or
-    /// the last NaN), then down each output row's span of those (the first row holding the
-    /// window's maximum: row-major order's first maximum, or its last NaN).
     fn columns(&self) -> Columns {
         let (w, ow) = (self.input[1], self.output[1]);
         let [k, st, pl] = [self.kernel[1], self.stride[1], self.padding[1]];
@@ -88,90 +84,51 @@ impl MaxPoolShape {
         }
     }
 
-    fn argmax(
+    /// The output columns `columns` leaves to [`Self::edge`]: those clipped by the input.
+    fn edges(columns: &Columns) -> impl Iterator<Item = usize> + '_ {
+        let (a, b) = columns.whole;
+        (0..a).chain(b..columns.spans.len())
+    }
+
+    /// One output row of the forward pass: `rows` is the plane's rows `y0..y1` (the output row's
+    /// span), `vmax` a scratch row.
+    fn forward_row(
         &self,
         plane: &[f32],
+        rows: (usize, usize),
         columns: &Columns,
-        rows: &mut RowMax,
-        mut f: impl FnMut(usize, usize),
+        vmax: &mut [f32],
+        out: &mut [f32],
     ) {
-        let ([h, w], [oh, ow]) = (self.input, self.output);
-        rows.value.resize(h * ow, 0.0);
-        rows.column.resize(h * ow, 0);
-        rows.best.resize(ow, 0.0);
-        rows.from.resize(ow, 0);
-        let (cols, (a, b)) = (&columns.spans, columns.whole);
-        let [k, st, pl] = [self.kernel[1], self.stride[1], self.padding[1]];
-        for iy in 0..h {
-            let row = &plane[iy * w..(iy + 1) * w];
-            let (value, column) = (
-                &mut rows.value[iy * ow..(iy + 1) * ow],
-                &mut rows.column[iy * ow..(iy + 1) * ow],
-            );
-            for ox in (0..a).chain(b..ow) {
-                let (x0, x1) = cols[ox];
-                let (mut best, mut at) = (f32::NEG_INFINITY, x0);
-                if x0 < x1 {
-                    best = row[x0];
-                    for (ix, &x) in row.iter().enumerate().take(x1).skip(x0 + 1) {
-                        let t = takes(x, best);
-                        best = if t { x } else { best };
-                        at = if t { ix } else { at };
-                    }
-                }
-                value[ox] = best;
-                column[ox] = at as u32;
-            }
-            if a < b {
-                // Window by window position, across the columns (vectorised when st is 1).
-                let base = a * st - pl;
-                let (value, column) = (&mut value[a..b], &mut column[a..b]);
-                for (j, (v, c)) in value.iter_mut().zip(column.iter_mut()).enumerate() {
-                    *v = row[base + j * st];
-                    *c = (base + j * st) as u32;
-                }
-                for kx in 1..k {
-                    let first = (base + kx) as u32;
-                    let src = &row[base + kx..];
-                    let lanes = value.iter_mut().zip(column.iter_mut());
-                    if st == 1 {
-                        for (((v, c), &x), j) in lanes.zip(src).zip(0u32..) {
-                            let t = takes(x, *v);
-                            *v = if t { x } else { *v };
-                            *c = if t { first + j } else { *c };
-                        }
-                    } else {
-                        let step = st as u32;
-                        for (((v, c), &x), j) in lanes.zip(src.iter().step_by(st)).zip(0u32..) {
-                            let t = takes(x, *v);
-                            *v = if t { x } else { *v };
-                            *c = if t { first + j * step } else { *c };
-                        }
-                    }
-                }
-            }
+        let w = self.input[1];
+        let (y0, y1) = rows;
+        if y0 == y1 {
+            out.fill(f32::NEG_INFINITY);
+            return;
         }
-        let (best, from) = (&mut rows.best, &mut rows.from);
-        for oy in 0..oh {
-            let (y0, y1) = self.span(0, oy);
-            if y0 == y1 {
-                continue;
-            }
-            best.copy_from_slice(&rows.value[y0 * ow..(y0 + 1) * ow]);
-            from.fill(y0 as u32);
-            for iy in y0 + 1..y1 {
-                let value = &rows.value[iy * ow..(iy + 1) * ow];
-                for ((b, r), &v) in best.iter_mut().zip(from.iter_mut()).zip(value) {
-                    let t = takes(v, *b);
-                    *b = if t { v } else { *b };
-                    *r = if t { iy as u32 } else { *r };
-                }
-            }
-            for (ox, &(x0, x1)) in cols.iter().enumerate() {
-                if x0 < x1 {
-                    let iy = from[ox] as usize;
-                    f(oy * ow + ox, iy * w + rows.column[iy * ow + ox] as usize);
-                }
+        vmax.copy_from_slice(&plane[y0 * w..(y0 + 1) * w]);
+        for iy in y0 + 1..y1 {
+            let row = &plane[iy * w..(iy + 1) * w];
+            vmax.iter_mut()
+                .zip(row)
+                .for_each(|(m, &v)| *m = larger(*m, v));
+        }
+        for ox in Self::edges(columns) {
+            let (x0, x1) = columns.spans[ox];
+            out[ox] = match vmax.get(x0..x1) {
+                Some([first, rest @ ..]) => rest.iter().fold(*first, |m, &v| larger(m, v)),
+                _ => f32::NEG_INFINITY,
+            };
+        }
+        let (a, b) = columns.whole;
+        if a < b {
+            let [k, st, pl] = [self.kernel[1], self.stride[1], self.padding[1]];
+            let src = &vmax[a * st - pl..];
+            let out = &mut out[a..b];
+            match st {
+                1 => window_max::<1>(src, k, out),
+                2 => window_max::<2>(src, k, out),
+                _ => window_max_strided(src, k, st, out),
             }
         }
     }
@@ -182,7 +139,57 @@ impl MaxPoolShape {
     }
 }
 
-/// `y` = the maximum of each window of `x` (`-inf` for a window with no input pixel).
+/// `out[j]` = the maximum of `src[j * S..j * S + k]`.
+#[inline(always)]
+fn window_max<const S: usize>(src: &[f32], k: usize, out: &mut [f32]) {
+    let n = out.len();
+    for kx in 0..k {
+        let src = &src[kx..kx + (n - 1) * S + 1];
+        if kx == 0 {
+            out.iter_mut()
+                .enumerate()
+                .for_each(|(j, o)| *o = src[j * S]);
+        } else {
+            out.iter_mut()
+                .enumerate()
+                .for_each(|(j, o)| *o = larger(*o, src[j * S]));
+        }
+    }
+}
+
+/// [`window_max`] for a stride known only at run time.
+fn window_max_strided(src: &[f32], k: usize, st: usize, out: &mut [f32]) {
+    for (j, o) in out.iter_mut().enumerate() {
+        let win = &src[j * st..j * st + k];
+        *o = win[1..].iter().fold(win[0], |m, &v| larger(m, v));
+    }
+}
+
+/// For each `j`: if `src[j * S]` is the first pixel scanned equal to `y[j]` (`pos[j]` still
+/// [`NONE`]), or a NaN, `pos[j]` becomes its index, `first + j * S`.
+#[inline(always)]
+fn window_find<const S: usize>(src: &[f32], y: &[f32], first: u32, pos: &mut [u32]) {
+    let n = pos.len();
+    let src = &src[..(n - 1) * S + 1];
+    for (j, (p, &m)) in pos.iter_mut().zip(y).enumerate() {
+        let v = src[j * S];
+        let hit = (*p == NONE && v == m) | v.is_nan();
+        *p = if hit { first + (j * S) as u32 } else { *p };
+    }
+}
+
+/// [`window_find`] for a stride known only at run time.
+fn window_find_strided(src: &[f32], st: usize, y: &[f32], first: u32, pos: &mut [u32]) {
+    for (j, (p, &m)) in pos.iter_mut().zip(y).enumerate() {
+        let v = src[j * st];
+        if (*p == NONE && v == m) | v.is_nan() {
+            *p = first + (j * st) as u32;
+        }
+    }
+}
+
+/// `y` = the maximum of each window of `x` (`-inf` for a window with no input pixel; NaN when
+/// the window holds one).
 ///
 /// # Panics
 /// If a length does not match `shape`.
@@ -193,35 +200,74 @@ pub fn max_pool_forward(shape: &MaxPoolShape, x: &[f32], y: &mut [f32]) {
         return;
     }
     let columns = shape.columns();
+    let (w, ow) = (shape.input[1], shape.output[1]);
     y.par_chunks_mut(ol)
         .enumerate()
-        .for_each_init(RowMax::default, |rows, (p, out)| {
-            out.fill(f32::NEG_INFINITY);
+        .for_each_init(Vec::new, |vmax, (p, out)| {
+            vmax.resize(w, 0.0);
             let plane = &x[p * il..(p + 1) * il];
-            shape.argmax(plane, &columns, rows, |o, i| out[o] = plane[i]);
+            for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+                shape.forward_row(plane, shape.span(0, oy), &columns, vmax, out);
+            }
         });
 }
 
-/// `dx`: each output's gradient `dy` added at its window's maximum in `x`, 0 elsewhere.
+/// `dx`: each output's gradient `dy` added at its window's maximum in `x`, 0 elsewhere; `y` is
+/// the forward pass's output ([`max_pool_forward`] of `x`), which marks the maximum.
 ///
 /// # Panics
 /// If a length does not match `shape`.
-pub fn max_pool_backward(shape: &MaxPoolShape, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+pub fn max_pool_backward(shape: &MaxPoolShape, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     shape.check(x.len(), dy.len());
+    shape.check(x.len(), y.len());
     assert_eq!(dx.len(), x.len(), "input gradient length");
     let (il, ol) = (shape.in_len(), shape.out_len());
     if il == 0 {
         return;
     }
     let columns = shape.columns();
+    let ([_, w], ow) = (shape.input, shape.output[1]);
+    let [k, st, pl] = [shape.kernel[1], shape.stride[1], shape.padding[1]];
+    let (a, b) = columns.whole;
     dx.par_chunks_mut(il)
         .enumerate()
-        .for_each_init(RowMax::default, |rows, (p, grad)| {
+        .for_each_init(Vec::new, |pos, (p, grad)| {
             grad.fill(0.0);
-            let g = &dy[p * ol..(p + 1) * ol];
-            shape.argmax(&x[p * il..(p + 1) * il], &columns, rows, |o, i| {
-                grad[i] += g[o]
-            });
+            pos.resize(ow, NONE);
+            let plane = &x[p * il..(p + 1) * il];
+            let (ys, gs) = (&y[p * ol..(p + 1) * ol], &dy[p * ol..(p + 1) * ol]);
+            for (oy, (yr, gr)) in ys.chunks_exact(ow).zip(gs.chunks_exact(ow)).enumerate() {
+                let (y0, y1) = shape.span(0, oy);
+                pos.fill(NONE);
+                for iy in y0..y1 {
+                    let row = &plane[iy * w..(iy + 1) * w];
+                    for ox in MaxPoolShape::edges(&columns) {
+                        let (x0, x1) = columns.spans[ox];
+                        for (ix, &v) in row.iter().enumerate().take(x1).skip(x0) {
+                            if (pos[ox] == NONE && v == yr[ox]) | v.is_nan() {
+                                pos[ox] = (iy * w + ix) as u32;
+                            }
+                        }
+                    }
+                    if a < b {
+                        let base = a * st - pl;
+                        let (yw, pw) = (&yr[a..b], &mut pos[a..b]);
+                        for kx in 0..k {
+                            let (src, first) = (&row[base + kx..], (iy * w + base + kx) as u32);
+                            match st {
+                                1 => window_find::<1>(src, yw, first, pw),
+                                2 => window_find::<2>(src, yw, first, pw),
+                                _ => window_find_strided(src, st, yw, first, pw),
+                            }
+                        }
+                    }
+                }
+                for (&i, &g) in pos.iter().zip(gr) {
+                    if let Some(d) = grad.get_mut(i as usize) {
+                        *d += g;
+                    }
+                }
+            }
         });
 }
 
@@ -245,10 +291,30 @@ mod tests {
         max_pool_forward(&s, &x, &mut y);
         assert_eq!(y, [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0]);
         let mut dx = [0f32; 9];
-        max_pool_backward(&s, &x, &[1.0; 9], &mut dx);
+        max_pool_backward(&s, &x, &y, &[1.0; 9], &mut dx);
         // Windows touching (0,0) take it; the others take the first -1 they scan.
         assert_eq!(dx, [4.0, 2.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(dx.iter().sum::<f32>(), 9.0);
+    }
+
+    #[test]
+    fn a_nan_wins_the_last_one_scanned() {
+        // One row of 5, a 1x5 window: the output is NaN and the gradient goes to the last NaN.
+        let s = MaxPoolShape {
+            planes: 1,
+            input: [1, 5],
+            output: [1, 1],
+            kernel: [1, 5],
+            stride: [1, 1],
+            padding: [0, 0],
+        };
+        let x = [1.0, f32::NAN, 3.0, f32::NAN, 2.0];
+        let mut y = [0f32; 1];
+        max_pool_forward(&s, &x, &mut y);
+        assert!(y[0].is_nan());
+        let mut dx = [0f32; 5];
+        max_pool_backward(&s, &x, &y, &[1.0], &mut dx);
+        assert_eq!(dx, [0.0, 0.0, 0.0, 1.0, 0.0]);
     }
 
     #[test]

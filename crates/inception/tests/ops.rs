@@ -254,6 +254,12 @@ fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
             pool([3, 3], [2, 2], [[0, 1], [0, 1]], false),
         ),
         ([2, 2, 7, 9], pool([2, 2], [2, 2], [[0, 0], [0, 0]], true)),
+        // Rows wider than a vector register (stride 1 and 2), a stride the kernels only know at
+        // run time, a one-row window.
+        ([2, 3, 11, 40], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false)),
+        ([1, 2, 12, 37], pool([3, 3], [2, 2], [[0, 0], [0, 0]], true)),
+        ([1, 2, 10, 41], pool([3, 3], [3, 3], [[1, 1], [1, 1]], true)),
+        ([2, 1, 6, 33], pool([1, 3], [1, 2], [[0, 0], [1, 1]], false)),
     ];
     for (i, (shape, p)) in cases.into_iter().enumerate() {
         let run = |ours: bool| {

@@ -1,6 +1,7 @@
 //! The max-pooling extension: its operations, the `Tensor` function over them, and their
 //! implementation on Burn's Flex backend ([`inception_kernels`]' NCHW max pooling, whose
-//! backward pass finds each window's maximum again instead of storing 64-bit indices).
+//! backward pass finds each window's maximum again, from the forward output, instead of storing
+//! 64-bit indices).
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
@@ -18,9 +19,11 @@ pub trait PoolBackend: Backend {
     /// The maximum of each window of `x` `[batch, channels, h, w]`.
     fn fast_max_pool2d(x: FloatTensor<Self>, pool: PoolSpec) -> FloatTensor<Self>;
 
-    /// The gradient with respect to `x` for the output gradient `grad`.
+    /// The gradient with respect to `x` for the output gradient `grad`, given the forward
+    /// pass's output `y` (which marks each window's maximum).
     fn fast_max_pool2d_backward(
         x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         pool: PoolSpec,
     ) -> FloatTensor<Self>;
@@ -69,14 +72,15 @@ impl PoolBackend for Flex {
 
     fn fast_max_pool2d_backward(
         x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         pool: PoolSpec,
     ) -> FloatTensor<Self> {
         let shape = pool_shape(&x, &pool);
         let dims = x.shape();
-        let (x, grad) = (contiguous(x), contiguous(grad));
+        let [x, y, grad] = [x, y, grad].map(contiguous);
         let mut dx = vec![0f32; slice(&x).len()];
-        inception_kernels::max_pool_backward(&shape, slice(&x), slice(&grad), &mut dx);
+        inception_kernels::max_pool_backward(&shape, slice(&x), slice(&y), slice(&grad), &mut dx);
         tensor(dx, dims)
     }
 }

@@ -1,5 +1,5 @@
 //! The max-pooling extension under Burn's `Autodiff`: the forward pass records a backward step
-//! that keeps the input (its checkpoint) and finds each window's maximum again.
+//! that keeps the input (its checkpoint) and the output, and finds each window's maximum again.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -16,7 +16,8 @@ use crate::graph::PoolSpec;
 struct MaxPool;
 
 impl<B: PoolBackend> Backward<B, 1> for MaxPool {
-    type State = (NodeId, PoolSpec);
+    /// The input's checkpoint, the output, the pooling.
+    type State = (NodeId, FloatTensor<B>, PoolSpec);
 
     fn backward(
         self,
@@ -26,10 +27,10 @@ impl<B: PoolBackend> Backward<B, 1> for MaxPool {
     ) {
         let [node_x] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, pool) = ops.state;
+        let (x_state, y, pool) = ops.state;
         if let Some(node) = node_x {
             let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
-            grads.register::<B>(node.id, B::fast_max_pool2d_backward(x, grad, pool));
+            grads.register::<B>(node.id, B::fast_max_pool2d_backward(x, y, grad, pool));
         }
     }
 }
@@ -38,8 +39,9 @@ impl<B: PoolBackend, C: CheckpointStrategy> PoolBackend for Autodiff<B, C> {
     fn fast_max_pool2d(x: FloatTensor<Self>, pool: PoolSpec) -> FloatTensor<Self> {
         match MaxPool.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), pool.clone());
-                prep.finish(state, B::fast_max_pool2d(x.into_primitive(), pool))
+                let x_state = prep.checkpoint(&x);
+                let y = B::fast_max_pool2d(x.into_primitive(), pool.clone());
+                prep.finish((x_state, y.clone(), pool), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fast_max_pool2d(x.into_primitive(), pool)),
         }
@@ -47,12 +49,14 @@ impl<B: PoolBackend, C: CheckpointStrategy> PoolBackend for Autodiff<B, C> {
 
     fn fast_max_pool2d_backward(
         x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         pool: PoolSpec,
     ) -> FloatTensor<Self> {
         // Second derivatives are not recorded: the result is a constant of the graph.
         Self::from_inner(B::fast_max_pool2d_backward(
             x.into_primitive(),
+            y.into_primitive(),
             grad.into_primitive(),
             pool,
         ))
