@@ -8,6 +8,7 @@
 //! Every kernel is parallel over output rows on rayon's current thread pool, and writes every
 //! value of its output view (never reads the output first), so buffers can be reused freely.
 
+mod avgpool;
 mod conv;
 mod maxpool;
 mod nchw;
@@ -18,6 +19,7 @@ mod sgemm;
 mod testing;
 mod winograd;
 
+pub use avgpool::{AvgPoolShape, avg_pool_backward, avg_pool_forward};
 pub use conv::{ConvGeometry, ConvKernel};
 pub use maxpool::{MaxPoolShape, max_pool_backward, max_pool_forward};
 pub use nchw::{

@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::LocalResponseNormConfig;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
-use burn::tensor::ops::AvgPoolOptions;
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor, activation};
 
 use crate::engine::{self, Plan};
 use crate::error::{Error, GraphFault, Result};
-use crate::graph::{GlobalPool, Graph, NodeId, Op, ParamCount, PoolSpec};
+use crate::graph::{GlobalPool, Graph, NodeId, Op, ParamCount};
 use crate::nn::{LayerModule, Value};
 
 /// What a forward pass returns, in training and in evaluation alike.
@@ -247,7 +246,7 @@ impl Network {
                 Value::Flat(t) => Value::Flat(activation::relu(t)),
             },
             (Op::MaxPool(p), _) => Value::Map(crate::ops::max_pool2d(first.map(), p)),
-            (Op::AvgPool(p), _) => Value::Map(avg_pool2d(first.map(), avg_options(p))),
+            (Op::AvgPool(p), _) => Value::Map(crate::ops::avg_pool2d(first.map(), p)),
             (Op::AdaptiveAvgPool { size }, _) => {
                 Value::Map(adaptive_avg_pool2d(first.map(), *size))
             }
@@ -351,17 +350,6 @@ impl Network {
         self.visit(&mut v);
         v.count
     }
-}
-
-fn avg_options(p: &PoolSpec) -> AvgPoolOptions<2> {
-    AvgPoolOptions::new(p.kernel)
-        .with_stride(p.stride)
-        .with_padding_pairs([
-            (p.padding[0][0], p.padding[0][1]),
-            (p.padding[1][0], p.padding[1][1]),
-        ])
-        .with_ceil_mode(p.ceil_mode)
-        .with_count_include_pad(p.count_include_pad)
 }
 
 /// Counts parameters by walking the module tree; BatchNorm running statistics (visited as float

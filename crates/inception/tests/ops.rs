@@ -256,7 +256,10 @@ fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
         ([2, 2, 7, 9], pool([2, 2], [2, 2], [[0, 0], [0, 0]], true)),
         // Rows wider than a vector register (stride 1 and 2), a stride the kernels only know at
         // run time, a one-row window.
-        ([2, 3, 11, 40], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false)),
+        (
+            [2, 3, 11, 40],
+            pool([3, 3], [1, 1], [[1, 1], [1, 1]], false),
+        ),
         ([1, 2, 12, 37], pool([3, 3], [2, 2], [[0, 0], [0, 0]], true)),
         ([1, 2, 10, 41], pool([3, 3], [3, 3], [[1, 1], [1, 1]], true)),
         ([2, 1, 6, 33], pool([1, 3], [1, 2], [[0, 0], [1, 1]], false)),
@@ -295,6 +298,66 @@ fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
             assert_eq!(a.shape(), b.shape(), "case {i}: {what} shape");
             let d = rel_diff(a, b);
             assert!(d < 1e-6, "case {i}: {what} differs by {d:e}");
+        }
+    }
+}
+
+#[test]
+fn the_avg_pool_extension_matches_burns_outputs_and_gradients() {
+    use inception::graph::PoolSpec;
+    let pool = |kernel, stride, padding, ceil_mode, count_include_pad| PoolSpec {
+        kernel,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+    };
+    let cases = [
+        // Inception v3's module pool (torchvision counts the padding, Keras does not), a
+        // strided window in ceil mode, TensorFlow's asymmetric SAME padding, GoogLeNet's aux
+        // head pool (5x5 stride 3), a wide row.
+        ([2, 3, 9, 8], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, true)),
+        ([2, 3, 9, 8], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, false)),
+        ([1, 2, 15, 15], pool([3, 3], [2, 2], [[0, 0], [0, 0]], true, true)),
+        (
+            [1, 4, 14, 14],
+            pool([3, 3], [2, 2], [[0, 1], [0, 1]], false, false),
+        ),
+        ([2, 2, 14, 14], pool([5, 5], [3, 3], [[0, 0], [0, 0]], false, true)),
+        ([1, 2, 6, 37], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, true)),
+    ];
+    for (i, (shape, p)) in cases.into_iter().enumerate() {
+        let run = |ours: bool| {
+            let device = Device::flex().autodiff();
+            let x = random(shape, 500 + i as u64, &device).require_grad();
+            let y = if ours {
+                inception::ops::avg_pool2d(x.clone(), &p)
+            } else {
+                let options = burn::tensor::ops::AvgPoolOptions::new(p.kernel)
+                    .with_stride(p.stride)
+                    .with_padding_pairs([
+                        (p.padding[0][0], p.padding[0][1]),
+                        (p.padding[1][0], p.padding[1][1]),
+                    ])
+                    .with_ceil_mode(p.ceil_mode)
+                    .with_count_include_pad(p.count_include_pad);
+                burn::tensor::module::avg_pool2d(x.clone(), options)
+            };
+            let g = random(y.dims(), 600 + i as u64, &device);
+            let grads = (y.clone() * g).sum().backward();
+            [
+                y.into_data(),
+                x.grad(&grads).expect("x gradient").into_data(),
+            ]
+        };
+        let [ours, burns] = [run(true), run(false)];
+        for (what, (a, b)) in ["output", "gradient"]
+            .iter()
+            .zip(ours.into_iter().zip(burns))
+        {
+            assert_eq!(a.shape(), b.shape(), "case {i}: {what} shape");
+            let d = rel_diff(a, b);
+            assert!(d < 1e-5, "case {i}: {what} differs by {d:e}");
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Our CPU kernels as custom operations of Burn's Flex backend (Burn's backend extensions), so
 //! that training keeps Burn's autodiff graph, optimizers, checkpoints and data parallelism while
-//! its convolutions, batch normalisations and max pooling run on [`inception_kernels`]' NCHW passes.
+//! its convolutions, batch normalisations and pooling run on [`inception_kernels`]' NCHW passes.
 //!
-//! [`conv2d`], [`batch_norm_train`] and [`max_pool2d`] are what the network's layers call. On a Flex device
+//! [`conv2d`], [`batch_norm_train`], [`max_pool2d`] and [`avg_pool2d`] are what the network's
+//! layers call. On a Flex device
 //! (with or without autodiff) they run the extensions, whose autodiff implementations record
 //! our own backward passes; anywhere else (wgpu, CUDA) and for what the kernels do not cover
 //! (groups, dilation, other float types) they are Burn's own operations, so every backend keeps
@@ -17,7 +18,7 @@ mod pool_autodiff;
 
 pub use conv::{ConvBackend, conv2d, conv2d_layer};
 pub use norm::{NormBackend, batch_norm_train};
-pub use pool::{PoolBackend, max_pool2d};
+pub use pool::{PoolBackend, avg_pool2d, max_pool2d};
 
 use burn::backend::{DispatchDevice, TensorMetadata};
 use burn::tensor::{DType, Device, Shape, TensorData};
