@@ -15,6 +15,7 @@ mod nchw;
 mod norm;
 mod ops;
 mod sgemm;
+mod simd;
 #[cfg(test)]
 mod testing;
 mod winograd;

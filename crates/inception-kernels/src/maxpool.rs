@@ -8,9 +8,13 @@
 //! first input pixel (row-major) equal to it — PyTorch's and Burn's rule "the first maximum wins",
 //! which decides where the gradient of a window of equal values (zeros after a ReLU) goes; a NaN
 //! always wins, the last one scanned. Padding never wins: a window only covers the input pixels
-//! inside it.
+//! inside it. A pooling whose output is as large as its input (stride 1: an inception module's
+//! pool branch) is scanned a whole plane at a time instead (see `Taps`), and every loop runs
+//! compiled for the CPU's vector unit ([`crate::simd`]).
 
 use rayon::prelude::*;
+
+use crate::simd::vectorized;
 
 /// A max pooling over a batch of NCHW planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +66,7 @@ impl MaxPoolShape {
     }
 
     /// The input rows (or columns: `d` = 1) output row `o` covers.
+    #[inline(always)]
     fn span(&self, d: usize, o: usize) -> (usize, usize) {
         let start = (o * self.stride[d]) as isize - self.padding[d] as isize;
         let end = start + self.kernel[d] as isize;
@@ -84,7 +89,8 @@ impl MaxPoolShape {
         }
     }
 
-    /// The output columns `columns` leaves to [`Self::edge`]: those clipped by the input.
+    /// The output columns whose windows `columns` finds clipped by the input.
+    #[inline(always)]
     fn edges(columns: &Columns) -> impl Iterator<Item = usize> + '_ {
         let (a, b) = columns.whole;
         (0..a).chain(b..columns.spans.len())
@@ -92,6 +98,7 @@ impl MaxPoolShape {
 
     /// One output row of the forward pass: `rows` is the plane's rows `y0..y1` (the output row's
     /// span), `vmax` a scratch row.
+    #[inline(always)]
     fn forward_row(
         &self,
         plane: &[f32],
@@ -145,19 +152,22 @@ fn window_max<const S: usize>(src: &[f32], k: usize, out: &mut [f32]) {
     let n = out.len();
     for kx in 0..k {
         let src = &src[kx..kx + (n - 1) * S + 1];
+        // SAFETY (both loops): `j < n`, so `j * S <= (n - 1) * S < src.len()`. Unchecked, the
+        // loops vectorise.
         if kx == 0 {
             out.iter_mut()
                 .enumerate()
-                .for_each(|(j, o)| *o = src[j * S]);
+                .for_each(|(j, o)| *o = unsafe { *src.get_unchecked(j * S) });
         } else {
             out.iter_mut()
                 .enumerate()
-                .for_each(|(j, o)| *o = larger(*o, src[j * S]));
+                .for_each(|(j, o)| *o = larger(*o, unsafe { *src.get_unchecked(j * S) }));
         }
     }
 }
 
 /// [`window_max`] for a stride known only at run time.
+#[inline(always)]
 fn window_max_strided(src: &[f32], k: usize, st: usize, out: &mut [f32]) {
     for (j, o) in out.iter_mut().enumerate() {
         let win = &src[j * st..j * st + k];
@@ -172,13 +182,16 @@ fn window_find<const S: usize>(src: &[f32], y: &[f32], first: u32, pos: &mut [u3
     let n = pos.len();
     let src = &src[..(n - 1) * S + 1];
     for (j, (p, &m)) in pos.iter_mut().zip(y).enumerate() {
-        let v = src[j * S];
-        let hit = (*p == NONE && v == m) | v.is_nan();
+        // SAFETY: `j < n`, so `j * S <= (n - 1) * S < src.len()`. Unchecked, the loop
+        // vectorises.
+        let v = unsafe { *src.get_unchecked(j * S) };
+        let hit = ((*p == NONE) & (v == m)) | v.is_nan();
         *p = if hit { first + (j * S) as u32 } else { *p };
     }
 }
 
 /// [`window_find`] for a stride known only at run time.
+#[inline(always)]
 fn window_find_strided(src: &[f32], st: usize, y: &[f32], first: u32, pos: &mut [u32]) {
     for (j, (p, &m)) in pos.iter_mut().zip(y).enumerate() {
         let v = src[j * st];
@@ -206,9 +219,11 @@ pub fn max_pool_forward(shape: &MaxPoolShape, x: &[f32], y: &mut [f32]) {
         .for_each_init(Vec::new, |vmax, (p, out)| {
             vmax.resize(w, 0.0);
             let plane = &x[p * il..(p + 1) * il];
-            for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
-                shape.forward_row(plane, shape.span(0, oy), &columns, vmax, out);
-            }
+            vectorized(|| {
+                for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+                    shape.forward_row(plane, shape.span(0, oy), &columns, vmax, out);
+                }
+            })
         });
 }
 
@@ -225,50 +240,161 @@ pub fn max_pool_backward(shape: &MaxPoolShape, x: &[f32], y: &[f32], dy: &[f32],
     if il == 0 {
         return;
     }
+    if let Some(taps) = Taps::new(shape) {
+        dx.par_chunks_mut(il)
+            .enumerate()
+            .for_each_init(Vec::new, |pos, (p, grad)| {
+                pos.resize(il, NONE);
+                let plane = &x[p * il..(p + 1) * il];
+                let (ys, gs) = (&y[p * ol..(p + 1) * ol], &dy[p * ol..(p + 1) * ol]);
+                vectorized(|| taps.backward_plane(plane, ys, gs, pos, grad));
+            });
+        return;
+    }
     let columns = shape.columns();
-    let ([_, w], ow) = (shape.input, shape.output[1]);
-    let [k, st, pl] = [shape.kernel[1], shape.stride[1], shape.padding[1]];
-    let (a, b) = columns.whole;
+    let ow = shape.output[1];
     dx.par_chunks_mut(il)
         .enumerate()
         .for_each_init(Vec::new, |pos, (p, grad)| {
-            grad.fill(0.0);
             pos.resize(ow, NONE);
             let plane = &x[p * il..(p + 1) * il];
             let (ys, gs) = (&y[p * ol..(p + 1) * ol], &dy[p * ol..(p + 1) * ol]);
-            for (oy, (yr, gr)) in ys.chunks_exact(ow).zip(gs.chunks_exact(ow)).enumerate() {
-                let (y0, y1) = shape.span(0, oy);
-                pos.fill(NONE);
-                for iy in y0..y1 {
-                    let row = &plane[iy * w..(iy + 1) * w];
-                    for ox in MaxPoolShape::edges(&columns) {
-                        let (x0, x1) = columns.spans[ox];
-                        for (ix, &v) in row.iter().enumerate().take(x1).skip(x0) {
-                            if (pos[ox] == NONE && v == yr[ox]) | v.is_nan() {
-                                pos[ox] = (iy * w + ix) as u32;
-                            }
-                        }
-                    }
-                    if a < b {
-                        let base = a * st - pl;
-                        let (yw, pw) = (&yr[a..b], &mut pos[a..b]);
-                        for kx in 0..k {
-                            let (src, first) = (&row[base + kx..], (iy * w + base + kx) as u32);
-                            match st {
-                                1 => window_find::<1>(src, yw, first, pw),
-                                2 => window_find::<2>(src, yw, first, pw),
-                                _ => window_find_strided(src, st, yw, first, pw),
-                            }
+            vectorized(|| shape.backward_plane(plane, ys, gs, &columns, pos, grad));
+        });
+}
+
+/// A pooling whose stride is 1 and whose output is as large as its input (an inception module's
+/// 3x3 pool branch) seen as offsets: each window pixel `(ky, kx)` lies at one offset from its
+/// output across the whole plane, so the backward pass scans the plane once per window pixel,
+/// however narrow its rows (14 or 7 pixels: too few for a vector register row by row).
+struct Taps {
+    /// Row-major over the window: the offset from output to input pixel, the outputs
+    /// `start..end` whose row of that pixel is inside the input, its column `kx`.
+    taps: Vec<(isize, (usize, usize), usize)>,
+    /// Per column of the window, per output: whether its column of that pixel is inside.
+    inside: Vec<Vec<bool>>,
+}
+
+impl Taps {
+    fn new(s: &MaxPoolShape) -> Option<Self> {
+        let ([h, w], [kh, kw], [pt, pl]) = (s.input, s.kernel, s.padding);
+        if s.stride != [1, 1] || s.output != s.input || pt >= kh || pl >= kw {
+            return None;
+        }
+        let mut taps = Vec::with_capacity(kh * kw);
+        for ky in 0..kh {
+            let dy = ky as isize - pt as isize;
+            let rows = (
+                (-dy).max(0) as usize,
+                (h as isize - dy).clamp(0, h as isize) as usize,
+            );
+            for kx in 0..kw {
+                let dx = kx as isize - pl as isize;
+                // Outputs past the plane's ends at this offset are in clipped columns.
+                let shift = dy * w as isize + dx;
+                let start = ((rows.0 * w) as isize).max(-shift) as usize;
+                let end = ((rows.1 * w) as isize).min((h * w) as isize - shift).max(0) as usize;
+                taps.push((shift, (start, end), kx));
+            }
+        }
+        let inside = (0..kw)
+            .map(|kx| {
+                (0..h * w)
+                    .map(|o| {
+                        let c = o % w + kx;
+                        c >= pl && c - pl < w
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(Self { taps, inside })
+    }
+
+    /// The backward pass over one plane: `x`, `y`, `dy` into `grad`; `pos` a scratch plane.
+    #[inline(always)]
+    fn backward_plane(
+        &self,
+        plane: &[f32],
+        ys: &[f32],
+        gs: &[f32],
+        pos: &mut [u32],
+        grad: &mut [f32],
+    ) {
+        pos.fill(NONE);
+        for &(shift, (start, end), kx) in &self.taps {
+            if start >= end {
+                continue;
+            }
+            let xs = &plane[(start as isize + shift) as usize..(end as isize + shift) as usize];
+            let first = (start as isize + shift) as u32;
+            let lanes = pos[start..end]
+                .iter_mut()
+                .zip(&ys[start..end])
+                .zip(&self.inside[kx][start..end])
+                .zip(xs);
+            for ((((p, &m), &inside), &v), j) in lanes.zip(0u32..) {
+                let hit = inside & (((*p == NONE) & (v == m)) | v.is_nan());
+                *p = if hit { first + j } else { *p };
+            }
+        }
+        grad.fill(0.0);
+        for (&i, &g) in pos.iter().zip(gs) {
+            if let Some(d) = grad.get_mut(i as usize) {
+                *d += g;
+            }
+        }
+    }
+}
+
+impl MaxPoolShape {
+    /// The backward pass over one plane: `x`, `y`, `dy` into `grad`; `pos` a scratch row.
+    #[inline(always)]
+    fn backward_plane(
+        &self,
+        plane: &[f32],
+        ys: &[f32],
+        gs: &[f32],
+        columns: &Columns,
+        pos: &mut [u32],
+        grad: &mut [f32],
+    ) {
+        let (w, ow) = (self.input[1], self.output[1]);
+        let [k, st, pl] = [self.kernel[1], self.stride[1], self.padding[1]];
+        let (a, b) = columns.whole;
+        grad.fill(0.0);
+        for (oy, (yr, gr)) in ys.chunks_exact(ow).zip(gs.chunks_exact(ow)).enumerate() {
+            let (y0, y1) = self.span(0, oy);
+            pos.fill(NONE);
+            for iy in y0..y1 {
+                let row = &plane[iy * w..(iy + 1) * w];
+                for ox in Self::edges(columns) {
+                    let (x0, x1) = columns.spans[ox];
+                    for (ix, &v) in row.iter().enumerate().take(x1).skip(x0) {
+                        if (pos[ox] == NONE && v == yr[ox]) | v.is_nan() {
+                            pos[ox] = (iy * w + ix) as u32;
                         }
                     }
                 }
-                for (&i, &g) in pos.iter().zip(gr) {
-                    if let Some(d) = grad.get_mut(i as usize) {
-                        *d += g;
+                if a < b {
+                    let base = a * st - pl;
+                    let (yw, pw) = (&yr[a..b], &mut pos[a..b]);
+                    for kx in 0..k {
+                        let (src, first) = (&row[base + kx..], (iy * w + base + kx) as u32);
+                        match st {
+                            1 => window_find::<1>(src, yw, first, pw),
+                            2 => window_find::<2>(src, yw, first, pw),
+                            _ => window_find_strided(src, st, yw, first, pw),
+                        }
                     }
                 }
             }
-        });
+            for (&i, &g) in pos.iter().zip(gr) {
+                if let Some(d) = grad.get_mut(i as usize) {
+                    *d += g;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
 //! Batch normalisation in training mode on `[batch, channels, pixels]` (NCHW) tensors, forward
 //! and backward, each in two passes over memory: per-channel sums (in f64), then one
 //! elementwise write with per-channel coefficients. What Burn composes out of a dozen tensor
-//! operations (transposes included) is two reads and a write here.
+//! operations (transposes included) is two reads and a write here. The ReLU that follows almost
+//! every batch normalisation can ride along: applied in the write, and its mask found again
+//! from the input in the backward pass (so neither its output nor its mask is stored).
 //!
 //! The sums run over channels in parallel and the writes over `(sample, channel)` rows, with a
 //! fixed summation order: the results do not depend on the thread count.
 
 use rayon::prelude::*;
+
+use crate::simd::vectorized;
 
 /// The layout of a batch-normalised tensor: `batch` samples of `channels` rows of `pixels`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +50,8 @@ impl NormShape {
 }
 
 /// `y = (x - mean) / sqrt(var + epsilon) * gamma + beta` with the batch's own per-channel mean
-/// and biased variance, which are returned in `mean` and `var`.
+/// and biased variance, which are returned in `mean` and `var`; with `relu`, `max(y, 0)` (the
+/// ReLU that follows almost every batch normalisation, in the same pass).
 ///
 /// # Panics
 /// If a length does not match `shape`.
@@ -57,6 +62,7 @@ pub fn batch_norm_train(
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
+    relu: bool,
     y: &mut [f32],
     mean: &mut [f32],
     var: &mut [f32],
@@ -69,37 +75,55 @@ pub fn batch_norm_train(
     let stats: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = shape.rows(x, c).map(sum_f64).sum();
-            let mu = sum / m;
-            let sq: f64 = shape
-                .rows(x, c)
-                .map(|r| r.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>())
-                .sum();
-            (mu, sq / m)
-        })
-        .collect();
-    // y = x * a + b per channel.
-    let coef: Vec<(f32, f32)> = stats
-        .iter()
-        .zip(gamma.iter().zip(beta))
-        .map(|(&(mu, v), (&g, &b))| {
-            let a = g as f64 / (v + epsilon).sqrt();
-            (a as f32, (b as f64 - mu * a) as f32)
+            vectorized(|| {
+                let sum: f64 = shape
+                    .rows(x, c)
+                    .map(|r| sum_lanes(r, r, |v, _| (v as f64, 0.0)).0)
+                    .sum();
+                let mu = sum / m;
+                let sq: f64 = shape
+                    .rows(x, c)
+                    .map(|r| sum_lanes(r, r, |v, _| ((v as f64 - mu).powi(2), 0.0)).0)
+                    .sum();
+                (mu, sq / m)
+            })
         })
         .collect();
     for (c, &(mu, v)) in stats.iter().enumerate() {
         mean[c] = mu as f32;
         var[c] = v as f32;
     }
+    let coef = affine(mean, var, gamma, beta, epsilon);
     rows_mut(shape, y).for_each(|(c, i, row)| {
         let (a, b) = coef[c];
         let src = &x[i..i + row.len()];
-        row.iter_mut().zip(src).for_each(|(o, &v)| *o = v * a + b);
+        vectorized(|| {
+            if relu {
+                row.iter_mut()
+                    .zip(src)
+                    .for_each(|(o, &v)| *o = (v * a + b).max(0.0));
+            } else {
+                row.iter_mut().zip(src).for_each(|(o, &v)| *o = v * a + b);
+            }
+        })
     });
 }
 
-/// The gradients of [`batch_norm_train`] for the output gradient `dy`: `dx`, `dgamma` and
-/// `dbeta`, from the input `x` and the batch statistics the forward pass returned.
+/// The forward pass's `y = x * a + b` per channel, from the statistics it returns (so that the
+/// backward pass, given those, finds the same ReLU mask).
+fn affine(mean: &[f32], var: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Vec<(f32, f32)> {
+    (0..mean.len())
+        .map(|c| {
+            let a = gamma[c] as f64 / (var[c] as f64 + epsilon).sqrt();
+            (a as f32, (beta[c] as f64 - mean[c] as f64 * a) as f32)
+        })
+        .collect()
+}
+
+/// The gradients of [`batch_norm_train`] (with or without its `relu`) for the output gradient
+/// `dy`: `dx`, `dgamma` and `dbeta`, from the input `x`, the affine parameters and the batch
+/// statistics the forward pass returned. With `relu`, the gradient of the outputs the ReLU
+/// zeroed is dropped (found again from `x`, not stored).
 ///
 /// # Panics
 /// If a length does not match `shape`.
@@ -109,9 +133,11 @@ pub fn batch_norm_train_backward(
     x: &[f32],
     dy: &[f32],
     gamma: &[f32],
+    beta: &[f32],
     mean: &[f32],
     var: &[f32],
     epsilon: f64,
+    relu: bool,
     dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
@@ -120,6 +146,7 @@ pub fn batch_norm_train_backward(
         &[x.len(), dy.len(), dx.len()],
         &[
             gamma.len(),
+            beta.len(),
             mean.len(),
             var.len(),
             dgamma.len(),
@@ -127,20 +154,29 @@ pub fn batch_norm_train_backward(
         ],
     );
     let m = shape.count();
+    let forward = affine(mean, var, gamma, beta, epsilon);
+    // The gradient reaching the normalisation: `dy` where the ReLU passed its input.
+    let passed = |c: usize| {
+        let (a, b) = forward[c];
+        move |xv: f32, g: f32| if !relu || xv * a + b > 0.0 { g } else { 0.0 }
+    };
     // Σ dy and Σ dy·(x - mean), per channel.
     let sums: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let mu = mean[c];
-            shape
-                .rows(x, c)
-                .zip(shape.rows(dy, c))
-                .fold((0f64, 0f64), |(s, sc), (xr, dr)| {
-                    let (a, b) = xr.iter().zip(dr).fold((0f64, 0f64), |(a, b), (&xv, &g)| {
-                        (a + g as f64, b + (g * (xv - mu)) as f64)
-                    });
-                    (s + a, sc + b)
-                })
+            let (mu, pass) = (mean[c], passed(c));
+            vectorized(|| {
+                shape
+                    .rows(x, c)
+                    .zip(shape.rows(dy, c))
+                    .fold((0f64, 0f64), |(s, sc), (xr, dr)| {
+                        let (a, b) = sum_lanes(xr, dr, |xv, g| {
+                            let g = pass(xv, g);
+                            (g as f64, (g * (xv - mu)) as f64)
+                        });
+                        (s + a, sc + b)
+                    })
+            })
         })
         .collect();
     // dx = k·dy + l·x + o per channel, with inv = 1/sqrt(var + ε):
@@ -157,11 +193,13 @@ pub fn batch_norm_train_backward(
         dgamma[c] = (sc * inv) as f32;
     }
     rows_mut(shape, dx).for_each(|(c, i, row)| {
-        let (k, l, o) = coef[c];
+        let ((k, l, o), pass) = (coef[c], passed(c));
         let (xs, gs) = (&x[i..i + row.len()], &dy[i..i + row.len()]);
-        for ((d, &xv), &g) in row.iter_mut().zip(xs).zip(gs) {
-            *d = k * g + l * xv + o;
-        }
+        vectorized(|| {
+            for ((d, &xv), &g) in row.iter_mut().zip(xs).zip(gs) {
+                *d = k * pass(xv, g) + l * xv + o;
+            }
+        })
     });
 }
 
@@ -183,8 +221,28 @@ fn rows_mut<'a>(
         })
 }
 
-fn sum_f64(r: &[f32]) -> f64 {
-    r.iter().map(|&v| v as f64).sum()
+/// `(Σ f(a[i], b[i]).0, Σ f(a[i], b[i]).1)` in f64, each in eight interleaved partial sums (so
+/// that the additions do not wait on each other and vectorise), added in a fixed order.
+#[inline(always)]
+fn sum_lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f64, f64)) -> (f64, f64) {
+    const LANES: usize = 8;
+    let (mut acc0, mut acc1) = ([0f64; LANES], [0f64; LANES]);
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for i in 0..LANES {
+            let (u, v) = f(xa[i], xb[i]);
+            acc0[i] += u;
+            acc1[i] += v;
+        }
+    }
+    let (mut s0, mut s1) = (acc0.iter().sum::<f64>(), acc1.iter().sum::<f64>());
+    for (&u, &v) in ra.iter().zip(rb) {
+        let (p, q) = f(u, v);
+        s0 += p;
+        s1 += q;
+    }
+    (s0, s1)
 }
 
 #[cfg(test)]
@@ -210,7 +268,9 @@ mod tests {
         let gamma = [1.0, 2.0, 0.5, -1.0];
         let beta = [0.0, 1.0, -1.0, 0.25];
         let (mut y, mut mean, mut var) = (vec![0f32; 60], [0f32; 4], [0f32; 4]);
-        batch_norm_train(&s, &x, &gamma, &beta, 1e-5, &mut y, &mut mean, &mut var);
+        batch_norm_train(
+            &s, &x, &gamma, &beta, 1e-5, false, &mut y, &mut mean, &mut var,
+        );
         for c in 0..4 {
             let vals: Vec<f64> = s.rows(&x, c).flatten().map(|&v| v as f64).collect();
             let mu = vals.iter().sum::<f64>() / 15.0;
@@ -224,7 +284,7 @@ mod tests {
         }
     }
 
-    /// Against central differences of the loss `Σ y·g` in f64.
+    /// Against central differences of the loss `Σ y·g` in f64, with and without the ReLU.
     #[test]
     fn the_backward_pass_is_the_forward_passs_derivative() {
         let s = NormShape {
@@ -236,46 +296,61 @@ mod tests {
         let g = data(24, 3);
         let gamma = [1.5f32, -0.5, 2.0];
         let beta = [0.1f32, 0.2, 0.3];
-        let loss = |x: &[f32], gamma: &[f32]| -> f64 {
-            let (mut y, mut m, mut v) = (vec![0f32; 24], [0f32; 3], [0f32; 3]);
-            batch_norm_train(&s, x, gamma, &beta, 1e-3, &mut y, &mut m, &mut v);
-            y.iter().zip(&g).map(|(a, b)| *a as f64 * *b as f64).sum()
-        };
-        let (mut y, mut mean, mut var) = (vec![0f32; 24], [0f32; 3], [0f32; 3]);
-        batch_norm_train(&s, &x, &gamma, &beta, 1e-3, &mut y, &mut mean, &mut var);
-        let (mut dx, mut dgamma, mut dbeta) = (vec![0f32; 24], [0f32; 3], [0f32; 3]);
-        batch_norm_train_backward(
-            &s,
-            &x,
-            &g,
-            &gamma,
-            &mean,
-            &var,
-            1e-3,
-            &mut dx,
-            &mut dgamma,
-            &mut dbeta,
-        );
-        let h = 1e-2f32;
-        for i in 0..24 {
-            let (mut xp, mut xm) = (x.clone(), x.clone());
-            xp[i] += h;
-            xm[i] -= h;
-            let num = (loss(&xp, &gamma) - loss(&xm, &gamma)) / (2.0 * h as f64);
-            assert!(
-                (dx[i] as f64 - num).abs() < 2e-3,
-                "dx[{i}] {} vs {num}",
-                dx[i]
+        for relu in [false, true] {
+            let forward = |x: &[f32], gamma: &[f32], beta: &[f32]| {
+                let (mut y, mut m, mut v) = (vec![0f32; 24], [0f32; 3], [0f32; 3]);
+                batch_norm_train(&s, x, gamma, beta, 1e-3, relu, &mut y, &mut m, &mut v);
+                (y, m, v)
+            };
+            let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
+                let y = forward(x, gamma, beta).0;
+                y.iter().zip(&g).map(|(a, b)| *a as f64 * *b as f64).sum()
+            };
+            let (y, mean, var) = forward(&x, &gamma, &beta);
+            if relu {
+                assert!(y.iter().all(|&v| v >= 0.0) && y.contains(&0.0));
+            }
+            let (mut dx, mut dgamma, mut dbeta) = (vec![0f32; 24], [0f32; 3], [0f32; 3]);
+            batch_norm_train_backward(
+                &s,
+                &x,
+                &g,
+                &gamma,
+                &beta,
+                &mean,
+                &var,
+                1e-3,
+                relu,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
             );
-        }
-        for c in 0..3 {
-            let (mut gp, mut gm) = (gamma, gamma);
-            gp[c] += h;
-            gm[c] -= h;
-            let num = (loss(&x, &gp) - loss(&x, &gm)) / (2.0 * h as f64);
-            assert!((dgamma[c] as f64 - num).abs() < 2e-3, "dgamma[{c}]");
-            let db: f64 = s.rows(&g, c).flatten().map(|&v| v as f64).sum();
-            assert!((dbeta[c] as f64 - db).abs() < 1e-5, "dbeta[{c}]");
+            let h = 1e-3f32;
+            let close = |got: f32, num: f64, what: &str| {
+                assert!(
+                    (got as f64 - num).abs() < 2e-3,
+                    "{what} (relu {relu}): {got} vs {num}"
+                );
+            };
+            for i in 0..24 {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[i] += h;
+                xm[i] -= h;
+                let num = (loss(&xp, &gamma, &beta) - loss(&xm, &gamma, &beta)) / (2.0 * h as f64);
+                close(dx[i], num, &format!("dx[{i}]"));
+            }
+            for c in 0..3 {
+                let (mut gp, mut gm) = (gamma, gamma);
+                gp[c] += h;
+                gm[c] -= h;
+                let num = (loss(&x, &gp, &beta) - loss(&x, &gm, &beta)) / (2.0 * h as f64);
+                close(dgamma[c], num, &format!("dgamma[{c}]"));
+                let (mut bp, mut bm) = (beta, beta);
+                bp[c] += h;
+                bm[c] -= h;
+                let num = (loss(&x, &gamma, &bp) - loss(&x, &gamma, &bm)) / (2.0 * h as f64);
+                close(dbeta[c], num, &format!("dbeta[{c}]"));
+            }
         }
     }
 }

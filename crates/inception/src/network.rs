@@ -194,6 +194,17 @@ impl Network {
         for &w in wanted {
             uses[w] += 1;
         }
+        // A batch norm whose one consumer is a ReLU runs with the ReLU fused in (one pass each
+        // way on the CPU); the ReLU node then passes its input on.
+        let mut fused = vec![false; graph.nodes.len()];
+        for (node, _) in graph.nodes.iter().zip(&needed).filter(|(_, n)| **n) {
+            if let (Op::Relu, &[i]) = (&node.op, node.inputs.as_slice())
+                && uses[i] == 1
+                && matches!(graph.nodes[i].op, Op::BatchNorm(_))
+            {
+                fused[i] = true;
+            }
+        }
         let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
         let mut input = Some(input);
         for (i, node) in graph.nodes.iter().enumerate() {
@@ -212,7 +223,8 @@ impl Network {
             }
             let out = match &node.op {
                 Op::Input { .. } => Value::Map(input.take().expect("one input node")),
-                _ => self.apply(i, &node.op, args),
+                Op::Relu if fused[node.inputs[0]] => args.remove(0),
+                _ => self.apply(i, &node.op, args, fused[i]),
             };
             values[i] = Some(out);
         }
@@ -222,7 +234,8 @@ impl Network {
             .collect())
     }
 
-    fn apply(&self, i: usize, op: &Op, args: Vec<Value>) -> Value {
+    /// Runs node `i`'s operation; `relu` asks a batch norm to apply the ReLU after it.
+    fn apply(&self, i: usize, op: &Op, args: Vec<Value>, relu: bool) -> Value {
         let module = self.layers[i].as_ref();
         let mut args = args.into_iter();
         let first = args
@@ -232,9 +245,11 @@ impl Network {
             (Op::Conv2d(_), Some(LayerModule::Conv(c))) => {
                 Value::Map(crate::ops::conv2d_layer(c, first.map()))
             }
-            (Op::BatchNorm(_), Some(LayerModule::Norm(bn))) => match first {
-                Value::Map(t) => Value::Map(bn.forward(t)),
-                Value::Flat(t) => Value::Flat(bn.forward(t)),
+            (Op::BatchNorm(_), Some(LayerModule::Norm(bn))) => match (first, relu) {
+                (Value::Map(t), false) => Value::Map(bn.forward(t)),
+                (Value::Map(t), true) => Value::Map(bn.forward_relu(t)),
+                (Value::Flat(t), false) => Value::Flat(bn.forward(t)),
+                (Value::Flat(t), true) => Value::Flat(bn.forward_relu(t)),
             },
             (Op::Dense(_), Some(LayerModule::Dense(d))) => Value::Flat(d.forward(first.flat())),
             (Op::Dropout { .. }, Some(LayerModule::Dropout(d))) => match first {

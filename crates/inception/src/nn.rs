@@ -52,6 +52,16 @@ impl BatchNorm2d {
     /// Normalises `[N, C, ...]` input with batch statistics when training on an autodiff device,
     /// and with the running statistics otherwise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.normalize(input, false)
+    }
+
+    /// [`BatchNorm2d::forward`] followed by a ReLU, in one pass (forward and backward) when
+    /// training on the CPU.
+    pub fn forward_relu<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.normalize(input, true)
+    }
+
+    fn normalize<const D: usize>(&self, input: Tensor<D>, relu: bool) -> Tensor<D> {
         let device = input.device();
         let gamma = match &self.gamma {
             Some(g) => g.val(),
@@ -61,7 +71,7 @@ impl BatchNorm2d {
             let dims = input.dims();
             let n: usize = dims[0] * dims[2..].iter().product::<usize>();
             let (output, batch_mean, variance) =
-                crate::ops::batch_norm_train(input, gamma, self.beta.val(), self.epsilon);
+                crate::ops::batch_norm_train(input, gamma, self.beta.val(), self.epsilon, relu);
             let unbiased = if n > 1 {
                 variance.mul_scalar(n as f64 / (n as f64 - 1.0))
             } else {
@@ -79,14 +89,19 @@ impl BatchNorm2d {
                 .update(var.mul_scalar(1.0 - m).add(unbiased.mul_scalar(m)).detach());
             output
         } else {
-            burn::tensor::module::batch_norm(
+            let output = burn::tensor::module::batch_norm(
                 input,
                 gamma,
                 self.beta.val(),
                 self.running_mean.value().to_device(&device),
                 self.running_var.value().to_device(&device),
                 self.epsilon,
-            )
+            );
+            if relu {
+                burn::tensor::activation::relu(output)
+            } else {
+                output
+            }
         }
     }
 }

@@ -186,7 +186,7 @@ fn ours_norm<const D: usize>(
     gamma: Tensor<1>,
     beta: Tensor<1>,
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
-    inception::ops::batch_norm_train(x, gamma, beta, 1e-3)
+    inception::ops::batch_norm_train(x, gamma, beta, 1e-3, false)
 }
 
 fn burns_norm<const D: usize>(
@@ -196,6 +196,23 @@ fn burns_norm<const D: usize>(
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
     let r = burn::tensor::module::batch_norm_train(x, gamma, beta, 1e-3);
     (r.output, r.mean, r.variance)
+}
+
+fn ours_norm_relu<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
+    inception::ops::batch_norm_train(x, gamma, beta, 1e-3, true)
+}
+
+fn burns_norm_relu<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
+    let (y, mean, var) = burns_norm(x, gamma, beta);
+    (burn::tensor::activation::relu(y), mean, var)
 }
 
 fn compare(i: usize, ours: Vec<TensorData>, burns: Vec<TensorData>) {
@@ -235,6 +252,26 @@ fn the_batch_norm_extension_matches_burns_statistics_and_gradients() {
 }
 
 #[test]
+fn batch_norm_with_the_relu_fused_in_matches_burns_batch_norm_then_relu() {
+    for (i, shape) in [[4, 3, 5, 6], [1, 5, 7, 3], [3, 2, 1, 1]]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = 300 + 10 * i as u64;
+        compare(
+            i,
+            run_norm(shape, seed, ours_norm_relu),
+            run_norm(shape, seed, burns_norm_relu),
+        );
+    }
+    compare(
+        3,
+        run_norm([5, 7], 400, ours_norm_relu),
+        run_norm([5, 7], 400, burns_norm_relu),
+    );
+}
+
+#[test]
 fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
     use inception::graph::PoolSpec;
     let pool = |kernel, stride, padding, ceil_mode| PoolSpec {
@@ -263,6 +300,9 @@ fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
         ([1, 2, 12, 37], pool([3, 3], [2, 2], [[0, 0], [0, 0]], true)),
         ([1, 2, 10, 41], pool([3, 3], [3, 3], [[1, 1], [1, 1]], true)),
         ([2, 1, 6, 33], pool([1, 3], [1, 2], [[0, 0], [1, 1]], false)),
+        // Output as large as the input, padded unevenly (the kernels' whole-plane path).
+        ([2, 3, 7, 7], pool([3, 3], [1, 1], [[0, 2], [2, 0]], false)),
+        ([1, 2, 5, 6], pool([5, 3], [1, 1], [[2, 2], [1, 1]], false)),
     ];
     for (i, (shape, p)) in cases.into_iter().enumerate() {
         let run = |ours: bool| {
@@ -316,15 +356,30 @@ fn the_avg_pool_extension_matches_burns_outputs_and_gradients() {
         // Inception v3's module pool (torchvision counts the padding, Keras does not), a
         // strided window in ceil mode, TensorFlow's asymmetric SAME padding, GoogLeNet's aux
         // head pool (5x5 stride 3), a wide row.
-        ([2, 3, 9, 8], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, true)),
-        ([2, 3, 9, 8], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, false)),
-        ([1, 2, 15, 15], pool([3, 3], [2, 2], [[0, 0], [0, 0]], true, true)),
+        (
+            [2, 3, 9, 8],
+            pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, true),
+        ),
+        (
+            [2, 3, 9, 8],
+            pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, false),
+        ),
+        (
+            [1, 2, 15, 15],
+            pool([3, 3], [2, 2], [[0, 0], [0, 0]], true, true),
+        ),
         (
             [1, 4, 14, 14],
             pool([3, 3], [2, 2], [[0, 1], [0, 1]], false, false),
         ),
-        ([2, 2, 14, 14], pool([5, 5], [3, 3], [[0, 0], [0, 0]], false, true)),
-        ([1, 2, 6, 37], pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, true)),
+        (
+            [2, 2, 14, 14],
+            pool([5, 5], [3, 3], [[0, 0], [0, 0]], false, true),
+        ),
+        (
+            [1, 2, 6, 37],
+            pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, true),
+        ),
     ];
     for (i, (shape, p)) in cases.into_iter().enumerate() {
         let run = |ours: bool| {

@@ -16,8 +16,8 @@ use super::norm::NormBackend;
 struct BatchNormTrain;
 
 impl<B: NormBackend> Backward<B, 3> for BatchNormTrain {
-    /// The input's and γ's checkpoints, the batch mean and variance, ε.
-    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
+    /// The checkpoints of the input, γ and β; the batch mean and variance; ε; the fused ReLU.
+    type State = ([NodeId; 3], FloatTensor<B>, FloatTensor<B>, f64, bool);
 
     fn backward(
         self,
@@ -27,11 +27,12 @@ impl<B: NormBackend> Backward<B, 3> for BatchNormTrain {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, gamma_state, mean, variance, epsilon) = ops.state;
+        let ([x_state, gamma_state, beta_state], mean, variance, epsilon, relu) = ops.state;
         let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
         let gamma: FloatTensor<B> = checkpointer.retrieve_node_output(gamma_state);
+        let beta: FloatTensor<B> = checkpointer.retrieve_node_output(beta_state);
         let (dx, dgamma, dbeta) =
-            B::fast_batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+            B::fast_batch_norm_train_backward(x, gamma, beta, mean, variance, epsilon, relu, grad);
         for (node, g) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
             if let Some(node) = node {
                 grads.register::<B>(node.id, g);
@@ -46,6 +47,7 @@ impl<B: NormBackend, C: CheckpointStrategy> NormBackend for Autodiff<B, C> {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         match BatchNormTrain
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -53,14 +55,19 @@ impl<B: NormBackend, C: CheckpointStrategy> NormBackend for Autodiff<B, C> {
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let (x_state, gamma_state) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let states = [
+                    prep.checkpoint(&x),
+                    prep.checkpoint(&gamma),
+                    prep.checkpoint(&beta),
+                ];
                 let (y, mean, var) = B::fast_batch_norm_train(
                     x.into_primitive(),
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    relu,
                 );
-                let state = (x_state, gamma_state, mean.clone(), var.clone(), epsilon);
+                let state = (states, mean.clone(), var.clone(), epsilon, relu);
                 let y = prep.finish(state, y);
                 (y, Self::from_inner(mean), Self::from_inner(var))
             }
@@ -70,6 +77,7 @@ impl<B: NormBackend, C: CheckpointStrategy> NormBackend for Autodiff<B, C> {
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    relu,
                 );
                 (
                     prep.finish(y),
@@ -83,18 +91,22 @@ impl<B: NormBackend, C: CheckpointStrategy> NormBackend for Autodiff<B, C> {
     fn fast_batch_norm_train_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // Second derivatives are not recorded: the results are constants of the graph.
         let (dx, dgamma, dbeta) = B::fast_batch_norm_train_backward(
             x.into_primitive(),
             gamma.into_primitive(),
+            beta.into_primitive(),
             mean.into_primitive(),
             variance.into_primitive(),
             epsilon,
+            relu,
             grad.into_primitive(),
         );
         (
