@@ -304,15 +304,15 @@ fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
         ([2, 3, 7, 7], pool([3, 3], [1, 1], [[0, 2], [2, 0]], false)),
         ([1, 2, 5, 6], pool([5, 3], [1, 1], [[2, 2], [1, 1]], false)),
     ];
-    for (i, (shape, p)) in cases.into_iter().enumerate() {
-        let run = |ours: bool| {
-            let device = Device::flex().autodiff();
-            // Half the values are 0 (as after a ReLU): ties decide where gradients go.
-            let x = random(shape, 300 + i as u64, &device)
-                .clamp_min(0.0)
-                .require_grad();
-            let y = if ours {
-                inception::ops::max_pool2d(x.clone(), &p)
+    // Half the values are 0 (as after a ReLU): ties decide where gradients go.
+    compare_pools(
+        &cases,
+        300,
+        |x| x.clamp_min(0.0),
+        1e-6,
+        |x, p, ours| {
+            if ours {
+                inception::ops::max_pool2d(x, p)
             } else {
                 let options = burn::tensor::ops::MaxPoolOptions::new(p.kernel)
                     .with_stride(p.stride)
@@ -321,9 +321,28 @@ fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
                         (p.padding[1][0], p.padding[1][1]),
                     ])
                     .with_ceil_mode(p.ceil_mode);
-                burn::tensor::module::max_pool2d(x.clone(), options)
-            };
-            let g = random(y.dims(), 400 + i as u64, &device);
+                burn::tensor::module::max_pool2d(x, options)
+            }
+        },
+    );
+}
+
+/// Each case's output and input gradient (loss `sum(y * g)`) from our pooling (`pool(x, p,
+/// true)`) and Burn's (`false`), within `tolerance` relative; inputs are `random` made by
+/// `prepare`.
+fn compare_pools(
+    cases: &[([usize; 4], inception::graph::PoolSpec)],
+    seed: u64,
+    prepare: impl Fn(Tensor<4>) -> Tensor<4>,
+    tolerance: f32,
+    pool: impl Fn(Tensor<4>, &inception::graph::PoolSpec, bool) -> Tensor<4>,
+) {
+    for (i, (shape, p)) in cases.iter().enumerate() {
+        let run = |ours: bool| {
+            let device = Device::flex().autodiff();
+            let x = prepare(random(*shape, seed + i as u64, &device)).require_grad();
+            let y = pool(x.clone(), p, ours);
+            let g = random(y.dims(), seed + 100 + i as u64, &device);
             let grads = (y.clone() * g).sum().backward();
             [
                 y.into_data(),
@@ -337,7 +356,7 @@ fn the_max_pool_extension_matches_burns_outputs_and_gradients() {
         {
             assert_eq!(a.shape(), b.shape(), "case {i}: {what} shape");
             let d = rel_diff(a, b);
-            assert!(d < 1e-6, "case {i}: {what} differs by {d:e}");
+            assert!(d < tolerance, "case {i}: {what} differs by {d:e}");
         }
     }
 }
@@ -381,12 +400,14 @@ fn the_avg_pool_extension_matches_burns_outputs_and_gradients() {
             pool([3, 3], [1, 1], [[1, 1], [1, 1]], false, true),
         ),
     ];
-    for (i, (shape, p)) in cases.into_iter().enumerate() {
-        let run = |ours: bool| {
-            let device = Device::flex().autodiff();
-            let x = random(shape, 500 + i as u64, &device).require_grad();
-            let y = if ours {
-                inception::ops::avg_pool2d(x.clone(), &p)
+    compare_pools(
+        &cases,
+        500,
+        |x| x,
+        1e-5,
+        |x, p, ours| {
+            if ours {
+                inception::ops::avg_pool2d(x, p)
             } else {
                 let options = burn::tensor::ops::AvgPoolOptions::new(p.kernel)
                     .with_stride(p.stride)
@@ -396,23 +417,8 @@ fn the_avg_pool_extension_matches_burns_outputs_and_gradients() {
                     ])
                     .with_ceil_mode(p.ceil_mode)
                     .with_count_include_pad(p.count_include_pad);
-                burn::tensor::module::avg_pool2d(x.clone(), options)
-            };
-            let g = random(y.dims(), 600 + i as u64, &device);
-            let grads = (y.clone() * g).sum().backward();
-            [
-                y.into_data(),
-                x.grad(&grads).expect("x gradient").into_data(),
-            ]
-        };
-        let [ours, burns] = [run(true), run(false)];
-        for (what, (a, b)) in ["output", "gradient"]
-            .iter()
-            .zip(ours.into_iter().zip(burns))
-        {
-            assert_eq!(a.shape(), b.shape(), "case {i}: {what} shape");
-            let d = rel_diff(a, b);
-            assert!(d < 1e-5, "case {i}: {what} differs by {d:e}");
-        }
-    }
+                burn::tensor::module::avg_pool2d(x, options)
+            }
+        },
+    );
 }
