@@ -48,6 +48,25 @@ fn larger(best: f32, v: f32) -> f32 {
 /// No input pixel found yet for a window (backward pass).
 const NONE: u32 = u32::MAX;
 
+/// Whether pixel `v`, scanned for a window whose maximum is `max` and whose pixel found so far
+/// is `pos`, becomes the window's maximum (backward pass): the first pixel equal to the
+/// maximum, or a NaN (the last one scanned). The counterpart of [`takes`] given the forward
+/// output.
+#[inline(always)]
+fn marks(pos: u32, v: f32, max: f32) -> bool {
+    ((pos == NONE) & (v == max)) | v.is_nan()
+}
+
+/// Adds each output's gradient `g` at the input pixel `pos` marked for it (none: no pixel).
+#[inline(always)]
+fn add_at(pos: &[u32], g: &[f32], grad: &mut [f32]) {
+    for (&i, &g) in pos.iter().zip(g) {
+        if let Some(d) = grad.get_mut(i as usize) {
+            *d += g;
+        }
+    }
+}
+
 /// What depends on the shape alone, worked out once per call: each output column's span of
 /// input columns, and the output columns `a..b` whose span is a whole window (the rest clip at
 /// the edges).
@@ -185,8 +204,11 @@ fn window_find<const S: usize>(src: &[f32], y: &[f32], first: u32, pos: &mut [u3
         // SAFETY: `j < n`, so `j * S <= (n - 1) * S < src.len()`. Unchecked, the loop
         // vectorises.
         let v = unsafe { *src.get_unchecked(j * S) };
-        let hit = ((*p == NONE) & (v == m)) | v.is_nan();
-        *p = if hit { first + (j * S) as u32 } else { *p };
+        *p = if marks(*p, v, m) {
+            first + (j * S) as u32
+        } else {
+            *p
+        };
     }
 }
 
@@ -194,8 +216,7 @@ fn window_find<const S: usize>(src: &[f32], y: &[f32], first: u32, pos: &mut [u3
 #[inline(always)]
 fn window_find_strided(src: &[f32], st: usize, y: &[f32], first: u32, pos: &mut [u32]) {
     for (j, (p, &m)) in pos.iter_mut().zip(y).enumerate() {
-        let v = src[j * st];
-        if (*p == NONE && v == m) | v.is_nan() {
+        if marks(*p, src[j * st], m) {
             *p = first + (j * st) as u32;
         }
     }
@@ -240,26 +261,21 @@ pub fn max_pool_backward(shape: &MaxPoolShape, x: &[f32], y: &[f32], dy: &[f32],
     if il == 0 {
         return;
     }
-    if let Some(taps) = Taps::new(shape) {
-        dx.par_chunks_mut(il)
-            .enumerate()
-            .for_each_init(Vec::new, |pos, (p, grad)| {
-                pos.resize(il, NONE);
-                let plane = &x[p * il..(p + 1) * il];
-                let (ys, gs) = (&y[p * ol..(p + 1) * ol], &dy[p * ol..(p + 1) * ol]);
-                vectorized(|| taps.backward_plane(plane, ys, gs, pos, grad));
-            });
-        return;
-    }
+    // Same-size poolings a whole plane at a time (their scratch: a plane of marks), the rest
+    // an output row at a time (a row of marks).
+    let taps = Taps::new(shape);
     let columns = shape.columns();
-    let ow = shape.output[1];
+    let marks_len = if taps.is_some() { ol } else { shape.output[1] };
     dx.par_chunks_mut(il)
         .enumerate()
         .for_each_init(Vec::new, |pos, (p, grad)| {
-            pos.resize(ow, NONE);
+            pos.resize(marks_len, NONE);
             let plane = &x[p * il..(p + 1) * il];
             let (ys, gs) = (&y[p * ol..(p + 1) * ol], &dy[p * ol..(p + 1) * ol]);
-            vectorized(|| shape.backward_plane(plane, ys, gs, &columns, pos, grad));
+            vectorized(|| match &taps {
+                Some(taps) => taps.backward_plane(plane, ys, gs, pos, grad),
+                None => shape.backward_plane(plane, ys, gs, &columns, pos, grad),
+            });
         });
 }
 
@@ -333,16 +349,15 @@ impl Taps {
                 .zip(&self.inside[kx][start..end])
                 .zip(xs);
             for ((((p, &m), &inside), &v), j) in lanes.zip(0u32..) {
-                let hit = inside & (((*p == NONE) & (v == m)) | v.is_nan());
-                *p = if hit { first + j } else { *p };
+                *p = if inside & marks(*p, v, m) {
+                    first + j
+                } else {
+                    *p
+                };
             }
         }
         grad.fill(0.0);
-        for (&i, &g) in pos.iter().zip(gs) {
-            if let Some(d) = grad.get_mut(i as usize) {
-                *d += g;
-            }
-        }
+        add_at(pos, gs, grad);
     }
 }
 
@@ -370,7 +385,7 @@ impl MaxPoolShape {
                 for ox in Self::edges(columns) {
                     let (x0, x1) = columns.spans[ox];
                     for (ix, &v) in row.iter().enumerate().take(x1).skip(x0) {
-                        if (pos[ox] == NONE && v == yr[ox]) | v.is_nan() {
+                        if marks(pos[ox], v, yr[ox]) {
                             pos[ox] = (iy * w + ix) as u32;
                         }
                     }
@@ -388,11 +403,7 @@ impl MaxPoolShape {
                     }
                 }
             }
-            for (&i, &g) in pos.iter().zip(gr) {
-                if let Some(d) = grad.get_mut(i as usize) {
-                    *d += g;
-                }
-            }
+            add_at(pos, gr, grad);
         }
     }
 }
