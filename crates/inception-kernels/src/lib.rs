@@ -18,6 +18,7 @@ mod sgemm;
 mod simd;
 #[cfg(test)]
 mod testing;
+mod update;
 mod winograd;
 
 pub use avgpool::{AvgPoolShape, avg_pool_backward, avg_pool_forward};
@@ -33,6 +34,7 @@ pub use ops::{
     relu, softmax,
 };
 pub use sgemm::{Epilogue, Isa, PackedB, isa, sgemm};
+pub use update::{RmsPropStep, SgdStep, rmsprop_step, sgd_step};
 
 /// Where a value lives: in each pixel of a buffer laid out `[N, h, w, stride]`, the `c`
 /// channels starting at `offset`.

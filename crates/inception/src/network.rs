@@ -65,6 +65,15 @@ impl Network {
         &mut self.layers
     }
 
+    /// Moves the parameters out, leaving `self` with the graph and no layers, so that the
+    /// optimizer owns the only reference to each parameter buffer and updates it in place.
+    pub(crate) fn take(&mut self) -> Network {
+        Network {
+            layers: std::mem::take(&mut self.layers),
+            graph: self.graph.clone(),
+        }
+    }
+
     /// Allocates freshly initialised parameters for `graph` on `device`.
     pub fn new(graph: Graph, device: &Device) -> Self {
         let layers = graph

@@ -331,6 +331,142 @@ fn rmsprop_follows_pytorch() {
     assert_traj(&got, &want, "rmsprop");
 }
 
+/// Two dense layers (a 48x1024 weight: more values than one parallel chunk of the update)
+/// and a batch whose gradients change from step to step.
+fn wide() -> (Network, Tensor<4>) {
+    let device = Device::default().autodiff();
+    let mut g = GraphBuilder::new("wide");
+    let x = g.input([48, 1, 1]);
+    let f = g.flatten("flatten", x);
+    let h = g.dense("fc1", f, 1024, true);
+    let h = g.relu("relu", h);
+    let y = g.dense("fc2", h, 3, true);
+    g.output("logits", y);
+    let net = Network::new(g.finish().unwrap(), &device);
+    let x: Vec<f32> = (0..4 * 48)
+        .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [4, 48, 1, 1]), &device);
+    (net, x)
+}
+
+/// Steps `steps` (a range of step numbers: the input is scaled by each one's) of the
+/// squared-output loss.
+fn wide_steps(
+    mut net: Network,
+    x: &Tensor<4>,
+    optim: &mut inception::burn::optim::ModuleOptimizer,
+    steps: std::ops::Range<usize>,
+) -> Network {
+    for t in steps {
+        let out = net
+            .forward(x.clone().mul_scalar(1.0 + t as f32))
+            .unwrap()
+            .logits();
+        let loss = (out.clone() * out).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(0.01, net, grads);
+    }
+    net
+}
+
+fn all_params(net: &Network) -> Vec<(String, Vec<f32>)> {
+    tensors(&weights::state_dict(&net.valid()))
+}
+
+/// Every parameter of `got` bit for bit that of `want` (the first difference reported).
+fn assert_same(got: &Network, want: &Network, what: &str) {
+    for ((name, g), (_, w)) in all_params(got).iter().zip(all_params(want)) {
+        assert_eq!(g.len(), w.len());
+        if let Some(i) = (0..g.len()).find(|&i| g[i].to_bits() != w[i].to_bits()) {
+            let worst = g
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            panic!(
+                "{what}: {name}[{i}] = {} vs {} (largest difference {worst})",
+                g[i], w[i]
+            );
+        }
+    }
+}
+
+/// SGD and RMSprop with momentum update each parameter in one pass: value for value what
+/// Burn's `Sgd` and `RmsProp` compute (the same f32 operations in the same order), from a
+/// fresh state and from a state Burn's optimizer saved in a checkpoint; a parameter still
+/// shared elsewhere is copied, not overwritten.
+#[test]
+fn one_pass_updates_are_burns_optimizers_bit_for_bit() {
+    use inception::burn::optim::{
+        RmsPropConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig,
+    };
+    let _turn = exclusive();
+    let (train, _) = ImageSet::digits().unwrap();
+    for (name, wd) in [
+        ("sgd", 0.0),
+        ("nesterov", 0.0),
+        ("sgd", 1e-2),
+        ("rmsprop", 0.0),
+        ("rmsprop", 1e-3),
+    ] {
+        let kind = OptimizerKind::parse(name).unwrap();
+        let decay = (wd > 0.0).then(|| WeightDecayConfig::new(wd as f32));
+        let burns = || match &kind {
+            OptimizerKind::Sgd { momentum, nesterov } => SgdConfig::new()
+                .with_momentum(Some(
+                    MomentumConfig::new()
+                        .with_momentum(*momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(*nesterov),
+                ))
+                .with_weight_decay(decay.clone())
+                .init(),
+            OptimizerKind::RmsProp {
+                alpha,
+                eps,
+                momentum,
+            } => RmsPropConfig::new()
+                .with_alpha(*alpha)
+                .with_epsilon(*eps)
+                .with_momentum(*momentum)
+                .with_weight_decay(decay.clone())
+                .init(),
+            OptimizerKind::AdamW { .. } => unreachable!(),
+        };
+        let mut cfg = TrainConfig::recipe(
+            Recipe::Digits,
+            ModelConfig::new(Arch::InceptionMini),
+            &train,
+        );
+        cfg.optimizer = kind.clone();
+        cfg.weight_decay = wd;
+        let what = format!("{name}, weight decay {wd}");
+
+        let (net, x) = wide();
+        let mut burn = burns();
+        let want = wide_steps(net.clone(), &x, &mut burn, 0..4);
+        let mut ours = build_optimizer(&cfg);
+        // The first step with the start still held (shared buffers), then owned ones.
+        let once = wide_steps(net.clone(), &x, &mut ours, 0..1);
+        let got = wide_steps(once, &x, &mut ours, 1..4);
+        assert_same(&got, &want, &what);
+        assert_ne!(
+            all_params(&got),
+            all_params(&net),
+            "{what}: the start moved"
+        );
+
+        // Burn's state, saved after two steps, resumed by ours.
+        let mut burn = burns();
+        let half = wide_steps(net.clone(), &x, &mut burn, 0..2);
+        let bytes = burn.into_bytes().unwrap();
+        let mut resumed = build_optimizer(&cfg).from_bytes(bytes).unwrap();
+        let got = wide_steps(half, &x, &mut resumed, 2..4);
+        assert_same(&got, &want, &format!("{what}, resumed"));
+    }
+}
+
 #[test]
 fn adamw_follows_pytorch() {
     let _turn = exclusive();

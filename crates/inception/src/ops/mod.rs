@@ -15,10 +15,12 @@ mod norm;
 mod norm_autodiff;
 mod pool;
 mod pool_autodiff;
+mod update;
 
 pub use conv::{ConvBackend, conv2d, conv2d_layer};
 pub use norm::{NormBackend, batch_norm_train};
 pub use pool::{PoolBackend, avg_pool2d, max_pool2d};
+pub use update::{UpdateBackend, rmsprop_step, sgd_step};
 
 use burn::backend::{DispatchDevice, TensorMetadata};
 use burn::tensor::{DType, Device, Shape, TensorData};

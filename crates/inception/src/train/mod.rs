@@ -28,6 +28,7 @@ pub mod report;
 pub mod runs;
 pub mod schedule;
 pub mod trainer;
+pub mod update;
 
 use std::path::Path;
 

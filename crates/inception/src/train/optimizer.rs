@@ -8,15 +8,39 @@ use burn::optim::{
 use burn::tensor::Tensor;
 
 use super::trainer::scalar;
+use super::update::{OnePassRmsProp, OnePassSgd};
 use super::{OptimizerKind, TrainConfig};
 use crate::network::Network;
 
 /// The optimizer of a configuration, with PyTorch's semantics (`torch.optim.SGD` with
 /// dampening 0, `RMSprop`, `AdamW`); weight decay as PyTorch applies it (L2 added to the
-/// gradient for SGD and RMSprop, decoupled for AdamW).
+/// gradient for SGD and RMSprop, decoupled for AdamW). SGD and RMSprop with momentum update
+/// each parameter in one pass ([`super::update`]); the rest are Burn's optimizers.
 pub fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    let penalty = if cfg.weight_decay > 0.0 {
+        cfg.weight_decay as f32
+    } else {
+        0.0
+    };
+    let wd = (penalty > 0.0).then(|| WeightDecayConfig::new(penalty));
     match &cfg.optimizer {
+        OptimizerKind::Sgd { momentum, nesterov } if *momentum > 0.0 => {
+            ModuleOptimizer::from(OnePassSgd {
+                momentum: *momentum as f32,
+                nesterov: *nesterov,
+                weight_decay: penalty,
+            })
+        }
+        OptimizerKind::RmsProp {
+            alpha,
+            eps,
+            momentum,
+        } if *momentum > 0.0 => ModuleOptimizer::from(OnePassRmsProp {
+            alpha: *alpha,
+            eps: *eps,
+            momentum: *momentum,
+            weight_decay: penalty,
+        }),
         OptimizerKind::Sgd { momentum, nesterov } => SgdConfig::new()
             .with_momentum((*momentum > 0.0).then(|| {
                 MomentumConfig::new()

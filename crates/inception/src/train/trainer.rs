@@ -432,7 +432,8 @@ impl Trainer {
         if let Some(max) = self.config.clip_norm {
             clip_global_norm(&self.network, &mut grads, max);
         }
-        self.network = self.optim.step(lr, self.network.clone(), grads);
+        // Taken rather than cloned: the update then finds each parameter's buffer unshared.
+        self.network = self.optim.step(lr, self.network.take(), grads);
         if let Some(ema) = &mut self.ema {
             ema.update(&self.network);
         }
