@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use crate::simd::vectorized;
+use crate::simd::{Vectorizable, vectorize, vectorized};
 
 /// The layout of a batch-normalised tensor: `batch` samples of `channels` rows of `pixels`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,30 +153,103 @@ pub fn batch_norm_train_backward(
             dbeta.len(),
         ],
     );
-    let m = shape.count();
     let forward = affine(mean, var, gamma, beta, epsilon);
-    // The gradient reaching the normalisation: `dy` where the ReLU passed its input.
-    let passed = |c: usize| {
-        let (a, b) = forward[c];
-        move |xv: f32, g: f32| if !relu || xv * a + b > 0.0 { g } else { 0.0 }
-    };
+    let args = (shape, x, dy, gamma, mean, var, epsilon, forward.as_slice());
+    if relu {
+        backward::<true>(args, dx, dgamma, dbeta);
+    } else {
+        backward::<false>(args, dx, dgamma, dbeta);
+    }
+}
+
+/// The gradient reaching the normalisation: `g` where the ReLU (if `RELU`) passed its input,
+/// `x·a + b` being the forward output before it. Branch-free, so that the loops vectorise.
+#[inline(always)]
+fn passed<const RELU: bool>(xv: f32, g: f32, (a, b): (f32, f32)) -> f32 {
+    if !RELU {
+        return g;
+    }
+    let keep = xv * a + b > 0.0;
+    f32::from_bits(g.to_bits() & (keep as u32).wrapping_neg())
+}
+
+/// `(Σ g, Σ g·(x - mean))` over one row, `g` the gradient the ReLU passed, each sum in f64
+/// over eight lanes (the order of [`sum_lanes`]).
+struct GradSums<'a, const RELU: bool> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    /// The forward pass's `y = x·a + b`.
+    ab: (f32, f32),
+    mu: f32,
+}
+
+impl<const RELU: bool> Vectorizable for GradSums<'_, RELU> {
+    type Output = (f64, f64);
+
+    #[inline(always)]
+    fn run(self) -> (f64, f64) {
+        grad_sums::<RELU>(self.x, self.dy, self.ab, self.mu)
+    }
+}
+
+#[inline(always)]
+fn grad_sums<const RELU: bool>(x: &[f32], dy: &[f32], ab: (f32, f32), mu: f32) -> (f64, f64) {
+    const LANES: usize = 8;
+    let (mut acc0, mut acc1) = ([0f64; LANES], [0f64; LANES]);
+    let (cx, cd) = (x.chunks_exact(LANES), dy.chunks_exact(LANES));
+    let (rx, rd) = (cx.remainder(), cd.remainder());
+    for (xa, da) in cx.zip(cd) {
+        for i in 0..LANES {
+            let g = passed::<RELU>(xa[i], da[i], ab);
+            acc0[i] += g as f64;
+            acc1[i] += (g * (xa[i] - mu)) as f64;
+        }
+    }
+    let (mut s0, mut s1) = (acc0.iter().sum::<f64>(), acc1.iter().sum::<f64>());
+    for (&xv, &d) in rx.iter().zip(rd) {
+        let g = passed::<RELU>(xv, d, ab);
+        s0 += g as f64;
+        s1 += (g * (xv - mu)) as f64;
+    }
+    (s0, s1)
+}
+
+type BackwardArgs<'a> = (
+    &'a NormShape,
+    &'a [f32],
+    &'a [f32],
+    &'a [f32],
+    &'a [f32],
+    &'a [f32],
+    f64,
+    &'a [(f32, f32)],
+);
+
+/// [`batch_norm_train_backward`] with the ReLU decided at compile time.
+fn backward<const RELU: bool>(
+    (shape, x, dy, gamma, mean, var, epsilon, forward): BackwardArgs,
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let m = shape.count();
     // Σ dy and Σ dy·(x - mean), per channel.
     let sums: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let (mu, pass) = (mean[c], passed(c));
-            vectorized(|| {
-                shape
-                    .rows(x, c)
-                    .zip(shape.rows(dy, c))
-                    .fold((0f64, 0f64), |(s, sc), (xr, dr)| {
-                        let (a, b) = sum_lanes(xr, dr, |xv, g| {
-                            let g = pass(xv, g);
-                            (g as f64, (g * (xv - mu)) as f64)
-                        });
-                        (s + a, sc + b)
-                    })
-            })
+            let (mu, ab) = (mean[c], forward[c]);
+            let (mut s, mut sc) = (0f64, 0f64);
+            for (xr, dr) in shape.rows(x, c).zip(shape.rows(dy, c)) {
+                let (a, b) = vectorize(GradSums::<RELU> {
+                    x: xr,
+                    dy: dr,
+                    ab,
+                    mu,
+                });
+                s += a;
+                sc += b;
+            }
+            (s, sc)
         })
         .collect();
     // dx = k·dy + l·x + o per channel, with inv = 1/sqrt(var + ε):
@@ -193,11 +266,11 @@ pub fn batch_norm_train_backward(
         dgamma[c] = (sc * inv) as f32;
     }
     rows_mut(shape, dx).for_each(|(c, i, row)| {
-        let ((k, l, o), pass) = (coef[c], passed(c));
+        let ((k, l, o), ab) = (coef[c], forward[c]);
         let (xs, gs) = (&x[i..i + row.len()], &dy[i..i + row.len()]);
         vectorized(|| {
             for ((d, &xv), &g) in row.iter_mut().zip(xs).zip(gs) {
-                *d = k * pass(xv, g) + l * xv + o;
+                *d = k * passed::<RELU>(xv, g, ab) + l * xv + o;
             }
         })
     });
