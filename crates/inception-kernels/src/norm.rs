@@ -173,8 +173,8 @@ fn passed<const RELU: bool>(xv: f32, g: f32, (a, b): (f32, f32)) -> f32 {
     f32::from_bits(g.to_bits() & (keep as u32).wrapping_neg())
 }
 
-/// `(Σ g, Σ g·(x - mean))` over one row, `g` the gradient the ReLU passed, each sum in f64
-/// over eight lanes (the order of [`sum_lanes`]).
+/// `(Σ g, Σ g·(x - mean))` over one row, `g` the gradient the ReLU passed, in f64 (as
+/// [`sum_lanes`] adds).
 struct GradSums<'a, const RELU: bool> {
     x: &'a [f32],
     dy: &'a [f32],
@@ -188,30 +188,12 @@ impl<const RELU: bool> Vectorizable for GradSums<'_, RELU> {
 
     #[inline(always)]
     fn run(self) -> (f64, f64) {
-        grad_sums::<RELU>(self.x, self.dy, self.ab, self.mu)
+        let (ab, mu) = (self.ab, self.mu);
+        sum_lanes(self.x, self.dy, |xv, g| {
+            let g = passed::<RELU>(xv, g, ab);
+            (g as f64, (g * (xv - mu)) as f64)
+        })
     }
-}
-
-#[inline(always)]
-fn grad_sums<const RELU: bool>(x: &[f32], dy: &[f32], ab: (f32, f32), mu: f32) -> (f64, f64) {
-    const LANES: usize = 8;
-    let (mut acc0, mut acc1) = ([0f64; LANES], [0f64; LANES]);
-    let (cx, cd) = (x.chunks_exact(LANES), dy.chunks_exact(LANES));
-    let (rx, rd) = (cx.remainder(), cd.remainder());
-    for (xa, da) in cx.zip(cd) {
-        for i in 0..LANES {
-            let g = passed::<RELU>(xa[i], da[i], ab);
-            acc0[i] += g as f64;
-            acc1[i] += (g * (xa[i] - mu)) as f64;
-        }
-    }
-    let (mut s0, mut s1) = (acc0.iter().sum::<f64>(), acc1.iter().sum::<f64>());
-    for (&xv, &d) in rx.iter().zip(rd) {
-        let g = passed::<RELU>(xv, d, ab);
-        s0 += g as f64;
-        s1 += (g * (xv - mu)) as f64;
-    }
-    (s0, s1)
 }
 
 type BackwardArgs<'a> = (
