@@ -154,12 +154,14 @@ pub fn batch_norm_train_backward(
         ],
     );
     let forward = affine(mean, var, gamma, beta, epsilon);
-    let args = (shape, x, dy, gamma, mean, var, epsilon, forward.as_slice());
-    if relu {
-        backward::<true>(args, dx, dgamma, dbeta);
+    let backward = if relu {
+        backward::<true>
     } else {
-        backward::<false>(args, dx, dgamma, dbeta);
-    }
+        backward::<false>
+    };
+    backward(
+        shape, x, dy, gamma, mean, var, epsilon, &forward, dx, dgamma, dbeta,
+    );
 }
 
 /// The gradient reaching the normalisation: `g` where the ReLU (if `RELU`) passed its input,
@@ -196,20 +198,18 @@ impl<const RELU: bool> Vectorizable for GradSums<'_, RELU> {
     }
 }
 
-type BackwardArgs<'a> = (
-    &'a NormShape,
-    &'a [f32],
-    &'a [f32],
-    &'a [f32],
-    &'a [f32],
-    &'a [f32],
-    f64,
-    &'a [(f32, f32)],
-);
-
-/// [`batch_norm_train_backward`] with the ReLU decided at compile time.
+/// [`batch_norm_train_backward`] with the ReLU decided at compile time, given the forward
+/// pass's per-channel `(a, b)` of `y = x·a + b`.
+#[allow(clippy::too_many_arguments)]
 fn backward<const RELU: bool>(
-    (shape, x, dy, gamma, mean, var, epsilon, forward): BackwardArgs,
+    shape: &NormShape,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    forward: &[(f32, f32)],
     dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
