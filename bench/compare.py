@@ -66,7 +66,11 @@ def machine():
     except OSError:
         pass
     simd = "AVX-512" if "avx512f" in flags else "AVX2+FMA" if "avx2" in flags else platform.machine()
-    return f"{cpu}, {simd}, {os.cpu_count()} cores"
+    text = f"{cpu}, {simd}, {os.cpu_count()} cores"
+    if os.environ.get("INCEPTION_ISA") == "avx2" and simd == "AVX-512":
+        text += (f"; kept to AVX2+FMA: inception, PyTorch ({torch.backends.cpu.get_cpu_capability()})"
+                 " and oneDNN/MKL — ONNX Runtime still uses AVX-512")
+    return text
 
 
 def ours(binary, args, extra):

@@ -166,11 +166,8 @@ pub fn conv2d_backward_weight(shape: &Conv2dShape, x: &[f32], dy: &[f32], dw: &m
                 weight_grad_sample(shape, x_n, dy_n, acc, i > 0, &mut ws);
             }
         });
-    let mut sum = partials.pop().unwrap_or_else(|| vec![0f32; dw.len()]);
-    for p in partials.iter().rev() {
-        sum.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
-    dw.copy_from_slice(&transpose(&sum, shape.rows(), shape.cout));
+    let parts: Vec<&[f32]> = partials.iter().map(Vec::as_slice).collect();
+    transpose_sum(&parts, shape.rows(), shape.cout, dw);
 }
 
 /// The bias gradient `db` `[cout]`: `dy` summed over the batch and the pixels.
@@ -246,12 +243,40 @@ fn for_samples(
 /// `[rows, cols]` row-major to `[cols, rows]`.
 fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; a.len()];
-    for (r, row) in a.chunks_exact(cols.max(1)).enumerate().take(rows) {
-        for (c, v) in row.iter().enumerate() {
-            t[c * rows + r] = *v;
-        }
-    }
+    transpose_sum(&[a], rows, cols, &mut t);
     t
+}
+
+/// `out[c][r] = Σ parts[i][r][c]`, the parts (`[rows, cols]` row-major each) added from the last
+/// to the first: a sum and a transpose in one pass, in blocks of `BLOCK x BLOCK` values (an
+/// element-by-element transpose misses the cache on every write), the output's rows in
+/// parallel.
+fn transpose_sum(parts: &[&[f32]], rows: usize, cols: usize, out: &mut [f32]) {
+    const BLOCK: usize = 16;
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    out.par_chunks_mut(rows * BLOCK)
+        .enumerate()
+        .for_each(|(b, out)| {
+            let c0 = b * BLOCK;
+            let width = out.len() / rows;
+            for r0 in (0..rows).step_by(BLOCK) {
+                let r1 = (r0 + BLOCK).min(rows);
+                for (dc, out_c) in out.chunks_exact_mut(rows).enumerate().take(width) {
+                    let c = c0 + dc;
+                    for (r, o) in out_c[r0..r1].iter_mut().enumerate() {
+                        let at = (r0 + r) * cols + c;
+                        let mut parts = parts.iter().rev();
+                        let mut acc = parts.next().map_or(0.0, |p| p[at]);
+                        for p in parts {
+                            acc += p[at];
+                        }
+                        *o = acc;
+                    }
+                }
+            }
+        });
 }
 
 /// `c (+)= a · b`: `a` `[m, b.k()]` rows `lda` apart, `c` `[m, b.n()]` rows `ldc` apart.
@@ -291,9 +316,7 @@ fn forward_sample(
         if shape.pointwise() {
             ws.packed.pack(&x_n[p0..], k, pt, p, 1);
         } else {
-            ws.col.resize(k * pt, 0.0);
-            im2col(shape, x_n, p0..p0 + pt, &mut ws.col);
-            ws.packed.pack(&ws.col, k, pt, pt, 1);
+            im2col_packed(shape, x_n, p0..p0 + pt, &mut ws.col, &mut ws.packed);
         }
         // SAFETY: w is [cout, k]; the destination is columns p0..p0+pt of y_n [cout, p].
         unsafe {
@@ -400,24 +423,56 @@ fn weight_grad_sample(
 /// `[cin*kh*kw, pixels.len()]`.
 fn im2col(shape: &Conv2dShape, x_n: &[f32], pixels: Range<usize>, col: &mut [f32]) {
     let pt = pixels.len();
+    let hw = shape.input[0] * shape.input[1];
     for_each_row(shape, pixels, |row, ci, segments| {
-        let dst = &mut col[row * pt..(row + 1) * pt];
-        let plane = &x_n[ci * shape.input[0] * shape.input[1]..][..shape.input[0] * shape.input[1]];
-        for s in segments {
-            match s {
-                Segment::Zero { at, len } => dst[at..at + len].fill(0.0),
-                Segment::Read { at, len, src, step } => {
-                    if step == 1 {
-                        dst[at..at + len].copy_from_slice(&plane[src..src + len]);
-                    } else {
-                        for (i, d) in dst[at..at + len].iter_mut().enumerate() {
-                            *d = plane[src + i * step];
-                        }
+        gather(
+            &x_n[ci * hw..(ci + 1) * hw],
+            segments,
+            &mut col[row * pt..(row + 1) * pt],
+        );
+    });
+}
+
+/// [`im2col`] straight into the GEMM's packed right operand, a row at a time (each row packed
+/// while it is in the L1 cache, where writing the whole tile out and packing it afterwards
+/// went through memory twice). `row` is scratch space.
+fn im2col_packed(
+    shape: &Conv2dShape,
+    x_n: &[f32],
+    pixels: Range<usize>,
+    row: &mut Vec<f32>,
+    packed: &mut PackedB,
+) {
+    let pt = pixels.len();
+    let hw = shape.input[0] * shape.input[1];
+    row.resize(pt, 0.0);
+    packed.start(shape.rows(), pt);
+    for_each_row(shape, pixels, |r, ci, segments| {
+        gather(&x_n[ci * hw..(ci + 1) * hw], segments, row);
+        packed.set_row(r, row);
+    });
+}
+
+/// Writes one im2col row's `segments` of the input `plane` into `dst`. The runs are short (an
+/// output row's width at most), so they are copied by inline loops, not `memmove` calls.
+fn gather(plane: &[f32], segments: &mut dyn Iterator<Item = Segment>, dst: &mut [f32]) {
+    for s in segments {
+        match s {
+            Segment::Zero { at, len } => dst[at..at + len].iter_mut().for_each(|d| *d = 0.0),
+            Segment::Read { at, len, src, step } => {
+                let dst = &mut dst[at..at + len];
+                if step == 1 {
+                    for (d, v) in dst.iter_mut().zip(&plane[src..src + len]) {
+                        *d = *v;
+                    }
+                } else {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = plane[src + i * step];
                     }
                 }
             }
         }
-    });
+    }
 }
 
 /// The adjoint of [`im2col`]: adds each `dcol` value to the input pixel it was read from.

@@ -145,28 +145,29 @@ impl PackedB {
                 "the source is too short for its strides"
             );
         }
-        self.k = k;
-        self.n = n;
         let nr = self.isa.nr();
-        let data = &mut self.data;
-        data.clear();
         if nr == 0 {
             // The generic path reads a row-major [k, n] matrix.
-            data.reserve(k * n);
+            self.k = k;
+            self.n = n;
+            self.data.clear();
+            self.data.reserve(k * n);
             for kk in 0..k {
-                data.extend((0..n).map(|j| src[kk * row_stride + j * col_stride]));
+                self.data
+                    .extend((0..n).map(|j| src[kk * row_stride + j * col_stride]));
             }
             return;
         }
+        self.start(k, n);
         let panels = n.div_ceil(nr);
-        data.resize(panels * k * nr, 0.0);
+        let data = &mut self.data;
         for p in 0..panels {
             let cols = nr.min(n - p * nr);
             let panel = &mut data[p * k * nr..(p + 1) * k * nr];
             if col_stride == 1 {
                 for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
                     let from = kk * row_stride + p * nr;
-                    dst[..cols].copy_from_slice(&src[from..from + cols]);
+                    copy_short(&mut dst[..cols], &src[from..from + cols]);
                 }
             } else {
                 // A column of the matrix is a run of the source: read it in order.
@@ -177,6 +178,45 @@ impl PackedB {
                     }
                 }
             }
+        }
+    }
+
+    /// Makes room for a `[k, n]` matrix that [`PackedB::set_row`] then fills row by row (so a
+    /// caller that computes rows — im2col — packs them while they are in cache, instead of
+    /// writing the whole matrix out and packing it afterwards). Until every row is set, the
+    /// unset ones hold stale values.
+    pub fn start(&mut self, k: usize, n: usize) {
+        self.k = k;
+        self.n = n;
+        let nr = self.isa.nr();
+        if nr == 0 {
+            self.data.resize(k * n, 0.0);
+            return;
+        }
+        let panels = n.div_ceil(nr);
+        self.data.resize(panels * k * nr, 0.0);
+        let cols = n - panels.saturating_sub(1) * nr;
+        if panels > 0 && cols < nr {
+            for row in self.data[(panels - 1) * k * nr..].chunks_exact_mut(nr) {
+                row[cols..].fill(0.0);
+            }
+        }
+    }
+
+    /// Sets row `kk` of the matrix [`PackedB::start`] made room for.
+    ///
+    /// # Panics
+    /// If `kk` is not a row or `values` does not hold one row's `n` values.
+    pub fn set_row(&mut self, kk: usize, values: &[f32]) {
+        let (k, n, nr) = (self.k, self.n, self.isa.nr());
+        assert!(kk < k && values.len() == n, "one of the k rows of n values");
+        if nr == 0 {
+            self.data[kk * n..(kk + 1) * n].copy_from_slice(values);
+            return;
+        }
+        for (p, chunk) in values.chunks(nr).enumerate() {
+            let at = (p * k + kk) * nr;
+            copy_short(&mut self.data[at..at + chunk.len()], chunk);
         }
     }
 
@@ -195,6 +235,31 @@ impl PackedB {
         match self.isa.nr() {
             0 => 1,
             nr => self.n.div_ceil(nr),
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for a panel's row (at most 32 values): a whole one (16 or 32) as
+/// a fixed-size copy the compiler inlines, where `copy_from_slice` of a run-time length calls
+/// `memmove` — a call per 64 or 128 bytes, which cost packing as much as the copying did.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
+    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) -> bool {
+        match (
+            <&mut [f32; N]>::try_from(&mut *dst),
+            <&[f32; N]>::try_from(src),
+        ) {
+            (Ok(d), Ok(s)) => {
+                *d = *s;
+                true
+            }
+            _ => false,
+        }
+    }
+    if !(fixed::<32>(dst, src) || fixed::<16>(dst, src)) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
         }
     }
 }
@@ -372,9 +437,12 @@ mod x86 {
         mut tile: impl FnMut(Tile),
     ) {
         let k = b.k;
+        // Passes of equal depth (1152 as 3 x 384, not 512 + 512 + 128): a shallow last pass
+        // spends as long reading and writing C as a deep one.
+        let depth = k.div_ceil(k.div_ceil(KC).max(1)).max(1);
         let mut kb = 0;
         loop {
-            let kc = KC.min(k - kb);
+            let kc = depth.min(k - kb);
             let (first, last) = (kb == 0 && !epilogue.accumulate, kb + kc == k);
             // A block of MC rows (MC x KC values, in the L2 cache) meets every panel in turn.
             let mut mb = 0;
@@ -559,22 +627,41 @@ mod x86 {
         } = t;
         // Six rows at most here (twelve 256-bit accumulators).
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        for kk in 0..kc {
-            if kk % 16 == 0 {
-                prefetch_rows(&t, lda, kk);
+        // Each row's own base pointer: no address arithmetic per row and step.
+        let rows: [*const f32; R] = std::array::from_fn(|r| ap.wrapping_add(r * lda));
+        macro_rules! step {
+            ($kk:expr) => {{
+                let kk = $kk;
+                // SAFETY: the packed panel holds kc rows of 16 values from bp.
+                let (b0, b1) = unsafe {
+                    (
+                        _mm256_loadu_ps(bp.add(kk * 16)),
+                        _mm256_loadu_ps(bp.add(kk * 16 + 8)),
+                    )
+                };
+                for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+                    // SAFETY: row r of A has kc values from ap.
+                    let av = _mm256_set1_ps(unsafe { *row.add(kk) });
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }};
+        }
+        // Sixteen steps between prefetches, four to a loop turn.
+        let mut kk = 0;
+        while kk < kc {
+            prefetch_rows(&t, lda, kk);
+            let end = (kk + 16).min(kc);
+            while kk + 4 <= end {
+                step!(kk);
+                step!(kk + 1);
+                step!(kk + 2);
+                step!(kk + 3);
+                kk += 4;
             }
-            // SAFETY: the packed panel holds kc rows of 16 values from bp.
-            let (b0, b1) = unsafe {
-                (
-                    _mm256_loadu_ps(bp.add(kk * 16)),
-                    _mm256_loadu_ps(bp.add(kk * 16 + 8)),
-                )
-            };
-            for (r, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: row r of A has kc values from ap.
-                let av = _mm256_set1_ps(unsafe { *ap.add(r * lda + kk) });
-                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+            while kk < end {
+                step!(kk);
+                kk += 1;
             }
         }
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -592,13 +679,24 @@ mod x86 {
                 )
             }
         };
+        // A whole panel's rows are read and written plainly: masked moves are slow on some
+        // AVX2 CPUs (microcoded on AMD's), and most panels are whole.
+        let whole = cols == 16;
         for (r, acc) in acc.iter().enumerate() {
             let cr = unsafe { cp.add(r * ldc) };
             let (mut v0, mut v1) = (acc[0], acc[1]);
             if !first {
                 unsafe {
-                    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0));
-                    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr.add(8), m1));
+                    let (c0, c1) = if whole {
+                        (_mm256_loadu_ps(cr), _mm256_loadu_ps(cr.add(8)))
+                    } else {
+                        (
+                            _mm256_maskload_ps(cr, m0),
+                            _mm256_maskload_ps(cr.add(8), m1),
+                        )
+                    };
+                    v0 = _mm256_add_ps(v0, c0);
+                    v1 = _mm256_add_ps(v1, c1);
                 }
             }
             if last {
@@ -610,8 +708,13 @@ mod x86 {
                 }
             }
             unsafe {
-                _mm256_maskstore_ps(cr, m0, v0);
-                _mm256_maskstore_ps(cr.add(8), m1, v1);
+                if whole {
+                    _mm256_storeu_ps(cr, v0);
+                    _mm256_storeu_ps(cr.add(8), v1);
+                } else {
+                    _mm256_maskstore_ps(cr, m0, v0);
+                    _mm256_maskstore_ps(cr.add(8), m1, v1);
+                }
             }
         }
     }

@@ -294,9 +294,9 @@ pub fn profile(network: &Network, batch: usize, runs: usize) -> Result<Vec<Profi
     Ok(rows)
 }
 
-/// The machine's single-precision FMA peak in GFLOP/s: every thread of rayon's current pool
-/// runs independent vector FMA chains (AVX-512, AVX2+FMA or NEON, whichever the CPU has) for
-/// about `duration`.
+/// The machine's single-precision FMA peak in GFLOP/s, for the vector unit the kernels run on
+/// ([`inception_kernels::isa`]: AVX-512, AVX2+FMA or NEON, lowered by `INCEPTION_ISA`): every
+/// thread of rayon's current pool runs independent vector FMA chains for about `duration`.
 pub fn fma_peak(duration: Duration) -> f64 {
     use rayon::prelude::*;
     let threads = rayon::current_num_threads().max(1);
@@ -322,15 +322,12 @@ mod fma {
     pub fn burst() -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the feature was detected at runtime.
-                return unsafe { avx512() };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the features were detected at runtime.
-                return unsafe { avx2() };
+            match inception_kernels::isa() {
+                // SAFETY: `isa()` only names an instruction set detected at runtime.
+                inception_kernels::Isa::Avx512 => return unsafe { avx512() },
+                // SAFETY: as above.
+                inception_kernels::Isa::Avx2 => return unsafe { avx2() },
+                inception_kernels::Isa::Generic => {}
             }
         }
         #[cfg(target_arch = "aarch64")]
@@ -410,8 +407,9 @@ mod fma {
     }
 }
 
-/// The CPU's model name (from `/proc/cpuinfo` on Linux, else the architecture) and the widest
-/// vector unit the engine's kernels use on it: `Intel(R) Xeon(R) Processor, AVX-512`.
+/// The CPU's model name (from `/proc/cpuinfo` on Linux, else the architecture) and the vector
+/// unit the engine's kernels use on it: `Intel(R) Xeon(R) Processor, AVX-512`, or
+/// `…, AVX2+FMA (INCEPTION_ISA=avx2; the CPU has AVX-512)` when the environment lowered it.
 pub fn cpu_description() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -422,13 +420,27 @@ pub fn cpu_description() -> String {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let simd = match inception_kernels::Isa::available().first() {
-        Some(inception_kernels::Isa::Avx512) => "AVX-512",
-        Some(inception_kernels::Isa::Avx2) => "AVX2+FMA",
+    let name = |isa: inception_kernels::Isa| match isa {
+        inception_kernels::Isa::Avx512 => "AVX-512",
+        inception_kernels::Isa::Avx2 => "AVX2+FMA",
         _ if cfg!(target_arch = "aarch64") => "NEON",
         _ => "no AVX2",
     };
-    format!("{model}, {simd}")
+    let used = inception_kernels::isa();
+    let best = inception_kernels::Isa::available()
+        .first()
+        .copied()
+        .unwrap_or(used);
+    if used == best {
+        format!("{model}, {}", name(used))
+    } else {
+        format!(
+            "{model}, {} (INCEPTION_ISA={}; the CPU has {})",
+            name(used),
+            used.name(),
+            name(best)
+        )
+    }
 }
 
 /// Peak resident memory of this process in bytes (`VmHWM`, Linux).
