@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::View;
 use crate::sgemm::{Epilogue, PackedB, sgemm};
+use crate::simd::copy_run;
 use crate::winograd::Winograd;
 
 /// The most im2col values one thread gathers at a time (1 MiB of f32): bounds the workspace and
@@ -347,7 +348,7 @@ impl ConvKernel {
                 if x0 >= 0 && x0 + kw as isize <= iw && iv.stride == cin {
                     // The whole row of the window is contiguous in the input.
                     let src = base + (y as usize * iv.w + x0 as usize) * cin;
-                    dst.copy_from_slice(&input[src..src + kw * cin]);
+                    copy_run(dst, &input[src..src + kw * cin]);
                     continue;
                 }
                 for kx in 0..kw {
@@ -357,7 +358,7 @@ impl ConvKernel {
                         d.fill(0.0);
                     } else {
                         let src = base + (y as usize * iv.w + x as usize) * iv.stride;
-                        d.copy_from_slice(&input[src..src + cin]);
+                        copy_run(d, &input[src..src + cin]);
                     }
                 }
             }

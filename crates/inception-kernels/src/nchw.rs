@@ -25,6 +25,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::sgemm::{Epilogue, PackedB, isa, sgemm};
+use crate::simd::copy_run;
 
 /// The most im2col values (per thread) one pixel tile holds: 4 MiB of f32.
 const TILE_VALUES: usize = 1 << 20;
@@ -454,7 +455,7 @@ fn im2col_packed(
 }
 
 /// Writes one im2col row's `segments` of the input `plane` into `dst`. The runs are short (an
-/// output row's width at most), so they are copied by inline loops, not `memmove` calls.
+/// output row's width at most), so they are copied inline ([`copy_run`]), not by `memmove` calls.
 fn gather(plane: &[f32], segments: &mut dyn Iterator<Item = Segment>, dst: &mut [f32]) {
     for s in segments {
         match s {
@@ -462,9 +463,7 @@ fn gather(plane: &[f32], segments: &mut dyn Iterator<Item = Segment>, dst: &mut 
             Segment::Read { at, len, src, step } => {
                 let dst = &mut dst[at..at + len];
                 if step == 1 {
-                    for (d, v) in dst.iter_mut().zip(&plane[src..src + len]) {
-                        *d = *v;
-                    }
+                    copy_run(dst, &plane[src..src + len]);
                 } else {
                     for (i, d) in dst.iter_mut().enumerate() {
                         *d = plane[src + i * step];

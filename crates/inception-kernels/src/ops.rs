@@ -20,15 +20,26 @@ fn pixel<'a>(buf: &'a [f32], v: &View, p: usize) -> &'a [f32] {
     &buf[s..s + v.c]
 }
 
-/// NCHW batch → channels-last buffer.
+/// NCHW batch → channels-last buffer: each output row from its `c` input plane rows, read in
+/// order (an RGB input written three channels per pixel by one loop).
 pub fn input_nhwc(input: &[f32], batch: usize, out: &mut [f32], ov: &View) {
-    let (c, hw) = (ov.c, ov.pixels());
+    let (c, hw, w, at) = (ov.c, ov.pixels(), ov.w, ov.offset);
     rows_mut(out, ov, batch).enumerate().for_each(|(row, o)| {
         let (b, y) = (row / ov.h, row % ov.h);
-        for x in 0..ov.w {
-            let p = y * ov.w + x;
+        let plane_row = |ch: usize| &input[(b * c + ch) * hw + y * w..][..w];
+        if c == 3 {
+            let (r, g, bl) = (plane_row(0), plane_row(1), plane_row(2));
+            let pixels = o.chunks_exact_mut(ov.stride);
+            for (((px, &r), &g), &bl) in pixels.zip(r).zip(g).zip(bl) {
+                if let Some([pr, pg, pb]) = px.get_mut(at..at + 3) {
+                    (*pr, *pg, *pb) = (r, g, bl);
+                }
+            }
+        } else {
             for ch in 0..c {
-                o[x * ov.stride + ov.offset + ch] = input[(b * c + ch) * hw + p];
+                for (px, &v) in o.chunks_exact_mut(ov.stride).zip(plane_row(ch)) {
+                    px[at + ch] = v;
+                }
             }
         }
     });
@@ -166,7 +177,7 @@ impl Pool {
                 for x in x0..x1 {
                     let src = pixel(input, iv, (b * iv.h + y) * iv.w + x);
                     if first {
-                        dst.copy_from_slice(src);
+                        crate::simd::copy_run(dst, src);
                         first = false;
                     } else if max {
                         for (d, &v) in dst.iter_mut().zip(src) {
@@ -419,4 +430,41 @@ pub fn softmax(input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usiz
         let inv = 1.0 / sum;
         dst.iter_mut().for_each(|d| *d *= inv);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every input value lands at its pixel's channel, whatever the channel count, inside a
+    /// wider buffer (a slice of a concatenation), and nothing else is written.
+    #[test]
+    fn input_nhwc_puts_every_value_at_its_pixel_and_channel() {
+        for c in [1, 3, 4] {
+            let (batch, h, w) = (2, 3, 5);
+            let input: Vec<f32> = (0..batch * c * h * w).map(|i| i as f32).collect();
+            let ov = View {
+                slot: 0,
+                offset: 2,
+                stride: c + 3,
+                c,
+                h,
+                w,
+            };
+            let mut out = vec![-1f32; batch * h * w * ov.stride];
+            input_nhwc(&input, batch, &mut out, &ov);
+            for b in 0..batch {
+                for p in 0..h * w {
+                    for s in 0..ov.stride {
+                        let got = out[(b * h * w + p) * ov.stride + s];
+                        let want = match s.checked_sub(ov.offset) {
+                            Some(ch) if ch < c => input[(b * c + ch) * h * w + p],
+                            _ => -1.0,
+                        };
+                        assert_eq!(got, want, "c {c}, sample {b}, pixel {p}, slot {s}");
+                    }
+                }
+            }
+        }
+    }
 }

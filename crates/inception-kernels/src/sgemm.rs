@@ -11,6 +11,8 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use crate::simd::copy_run;
+
 /// Which microkernel this CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
@@ -167,7 +169,7 @@ impl PackedB {
             if col_stride == 1 {
                 for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
                     let from = kk * row_stride + p * nr;
-                    copy_short(&mut dst[..cols], &src[from..from + cols]);
+                    copy_run(&mut dst[..cols], &src[from..from + cols]);
                 }
             } else {
                 // A column of the matrix is a run of the source: read it in order.
@@ -216,7 +218,7 @@ impl PackedB {
         }
         for (p, chunk) in values.chunks(nr).enumerate() {
             let at = (p * k + kk) * nr;
-            copy_short(&mut self.data[at..at + chunk.len()], chunk);
+            copy_run(&mut self.data[at..at + chunk.len()], chunk);
         }
     }
 
@@ -235,31 +237,6 @@ impl PackedB {
         match self.isa.nr() {
             0 => 1,
             nr => self.n.div_ceil(nr),
-        }
-    }
-}
-
-/// `dst.copy_from_slice(src)` for a panel's row (at most 32 values): a whole one (16 or 32) as
-/// a fixed-size copy the compiler inlines, where `copy_from_slice` of a run-time length calls
-/// `memmove` — a call per 64 or 128 bytes, which cost packing as much as the copying did.
-#[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    #[inline(always)]
-    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) -> bool {
-        match (
-            <&mut [f32; N]>::try_from(&mut *dst),
-            <&[f32; N]>::try_from(src),
-        ) {
-            (Ok(d), Ok(s)) => {
-                *d = *s;
-                true
-            }
-            _ => false,
-        }
-    }
-    if !(fixed::<32>(dst, src) || fixed::<16>(dst, src)) {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
         }
     }
 }

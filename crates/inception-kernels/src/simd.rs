@@ -71,3 +71,59 @@ unsafe fn run_avx512<V: Vectorizable>(v: V) -> V::Output {
 unsafe fn run_avx2<V: Vectorizable>(v: V) -> V::Output {
     v.run()
 }
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col and packing, inline: up to 64
+/// values as two fixed-size copies that may overlap (where `copy_from_slice` of a run-time
+/// length is a `memmove` call — per 9 values for a 3x3 window over RGB — and a plain copy loop
+/// is turned back into one by the compiler). Longer runs go to `copy_from_slice`.
+///
+/// # Panics
+/// If the lengths differ.
+#[inline(always)]
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
+    fn two<const N: usize>(dst: &mut [f32], src: &[f32]) {
+        #[inline(always)]
+        fn one<const N: usize>(dst: &mut [f32], src: &[f32], at: usize) {
+            if let (Ok(d), Ok(s)) = (
+                <&mut [f32; N]>::try_from(&mut dst[at..at + N]),
+                <&[f32; N]>::try_from(&src[at..at + N]),
+            ) {
+                *d = *s;
+            }
+        }
+        let n = src.len();
+        one::<N>(dst, src, 0);
+        if n > N {
+            one::<N>(dst, src, n - N);
+        }
+    }
+    assert_eq!(dst.len(), src.len(), "a run and its destination");
+    match src.len() {
+        0 => {}
+        1 => dst[0] = src[0],
+        2..=3 => two::<2>(dst, src),
+        4..=7 => two::<4>(dst, src),
+        8..=15 => two::<8>(dst, src),
+        16..=31 => two::<16>(dst, src),
+        32..=64 => two::<32>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_run;
+
+    #[test]
+    fn copy_run_copies_every_length_exactly() {
+        let src: Vec<f32> = (0..100).map(|i| i as f32 + 0.5).collect();
+        for n in 0..100 {
+            let mut dst = vec![-1f32; n + 2];
+            copy_run(&mut dst[1..n + 1], &src[..n]);
+            assert_eq!(dst[0], -1.0);
+            assert_eq!(&dst[1..n + 1], &src[..n], "length {n}");
+            assert_eq!(dst[n + 1], -1.0);
+        }
+    }
+}
