@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::simd::vectorized;
+use crate::simd::{Vectorizable, vectorize};
 
 /// A max pooling over a batch of NCHW planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,13 +239,40 @@ pub fn max_pool_forward(shape: &MaxPoolShape, x: &[f32], y: &mut [f32]) {
         .enumerate()
         .for_each_init(Vec::new, |vmax, (p, out)| {
             vmax.resize(w, 0.0);
-            let plane = &x[p * il..(p + 1) * il];
-            vectorized(|| {
-                for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
-                    shape.forward_row(plane, shape.span(0, oy), &columns, vmax, out);
-                }
+            vectorize(ForwardPlane {
+                shape,
+                plane: &x[p * il..(p + 1) * il],
+                columns: &columns,
+                vmax,
+                out,
+                ow,
             })
         });
+}
+
+/// One plane of the forward pass, as a [`Vectorizable`]: a closure handed to
+/// [`crate::simd::vectorized`] here stayed a function of its own, compiled for baseline SSE2
+/// (`objdump`: no ymm/zmm register in it), where `run` is always inlined into the AVX2 or
+/// AVX-512 function.
+struct ForwardPlane<'a> {
+    shape: &'a MaxPoolShape,
+    plane: &'a [f32],
+    columns: &'a Columns,
+    vmax: &'a mut [f32],
+    out: &'a mut [f32],
+    ow: usize,
+}
+
+impl Vectorizable for ForwardPlane<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let s = self.shape;
+        for (oy, out) in self.out.chunks_exact_mut(self.ow).enumerate() {
+            s.forward_row(self.plane, s.span(0, oy), self.columns, self.vmax, out);
+        }
+    }
 }
 
 /// `dx`: each output's gradient `dy` added at its window's maximum in `x`, 0 elsewhere; `y` is
@@ -270,13 +297,44 @@ pub fn max_pool_backward(shape: &MaxPoolShape, x: &[f32], y: &[f32], dy: &[f32],
         .enumerate()
         .for_each_init(Vec::new, |pos, (p, grad)| {
             pos.resize(marks_len, NONE);
-            let plane = &x[p * il..(p + 1) * il];
-            let (ys, gs) = (&y[p * ol..(p + 1) * ol], &dy[p * ol..(p + 1) * ol]);
-            vectorized(|| match &taps {
-                Some(taps) => taps.backward_plane(plane, ys, gs, pos, grad),
-                None => shape.backward_plane(plane, ys, gs, &columns, pos, grad),
+            vectorize(BackwardPlane {
+                shape,
+                taps: taps.as_ref(),
+                columns: &columns,
+                plane: &x[p * il..(p + 1) * il],
+                ys: &y[p * ol..(p + 1) * ol],
+                gs: &dy[p * ol..(p + 1) * ol],
+                pos,
+                grad,
             });
         });
+}
+
+/// One plane of the backward pass, as a [`Vectorizable`] (see [`ForwardPlane`]).
+struct BackwardPlane<'a> {
+    shape: &'a MaxPoolShape,
+    taps: Option<&'a Taps>,
+    columns: &'a Columns,
+    plane: &'a [f32],
+    ys: &'a [f32],
+    gs: &'a [f32],
+    pos: &'a mut [u32],
+    grad: &'a mut [f32],
+}
+
+impl Vectorizable for BackwardPlane<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let (plane, ys, gs) = (self.plane, self.ys, self.gs);
+        match self.taps {
+            Some(taps) => taps.backward_plane(plane, ys, gs, self.pos, self.grad),
+            None => self
+                .shape
+                .backward_plane(plane, ys, gs, self.columns, self.pos, self.grad),
+        }
+    }
 }
 
 /// A pooling whose stride is 1 and whose output is as large as its input (an inception module's
