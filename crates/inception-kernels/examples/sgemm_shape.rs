@@ -1,6 +1,9 @@
 //! Times the GEMM on one shape, on one thread: a tuning aid, not a test.
 //!
 //! `cargo run --release -p inception-kernels --example sgemm_shape -- M N K [LDA [LDC]]`
+//!
+//! With `COLD=1` the weights come from memory, as in a whole network whose weights do not fit
+//! the caches: the timing cycles through copies of `B` filling 96 MiB.
 
 use std::time::Instant;
 
@@ -23,19 +26,27 @@ fn main() {
     let x: Vec<f32> = (0..m * lda).map(|i| (i % 7) as f32 * 0.1).collect();
     let w: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.01).collect();
     let bias = vec![0.5f32; n];
-    let packed = PackedB::new(&w, k, n);
+    let copies = if std::env::var_os("COLD").is_some() {
+        ((96 << 20) / (4 * k * n).max(1)).max(2)
+    } else {
+        1
+    };
+    let packed: Vec<PackedB> = (0..copies).map(|_| PackedB::new(&w, k, n)).collect();
+    let mut next = 0;
     let mut c = vec![0f32; m * ldc];
     let epilogue = Epilogue {
         bias: Some(&bias),
         relu: true,
         accumulate: false,
     };
-    let run = |c: &mut [f32]| unsafe {
+    let mut run = |c: &mut [f32]| unsafe {
+        let packed = &packed[next];
+        next = (next + 1) % copies;
         sgemm(
             m,
             x.as_ptr(),
             lda,
-            &packed,
+            packed,
             c.as_mut_ptr(),
             ldc,
             epilogue,
@@ -44,7 +55,7 @@ fn main() {
     };
     run(&mut c);
     // Small shapes repeat inside one timing, so that a timing is well above the clock's grain.
-    let reps = (20_000_000 / (m * n * k).max(1)).max(1);
+    let reps = (20_000_000 / (m * n * k).max(1)).max(copies.min(64));
     let mut times = Vec::new();
     for _ in 0..15 {
         let t = Instant::now();

@@ -381,9 +381,15 @@ mod x86 {
         /// none), at the same depth.
         next: *const f32,
         next_rows: usize,
+        /// This tile's share of the next panel's packed slice, to prefetch while computing:
+        /// `b_lines` cache lines from `b_next`, `b_per` of them every sixteen steps.
+        b_next: *const f32,
+        b_lines: usize,
+        b_per: usize,
     }
 
-    /// Prefetches the line holding `k`-offset `kk` of each row of the later tile.
+    /// Prefetches, at step `kk` (a multiple of sixteen), the line holding `k`-offset `kk` of
+    /// each row of the later tile, and the next lines of this tile's share of the next panel.
     #[inline(always)]
     fn prefetch_rows(t: &Tile, lda: usize, kk: usize) {
         for r in 0..t.next_rows {
@@ -391,7 +397,16 @@ mod x86 {
             // SAFETY: a prefetch never faults, whatever the address.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
         }
+        let first = kk / 16 * t.b_per;
+        for line in first..(first + t.b_per).min(t.b_lines) {
+            let p = t.b_next.wrapping_add(line * LINE) as *const i8;
+            // SAFETY: as above.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p) };
+        }
     }
+
+    /// Floats in a cache line.
+    const LINE: usize = 16;
 
     /// How far ahead the first panel's tiles fetch `A`, in tiles (the next but one: one tile's
     /// time is too short to hide a read from memory).
@@ -425,10 +440,31 @@ mod x86 {
             let mut mb = 0;
             while mb < m {
                 let mc = MC.min(m - mb);
+                let tiles = mc.div_ceil(mr);
                 for (pass, p) in panels.clone().enumerate() {
                     let cols = nr.min(b.n - p * nr);
                     // SAFETY: panel p's rows kb.. lie inside the packed data.
                     let bp = unsafe { b.data.as_ptr().add((p * k + kb) * nr) };
+                    // The panel after this one, at this depth (or the first at the next
+                    // depth), comes from memory while this one is used: each tile of the
+                    // panel fetches its share, so that the reads spread over the panel's time
+                    // rather than stalling its first tile (weights, read once per image at
+                    // batch 1, rarely sit in a cache).
+                    let next_panel = if p + 1 < panels.end {
+                        Some((p + 1, kb, kc))
+                    } else if mb + mc >= m && kb + kc < k {
+                        Some((panels.start, kb + kc, depth.min(k - kb - kc)))
+                    } else {
+                        None
+                    };
+                    let (b_next, b_total) = match next_panel {
+                        Some((q, qb, qc)) => (
+                            b.data.as_ptr().wrapping_add((q * k + qb) * nr),
+                            (qc * nr).div_ceil(LINE),
+                        ),
+                        None => (std::ptr::null(), 0),
+                    };
+                    let steps = kc.div_ceil(16).max(1);
                     let bias = match (last, epilogue.bias) {
                         // SAFETY: the bias has b.n values, and p * nr < b.n.
                         (true, Some(bias)) => unsafe { bias.as_ptr().add(p * nr) },
@@ -437,6 +473,8 @@ mod x86 {
                     let mut i = mb;
                     while i < mb + mc {
                         let r = mr.min(mb + mc - i);
+                        let t = (i - mb) / mr;
+                        let (from, to) = (t * b_total / tiles, (t + 1) * b_total / tiles);
                         // SAFETY: rows i..i + r of A and C, per the caller's extents.
                         let (ap, cp) = unsafe { (a.add(i * lda + kb), c.add(i * ldc + p * nr)) };
                         // The first panel of a block is the first to read its rows of A, often
@@ -461,6 +499,9 @@ mod x86 {
                             bias,
                             next: ap.wrapping_add((ahead - i) * lda),
                             next_rows: next,
+                            b_next: b_next.wrapping_add(from * LINE),
+                            b_lines: to - from,
+                            b_per: (to - from).div_ceil(steps),
                         });
                         i += r;
                     }
