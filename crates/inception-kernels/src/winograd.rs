@@ -12,7 +12,9 @@
 use rayon::prelude::*;
 
 use crate::View;
+use crate::conv::SendPtr;
 use crate::sgemm::{Epilogue, PackedB, sgemm};
+use crate::simd::{Vectorizable, vectorize};
 
 /// Values (inputs plus outputs, transformed) one chunk of tiles keeps: 1 MiB of f32, within
 /// the L2 cache between the three stages.
@@ -99,7 +101,7 @@ impl Winograd {
         }
         let chunk = crate::conv::balanced_chunk(tiles, budget, threads);
         let chunks = tiles.div_ceil(chunk);
-        let out_ptr = crate::conv::SendPtr(out.as_mut_ptr());
+        let out_ptr = SendPtr(out.as_mut_ptr());
         (0..chunks).into_par_iter().for_each_init(
             || (Vec::new(), Vec::new()),
             |(v, m), c| {
@@ -107,10 +109,10 @@ impl Winograd {
                 let n = chunk.min(tiles - start);
                 v.resize(36 * n * self.cin, 0.0);
                 m.resize(36 * n * self.cout, 0.0);
-                self.transform_input(input, iv, ov, start, n, v);
+                self.input_transform(input, iv, ov, start, n, v);
                 self.multiply(v, m, n);
                 // SAFETY: tiles of different chunks cover disjoint output pixels.
-                unsafe { self.transform_output(m, out_ptr, ov, start, n, bias, relu) };
+                unsafe { self.output_transform(m, out_ptr, ov, start, n, bias, relu) };
             },
         );
     }
@@ -134,21 +136,70 @@ impl Winograd {
         let (cin, cout) = (self.cin, self.cout);
         let mut v = Vec::new();
         let mut m = Vec::new();
-        let out_ptr = crate::conv::SendPtr(out.as_mut_ptr());
+        let out_ptr = SendPtr(out.as_mut_ptr());
         for start in (0..tiles).step_by(chunk) {
             let n = chunk.min(tiles - start);
             v.resize(36 * n * cin, 0.0);
             m.resize(36 * n * cout, 0.0);
-            self.transform_input(input, iv, ov, start, n, &mut v);
+            self.input_transform(input, iv, ov, start, n, &mut v);
             m.par_chunks_mut(n * cout)
                 .enumerate()
                 .for_each(|(xi, mx)| self.multiply_one(xi, &v[xi * n * cin..][..n * cin], mx, n));
             // SAFETY: this thread alone writes the output here.
-            unsafe { self.transform_output(&m, out_ptr, ov, start, n, bias, relu) };
+            unsafe { self.output_transform(&m, out_ptr, ov, start, n, bias, relu) };
         }
     }
 
+    /// [`Winograd::transform_input`], compiled for the vector unit at hand.
+    fn input_transform(
+        &self,
+        input: &[f32],
+        iv: &View,
+        ov: &View,
+        start: usize,
+        n: usize,
+        v: &mut [f32],
+    ) {
+        vectorize(InputTransform {
+            w: self,
+            input,
+            iv,
+            ov,
+            start,
+            n,
+            v,
+        });
+    }
+
+    /// [`Winograd::transform_output`], compiled for the vector unit at hand.
+    ///
+    /// # Safety
+    /// As for [`Winograd::transform_output`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn output_transform(
+        &self,
+        m: &[f32],
+        out: SendPtr,
+        ov: &View,
+        start: usize,
+        n: usize,
+        bias: &[f32],
+        relu: bool,
+    ) {
+        vectorize(OutputTransform {
+            w: self,
+            m,
+            out,
+            ov,
+            start,
+            n,
+            bias,
+            relu,
+        });
+    }
+
     /// `v[ξ][tile][ci] = (Bᵀ d B)[ξ]` for tiles `[start, start + n)`.
+    #[inline(always)]
     fn transform_input(
         &self,
         input: &[f32],
@@ -246,10 +297,11 @@ impl Winograd {
     /// # Safety
     /// `out` holds `ov` for the batch; no other thread writes these tiles.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     unsafe fn transform_output(
         &self,
         m: &[f32],
-        out: crate::conv::SendPtr,
+        out: SendPtr,
         ov: &View,
         start: usize,
         n: usize,
@@ -299,6 +351,68 @@ impl Winograd {
                 at(src, outs, Some(bias), relu);
             }
         }
+    }
+}
+
+/// The input transform of a chunk of tiles, as a [`Vectorizable`]: plain loops over channels,
+/// which the compiler vectorises for AVX-512 or AVX2 only inside a function built for them
+/// (left as methods, they stayed baseline SSE2 code).
+struct InputTransform<'a> {
+    w: &'a Winograd,
+    input: &'a [f32],
+    iv: &'a View,
+    ov: &'a View,
+    start: usize,
+    n: usize,
+    v: &'a mut [f32],
+}
+
+impl Vectorizable for InputTransform<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Self {
+            w,
+            input,
+            iv,
+            ov,
+            start,
+            n,
+            v,
+        } = self;
+        w.transform_input(input, iv, ov, start, n, v);
+    }
+}
+
+/// The output transform of a chunk of tiles, as a [`Vectorizable`] (see [`InputTransform`]).
+/// Built only where [`Winograd::transform_output`]'s safety conditions hold.
+struct OutputTransform<'a> {
+    w: &'a Winograd,
+    m: &'a [f32],
+    out: SendPtr,
+    ov: &'a View,
+    start: usize,
+    n: usize,
+    bias: &'a [f32],
+    relu: bool,
+}
+
+impl Vectorizable for OutputTransform<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Self {
+            w,
+            m,
+            out,
+            ov,
+            start,
+            n,
+            bias,
+            relu,
+        } = self;
+        // SAFETY: `output_transform`'s caller guarantees `transform_output`'s conditions.
+        unsafe { w.transform_output(m, out, ov, start, n, bias, relu) };
     }
 }
 
