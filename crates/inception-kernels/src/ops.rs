@@ -436,6 +436,131 @@ pub fn softmax(input: &[f32], iv: &View, out: &mut [f32], ov: &View, batch: usiz
 mod tests {
     use super::*;
 
+    /// PyTorch's pooling, one window at a time: the window clipped to the input for its values,
+    /// to the padded input for the divisor that counts padding.
+    fn naive_pool(p: &Pool, input: &[f32], iv: &View, ov: &View, batch: usize) -> Vec<f64> {
+        let mut out = vec![0f64; batch * ov.pixels() * ov.c];
+        for b in 0..batch {
+            for oy in 0..ov.h {
+                for ox in 0..ov.w {
+                    for ch in 0..ov.c {
+                        let (mut acc, mut n, mut padded) = (None::<f64>, 0, 0);
+                        for ky in 0..p.kernel[0] {
+                            for kx in 0..p.kernel[1] {
+                                let y = (oy * p.stride[0] + ky) as isize - p.padding[0][0] as isize;
+                                let x = (ox * p.stride[1] + kx) as isize - p.padding[1][0] as isize;
+                                let (h, w) = (iv.h as isize, iv.w as isize);
+                                if y < h + p.padding[0][1] as isize
+                                    && x < w + p.padding[1][1] as isize
+                                {
+                                    padded += 1;
+                                }
+                                if y < 0 || x < 0 || y >= h || x >= w {
+                                    continue;
+                                }
+                                let v = x_at(input, iv, b, y as usize, x as usize, ch) as f64;
+                                n += 1;
+                                acc = Some(match acc {
+                                    None => v,
+                                    Some(a) if p.max => a.max(v),
+                                    Some(a) => a + v,
+                                });
+                            }
+                        }
+                        let v = match acc {
+                            None if p.max => f64::NEG_INFINITY,
+                            None => 0.0,
+                            Some(a) if p.max => a,
+                            Some(a) => a / if p.count_include_pad { padded } else { n } as f64,
+                        };
+                        out[((b * ov.h + oy) * ov.w + ox) * ov.c + ch] = v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn x_at(x: &[f32], iv: &View, b: usize, y: usize, xx: usize, ch: usize) -> f32 {
+        x[((b * iv.h + y) * iv.w + xx) * iv.stride + iv.offset + ch]
+    }
+
+    /// Max and average pooling, every window against [`naive_pool`]: windows of 1 to 3,
+    /// strides 1 and 2, symmetric and ceil-mode (one-sided) padding, both divisors, read from
+    /// and written into slices of wider buffers; nothing outside the output's slice is written.
+    #[test]
+    fn pooling_matches_every_window() {
+        let (batch, c) = (2, 19);
+        for (h, w) in [(7, 8), (8, 7), (1, 5)] {
+            for kernel in [1, 2, 3] {
+                for stride in [1, 2] {
+                    for padding in [[0, 0], [1, 1], [0, 1]] {
+                        for (max, count_include_pad) in
+                            [(true, false), (false, false), (false, true)]
+                        {
+                            if padding[0] >= kernel {
+                                continue;
+                            }
+                            let p = Pool {
+                                max,
+                                kernel: [kernel, kernel],
+                                stride: [stride, stride],
+                                padding: [padding, padding],
+                                count_include_pad,
+                            };
+                            let out_len =
+                                |n: usize| (n + padding[0] + padding[1] - kernel) / stride + 1;
+                            if h + padding[0] + padding[1] < kernel
+                                || w + padding[0] + padding[1] < kernel
+                            {
+                                continue;
+                            }
+                            let iv = View {
+                                slot: 0,
+                                offset: 3,
+                                stride: c + 5,
+                                c,
+                                h,
+                                w,
+                            };
+                            let ov = View {
+                                slot: 1,
+                                offset: 1,
+                                stride: c + 2,
+                                c,
+                                h: out_len(h),
+                                w: out_len(w),
+                            };
+                            let x: Vec<f32> = (0..batch * h * w * iv.stride)
+                                .map(|i| ((i * 7919) % 101) as f32 * 0.37 - 17.0)
+                                .collect();
+                            let mut out = vec![f32::NAN; ov.buffer_len(batch)];
+                            p.run(&x, &iv, &mut out, &ov, batch);
+                            let want = naive_pool(&p, &x, &iv, &ov, batch);
+                            for (i, px) in out.chunks(ov.stride).enumerate() {
+                                for (s, &got) in px.iter().enumerate() {
+                                    let case = format!("{p:?} {h}x{w} pixel {i} slot {s}");
+                                    match s.checked_sub(ov.offset).filter(|&ch| ch < c) {
+                                        Some(ch) => {
+                                            let want = want[i * c + ch];
+                                            assert!(
+                                                (got as f64 - want).abs()
+                                                    <= 1e-5 * want.abs().max(1.0)
+                                                    || got as f64 == want,
+                                                "{case}: {got} vs {want}"
+                                            );
+                                        }
+                                        None => assert!(got.is_nan(), "{case}: written outside"),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Every input value lands at its pixel's channel, whatever the channel count, inside a
     /// wider buffer (a slice of a concatenation), and nothing else is written.
     #[test]
