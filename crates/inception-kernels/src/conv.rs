@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::View;
 use crate::sgemm::{Epilogue, PackedB, sgemm};
-use crate::simd::{Vectorizable, copy_run, vectorize};
+use crate::simd::{copy_run, vectorized};
 use crate::winograd::Winograd;
 
 /// The most im2col values one thread gathers at a time (1 MiB of f32): bounds the workspace and
@@ -262,15 +262,10 @@ impl ConvKernel {
         } else {
             let k = self.geometry.kernel[0] * self.geometry.kernel[1] * self.geometry.cin;
             col.resize(n * k, 0.0);
-            vectorize(Im2col {
-                kernel: self,
-                input,
-                iv,
-                ov,
-                start,
-                n,
-                col,
-            });
+            vectorized(
+                #[inline(always)]
+                || self.im2col(input, iv, ov, start, n, col),
+            );
             (col.as_ptr(), k)
         }
     }
@@ -372,35 +367,6 @@ impl ConvKernel {
                 }
             }
         }
-    }
-}
-
-/// [`ConvKernel::im2col`] as a [`Vectorizable`], so that its short copies move whole AVX-512
-/// or AVX2 registers (as a method it stayed baseline SSE2 code: 16-byte moves).
-struct Im2col<'a> {
-    kernel: &'a ConvKernel,
-    input: &'a [f32],
-    iv: &'a View,
-    ov: &'a View,
-    start: usize,
-    n: usize,
-    col: &'a mut [f32],
-}
-
-impl Vectorizable for Im2col<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        let Self {
-            kernel,
-            input,
-            iv,
-            ov,
-            start,
-            n,
-            col,
-        } = self;
-        kernel.im2col(input, iv, ov, start, n, col);
     }
 }
 

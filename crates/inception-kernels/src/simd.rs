@@ -9,7 +9,9 @@
 use crate::Isa;
 
 /// Runs `f`, compiled for the instruction set [`crate::isa`] chose. Whatever `f` calls must be
-/// `#[inline(always)]` to be compiled that way too.
+/// `#[inline(always)]` to be compiled that way too, and so should `f` itself
+/// (`vectorized(#[inline(always)] || ...)`): a closure left to the compiler may stay a function
+/// of its own, compiled for baseline SSE2.
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     match crate::isa() {

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::View;
 use crate::conv::SendPtr;
 use crate::sgemm::{Epilogue, PackedB, sgemm};
-use crate::simd::{Vectorizable, vectorize};
+use crate::simd::vectorized;
 
 /// Values (inputs plus outputs, transformed) one chunk of tiles keeps: 1 MiB of f32, within
 /// the L2 cache between the three stages.
@@ -109,10 +109,18 @@ impl Winograd {
                 let n = chunk.min(tiles - start);
                 v.resize(36 * n * self.cin, 0.0);
                 m.resize(36 * n * self.cout, 0.0);
-                self.input_transform(input, iv, ov, start, n, v);
+                // The transforms' channel loops, compiled for the vector unit at hand (left
+                // to themselves they stay baseline SSE2 code).
+                vectorized(
+                    #[inline(always)]
+                    || self.transform_input(input, iv, ov, start, n, v),
+                );
                 self.multiply(v, m, n);
                 // SAFETY: tiles of different chunks cover disjoint output pixels.
-                unsafe { self.output_transform(m, out_ptr, ov, start, n, bias, relu) };
+                vectorized(
+                    #[inline(always)]
+                    || unsafe { self.transform_output(m, out_ptr, ov, start, n, bias, relu) },
+                );
             },
         );
     }
@@ -141,61 +149,19 @@ impl Winograd {
             let n = chunk.min(tiles - start);
             v.resize(36 * n * cin, 0.0);
             m.resize(36 * n * cout, 0.0);
-            self.input_transform(input, iv, ov, start, n, &mut v);
+            vectorized(
+                #[inline(always)]
+                || self.transform_input(input, iv, ov, start, n, &mut v),
+            );
             m.par_chunks_mut(n * cout)
                 .enumerate()
                 .for_each(|(xi, mx)| self.multiply_one(xi, &v[xi * n * cin..][..n * cin], mx, n));
             // SAFETY: this thread alone writes the output here.
-            unsafe { self.output_transform(&m, out_ptr, ov, start, n, bias, relu) };
+            vectorized(
+                #[inline(always)]
+                || unsafe { self.transform_output(&m, out_ptr, ov, start, n, bias, relu) },
+            );
         }
-    }
-
-    /// [`Winograd::transform_input`], compiled for the vector unit at hand.
-    fn input_transform(
-        &self,
-        input: &[f32],
-        iv: &View,
-        ov: &View,
-        start: usize,
-        n: usize,
-        v: &mut [f32],
-    ) {
-        vectorize(InputTransform {
-            w: self,
-            input,
-            iv,
-            ov,
-            start,
-            n,
-            v,
-        });
-    }
-
-    /// [`Winograd::transform_output`], compiled for the vector unit at hand.
-    ///
-    /// # Safety
-    /// As for [`Winograd::transform_output`].
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn output_transform(
-        &self,
-        m: &[f32],
-        out: SendPtr,
-        ov: &View,
-        start: usize,
-        n: usize,
-        bias: &[f32],
-        relu: bool,
-    ) {
-        vectorize(OutputTransform {
-            w: self,
-            m,
-            out,
-            ov,
-            start,
-            n,
-            bias,
-            relu,
-        });
     }
 
     /// `v[ξ][tile][ci] = (Bᵀ d B)[ξ]` for tiles `[start, start + n)`.
@@ -351,68 +317,6 @@ impl Winograd {
                 at(src, outs, Some(bias), relu);
             }
         }
-    }
-}
-
-/// The input transform of a chunk of tiles, as a [`Vectorizable`]: plain loops over channels,
-/// which the compiler vectorises for AVX-512 or AVX2 only inside a function built for them
-/// (left as methods, they stayed baseline SSE2 code).
-struct InputTransform<'a> {
-    w: &'a Winograd,
-    input: &'a [f32],
-    iv: &'a View,
-    ov: &'a View,
-    start: usize,
-    n: usize,
-    v: &'a mut [f32],
-}
-
-impl Vectorizable for InputTransform<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        let Self {
-            w,
-            input,
-            iv,
-            ov,
-            start,
-            n,
-            v,
-        } = self;
-        w.transform_input(input, iv, ov, start, n, v);
-    }
-}
-
-/// The output transform of a chunk of tiles, as a [`Vectorizable`] (see [`InputTransform`]).
-/// Built only where [`Winograd::transform_output`]'s safety conditions hold.
-struct OutputTransform<'a> {
-    w: &'a Winograd,
-    m: &'a [f32],
-    out: SendPtr,
-    ov: &'a View,
-    start: usize,
-    n: usize,
-    bias: &'a [f32],
-    relu: bool,
-}
-
-impl Vectorizable for OutputTransform<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        let Self {
-            w,
-            m,
-            out,
-            ov,
-            start,
-            n,
-            bias,
-            relu,
-        } = self;
-        // SAFETY: `output_transform`'s caller guarantees `transform_output`'s conditions.
-        unsafe { w.transform_output(m, out, ov, start, n, bias, relu) };
     }
 }
 
