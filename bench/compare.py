@@ -2,7 +2,8 @@
 
 Same models (torchvision's GoogLeNet and Inception v3, random weights), same inputs, same thread
 count, same timing rule (a pause, a warm-up, then repeated runs lasting at least --min-time; the
-median and the fastest run are kept, in rounds that take the three in turn). Before timing, the three are checked to give the same outputs on the same input.
+median and the fastest run are kept, in rounds that take the three in turn). Before timing, the
+three are checked to give the same outputs on the same input.
 """
 
 import argparse
@@ -51,7 +52,7 @@ def rates(measured):
     return statistics.median(m for m, _ in measured), max(best for _, best in measured)
 
 
-def fastest_and_median(record):
+def median_and_fastest(record):
     """`inception bench --json`'s (median, fastest) images/s."""
     return record["images_per_sec"], record["batch"] * 1000.0 / record["ms_min"]
 
@@ -177,7 +178,7 @@ def main():
                 t_ort.append(median_time(lambda: sess.run(None, {"input": xn}), 2, args.repeats, args.min_time))
                 t_torch.append(median_time(run_torch, 2, args.repeats, args.min_time))
                 mine = ours(args.inception, args, ["--weights", pth, "--batch", str(b)])
-                ips.append(next(fastest_and_median(m) for m in mine if m["mode"] == "infer"))
+                ips.append(next(median_and_fastest(m) for m in mine if m["mode"] == "infer"))
             rows.append((name, "infer", b, rate(b, t_ort), rate(b, t_torch), rates(ips)))
 
         if args.train:
@@ -213,7 +214,7 @@ def main():
                     t_torch.append(median_time(step, 1, 3, args.min_time))
                     mine = ours(args.inception, args, [name.replace("_", "-"), "--train",
                                                        "--optimizer", optimizer, "--batch", str(b)])
-                    ips.append(next(fastest_and_median(m) for m in mine if m["mode"] == "train"))
+                    ips.append(next(median_and_fastest(m) for m in mine if m["mode"] == "train"))
                 rows.append((name, f"train ({optimizer})", b, None, rate(b, t_torch), rates(ips)))
 
     # Images/s are medians (of each round's median run, over the rounds); the last two columns
